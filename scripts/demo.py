@@ -1,0 +1,52 @@
+"""Answers before and after fine-tuning, side by side, for a few held-out questions.
+
+python scripts/demo.py outputs/demo --data data/demo -n 4
+"""
+
+import argparse
+import textwrap
+from pathlib import Path
+
+from medqa.data import read_jsonl
+from medqa.errors import UserError, cli
+from medqa.inference import GenerationSettings, Run, generate_answers, load_model
+
+
+def show(label: str, text: str, width: int = 100) -> None:
+    body = textwrap.fill(text or "(empty)", width=width, initial_indent="    ", subsequent_indent="    ")
+    print(f"  {label}:\n{body}")
+
+
+@cli
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="run folder written by make finetune")
+    parser.add_argument("--data", type=Path, required=True, help="prepared data folder (its test.jsonl is used)")
+    parser.add_argument("-n", type=int, default=4, help="how many test questions")
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    args = parser.parse_args()
+
+    run = Run.open(args.run)
+    rows = read_jsonl(args.data / "test.jsonl")[: args.n]
+    if not rows:
+        raise UserError(args.data / "test.jsonl", "no test questions")
+    questions = [r["question"] for r in rows]
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.n)
+    answers = {}
+    for label, adapter in (("base", None), ("tuned", run.adapter)):
+        model, tokenizer = load_model(run.base_model, adapter)
+        answers[label] = generate_answers(model, tokenizer, run.fmt, questions, settings, progress=False)
+        del model
+    print(
+        f"\n== {run.base_model}: base vs tuned ({run.path}), {len(rows)} held-out questions "
+        "(demo data, not medical advice) =="
+    )
+    for i, row in enumerate(rows):
+        print(f"\n[{i + 1}] Q: {row['question']}")
+        show("reference", row["answer"])
+        show("base", answers["base"][i])
+        show("tuned", answers["tuned"][i])
+
+
+if __name__ == "__main__":
+    main()

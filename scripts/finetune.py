@@ -1,0 +1,95 @@
+"""Fine-tune with Axolotl: check the recipe, then `accelerate launch -m axolotl.cli.train`.
+
+    python scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml [--data DIR] [--output-dir DIR] [--set K=V]
+
+The recipe is validated with Axolotl's schema and refused, in one line, where this machine cannot
+run it (a GPU recipe without CUDA). --data and --output-dir write a resolved copy of the recipe into the output
+folder (`recipe.yml`) and train from it; without them the recipe itself is copied there, so every run
+folder says exactly how it was made (`make eval RUN=...` reads it).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from medqa.errors import UserError, cli
+from medqa.fsutil import atomic_write_text
+from medqa.recipe import cuda_needs, load_recipe, validate
+
+CPU_RECIPE = "recipes/smollm2-135m-medqa-qlora.yml"
+
+
+def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: list[str]) -> dict:
+    cfg = dict(cfg)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError("--set", f"expected KEY=VALUE, got {item!r}")
+        cfg[key] = yaml.safe_load(value)
+    if data is not None:
+        for key, split in (("datasets", "train"), ("test_datasets", "val")):
+            cfg[key] = [{**d, "path": str(data / f"{split}.jsonl")} for d in cfg.get(key) or []]
+    if output_dir is not None:
+        cfg["output_dir"] = str(output_dir)
+        cfg["dataset_prepared_path"] = str(output_dir / "prepared")
+    return cfg
+
+
+def check_data(cfg: dict, where: str) -> None:
+    for d in (cfg.get("datasets") or []) + (cfg.get("test_datasets") or []):
+        path = Path(str(d.get("path", "")))
+        if d.get("ds_type") == "json" and not path.is_file():
+            raise UserError(path, f"no such data file (run `make data INPUT=...` first; used by {where})")
+
+
+@cli
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe", type=Path)
+    parser.add_argument("--data", type=Path, default=None, help="prepared data folder (train.jsonl, val.jsonl)")
+    parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one recipe key (YAML value), e.g. --set num_epochs=3",
+    )
+    parser.add_argument("--accelerate-config", type=Path, default=None)
+    args = parser.parse_args()
+
+    cfg = resolve(load_recipe(args.recipe), args.data, args.output_dir, args.overrides)
+    validate(cfg, str(args.recipe))
+    needs = cuda_needs(cfg)
+    if needs and not os.environ.get("MEDQA_SKIP_CUDA_CHECK"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(
+                args.recipe,
+                f"needs a CUDA GPU ({', '.join(needs)}) and this machine has none; "
+                f"on a CPU run `make demo` or `make finetune RECIPE={CPU_RECIPE}`",
+            )
+    check_data(cfg, str(args.recipe))
+
+    out = Path(cfg["output_dir"])
+    run_recipe = out / "recipe.yml"
+    atomic_write_text(run_recipe, f"# resolved from {args.recipe}\n" + yaml.safe_dump(cfg, sort_keys=False))
+    launch = [sys.executable, "-m", "accelerate.commands.launch"]
+    if args.accelerate_config:
+        launch += ["--config_file", str(args.accelerate_config)]
+    elif shutil.which("nvidia-smi") is None:
+        launch += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch += ["-m", "axolotl.cli.train", str(run_recipe)]
+    print("+ " + " ".join(launch[2:]), flush=True)
+    sys.exit(subprocess.call(launch))
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ column (`<s>[INST] <<SYS>> ... <</SYS>> {question} [/INST] {answer} </s>`) is ac
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -23,7 +24,7 @@ from medqa.fsutil import atomic_dir
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = ("document_id", "focus")  # the first one present groups rows by source document
-NA_VALUES = ["", "nan", "NaN"]
+NA_VALUES = {"", "nan", "NaN"}  # cells read as missing
 SEED_TEXT = re.compile(r"^\s*(?:<s>)?\s*\[INST\]\s*<<SYS>>.*?<</SYS>>(?P<q>.*?)\[/INST\](?P<a>.*?)(?:</s>)?\s*$", re.S)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -67,17 +68,22 @@ def _decode(path: Path, raw: bytes) -> str:
 
 
 def _read_csv(path: Path, text: str, sep: str) -> tuple[list[dict], list[str]]:
-    import pandas as pd
-
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=NA_VALUES)
-    except pd.errors.EmptyDataError:
-        raise UserError(path, "empty file") from None
-    except (pd.errors.ParserError, ValueError) as err:
-        problem = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(path, f"malformed CSV: {problem}") from None
-    frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_dict("records"), [str(c) for c in frame.columns]
+        header = next(reader, None)
+        if not header:
+            raise UserError(path, "empty file")
+        rows = []
+        for record in reader:
+            if not record:
+                continue
+            if len(record) != len(header):
+                raise UserError(path, f"malformed CSV: line {reader.line_num} has {len(record)} fields, "
+                                      f"the header has {len(header)} (check the quoting)")
+            rows.append({k: (None if v in NA_VALUES else v) for k, v in zip(header, record, strict=True)})
+    except csv.Error as err:
+        raise UserError(path, f"malformed CSV: line {reader.line_num}: {err}") from None
+    return rows, [h.strip() for h in header]
 
 
 def _read_jsonl(path: Path, text: str) -> tuple[list[dict], list[str]]:

@@ -1,0 +1,34 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MEDQUAD = REPO.parent / "shared" / "data" / "medquad" / "medquad_qa.csv"
+EMBEDDED_MODEL = REPO / "models" / "SmolLM2-135M-Instruct"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": "disabled",
+       "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+
+
+def run_script(*args, cwd=REPO, timeout=900):
+    """Run a project script as a user would; returns the CompletedProcess (text)."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def medquad():
+    if not MEDQUAD.is_file():
+        pytest.skip(f"MedQuAD not found at {MEDQUAD}")
+    return MEDQUAD
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    if not (EMBEDDED_MODEL / "tokenizer.json").is_file():
+        pytest.fail(f"{EMBEDDED_MODEL} is missing: run `make setup`")
+    return AutoTokenizer.from_pretrained(EMBEDDED_MODEL)

@@ -1,0 +1,191 @@
+"""The data converter: every input kind, bad input, cleaning counts, leakage, determinism, manifest."""
+
+import csv
+import gzip
+import json
+
+import pytest
+from conftest import REPO, run_script
+
+from medqa.data import normalise, prepare
+
+SAMPLE = REPO / "data" / "sample" / "medqa_demo.csv"
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def qa_rows(n, start=0):
+    return [(f"What is condition {i}?", f"Condition {i} is a made-up illness number {i}.") for i in range(start, start + n)]
+
+
+def read_split(out, name):
+    return [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
+
+
+def all_rows(out):
+    return {s: read_split(out, s) for s in ("train", "val", "test")}
+
+
+# ---------------------------------------------------------------- input kinds
+
+
+def test_csv_case_insensitive_columns_and_extra_columns(tmp_path):
+    src = write_csv(tmp_path / "in.csv", ["Id", "Question", "ANSWER", "notes"],
+                    [(i, q, a, "x") for i, (q, a) in enumerate(qa_rows(20))])
+    m = prepare(src, tmp_path / "out", seed=1)
+    assert m["columns"]["question"] == "Question" and m["columns"]["answer"] == "ANSWER"
+    rows = all_rows(tmp_path / "out")
+    assert sum(len(r) for r in rows.values()) == 20
+    assert set(rows["train"][0]) == {"id", "question", "answer", "group"}
+
+
+def test_csv_gz_and_jsonl_give_the_same_rows_as_csv(tmp_path):
+    rows = qa_rows(30)
+    write_csv(tmp_path / "a.csv", ["question", "answer"], rows)
+    (tmp_path / "b.csv.gz").write_bytes(gzip.compress((tmp_path / "a.csv").read_bytes()))
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in rows))
+    outs = []
+    for name in ("a.csv", "b.csv.gz", "c.jsonl"):
+        prepare(tmp_path / name, tmp_path / f"out-{name}", seed=3)
+        outs.append(all_rows(tmp_path / f"out-{name}"))
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_seed_notebook_text_column(tmp_path):
+    text = "<s>[INST] <<SYS>> Answer the Question <</SYS>> {q} [/INST] {a} </s>"
+    rows = [[text.format(q=q, a=a)] for q, a in qa_rows(10)] + [["just some text"]]
+    src = write_csv(tmp_path / "seed.csv", ["text"], rows)
+    m = prepare(src, tmp_path / "out", seed=0, val_fraction=0, test_fraction=0)
+    train = read_split(tmp_path / "out", "train")
+    assert [(r["question"], r["answer"]) for r in train] == qa_rows(10)
+    assert m["dropped"] == {"text not in the seed [INST] format": 1}
+
+
+def test_cleaning_collapses_whitespace_and_counts_drops(tmp_path):
+    rows = [("  What   is\n a cold? ", "A  mild\t\tviral infection.  "),
+            ("What is a cold?", "A mild viral infection."),  # duplicate once cleaned
+            ("", "An answer without a question."),
+            ("A question without an answer?", "   "),
+            ("NaN", "x"),
+            ("What is flu?", "A viral infection of the lungs.")]
+    src = write_csv(tmp_path / "in.csv", ["question", "answer"], rows)
+    m = prepare(src, tmp_path / "out", val_fraction=0, test_fraction=0)
+    train = read_split(tmp_path / "out", "train")
+    assert [(r["question"], r["answer"]) for r in train] == [
+        ("What is a cold?", "A mild viral infection."), ("What is flu?", "A viral infection of the lungs.")]
+    assert m["dropped"] == {"duplicate row": 1, "empty question": 2, "empty answer": 1}
+    assert m["rows"]["read"] == 6 and m["rows"]["kept"] == 2
+
+
+# ---------------------------------------------------------------- bad input
+
+
+BAD_INPUTS = {
+    "empty.csv": (b"", "empty file"),
+    "header.csv": (b"question,answer\n", "no data rows"),
+    "nocols.csv": (b"foo,bar\n1,2\n", "no question/answer columns"),
+    "binary.csv": (bytes(range(256)) * 4, "binary data"),
+    "latin1.csv": ("question,answer\nQu'est-ce que la fièvre?,Une température élevée.\n".encode("latin-1"),
+                   "not UTF-8"),
+    "quoting.csv": (b'question,answer\nWhat is it?,"an unterminated answer\nthat never ends\n', "malformed CSV"),
+    "stray_quote.csv": (b'question,answer\nWhat is it?,"quoted" then more\n', "malformed CSV: line 2"),
+    "fields.csv": (b'question,answer\nWhat is it?,An answer,extra\n', "line 2 has 3 fields"),
+    "bad.jsonl": (b'{"question": "q", "answer": "a"}\n{"question": \n', "line 2: not valid JSON"),
+    "list.jsonl": (b"[1, 2]\n", "line 1: expected a JSON object"),
+    "gzip.csv.gz": (b"\x1f\x8b\x08\x00broken", "broken gzip"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, name):
+    content, problem = BAD_INPUTS[name]
+    src = tmp_path / name
+    src.write_bytes(content)
+    out = tmp_path / "out"
+    result = run_script("scripts/prepare_data.py", src, "--out", out)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {src}: ") and problem in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_missing_file_and_unreachable_hub_id(tmp_path):
+    for source, problem in ((tmp_path / "nope.csv", "no such file"), ("no-such-org/no-such-dataset", "hub")):
+        result = run_script("scripts/prepare_data.py", source, "--out", tmp_path / "out")
+        assert result.returncode == 2 and problem in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_failed_run_keeps_the_previous_output_whole(tmp_path):
+    out = tmp_path / "out"
+    prepare(SAMPLE, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (tmp_path / "empty.csv").write_bytes(b"")
+    assert run_script("scripts/prepare_data.py", tmp_path / "empty.csv", "--out", out).returncode == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def assert_no_leakage(splits):
+    keys = {}
+    for name, rows in splits.items():
+        for r in rows:
+            for key in (("q", normalise(r["question"])), ("a", normalise(r["answer"])), ("g", r["group"])):
+                if key == ("g", ""):
+                    continue
+                assert keys.setdefault(key, name) == name, f"{key} in {keys[key]} and {name}"
+
+
+def test_shared_answers_questions_and_documents_stay_in_one_split(tmp_path):
+    rows = []
+    for i in range(40):
+        rows.append((f"What is disease {i}?", f"Disease {i} is rare.", f"doc{i}"))
+        rows.append((f"What causes disease {i}?", f"Genes cause disease {i}.", f"doc{i}"))       # same document
+        rows.append((f"what is DISEASE {i} ?", f"Another text about {i}.", f"other{i}"))        # same question
+        rows.append((f"How common is disease {i}?", f"disease {i} is RARE", f"third{i}"))       # same answer
+    src = write_csv(tmp_path / "in.csv", ["question", "answer", "document_id"], rows)
+    prepare(src, tmp_path / "out", seed=5, val_fraction=0.2, test_fraction=0.2)
+    splits = all_rows(tmp_path / "out")
+    assert all(len(splits[s]) > 0 for s in splits)
+    assert_no_leakage(splits)
+    assert all(len(v) % 4 == 0 for v in splits.values())  # each disease's 4 rows moved together
+
+
+def test_medquad_split_has_no_leakage_and_reproduces_the_5000_row_size(tmp_path, medquad):
+    m = prepare(medquad, tmp_path / "out", limit=5000, seed=42)
+    splits = all_rows(tmp_path / "out")
+    assert len(splits["train"]) == 5000 == m["rows"]["train"]
+    assert m["columns"]["group"] == "document_id"
+    assert len(splits["test"]) >= 1000 and len(splits["val"]) >= 500
+    assert_no_leakage(splits)
+    assert m["rows"]["kept"] + sum(m["dropped"].values()) == m["rows"]["read"] == 15605
+
+
+def test_same_seed_same_bytes_other_seed_other_split(tmp_path):
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        prepare(SAMPLE, tmp_path / name, seed=seed, val_fraction=0.2, test_fraction=0.2)
+    files = ("train.jsonl", "val.jsonl", "test.jsonl")
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert any((tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes() for f in files)
+
+
+def test_manifest_records_input_options_counts(tmp_path):
+    import hashlib
+
+    m = prepare(SAMPLE, tmp_path / "out", limit=30, seed=9, val_fraction=0.1, test_fraction=0.1)
+    on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert on_disk == m
+    assert m["sha256"] == hashlib.sha256(SAMPLE.read_bytes()).hexdigest()
+    assert m["options"] == {"limit": 30, "seed": 9, "val_fraction": 0.1, "test_fraction": 0.1}
+    counts = {s: len(read_split(tmp_path / "out", s)) for s in ("train", "val", "test")}
+    assert counts == {s: m["rows"][s] for s in counts} and counts["train"] == 30
+    assert sum(counts.values()) + m["rows"]["train_unused_by_limit"] == m["rows"]["kept"] == 60

@@ -1,0 +1,70 @@
+"""A real Axolotl run on CPU: prepare data, 4-bit QLoRA a tiny Llama built here, checkpoints, adapter, answers."""
+
+import json
+import math
+
+import pytest
+from conftest import EMBEDDED_MODEL, REPO, run_script
+
+from medqa.inference import GenerationSettings, Run, generate_answers, load_model
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, tokenizer):
+    """A randomly initialised 2-layer Llama with the embedded model's tokenizer (vocabulary sized to it)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.slow
+def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
+    data, run = tmp_path / "data", tmp_path / "run"
+    result = run_script("scripts/prepare_data.py", REPO / "data" / "sample" / "medqa_demo.csv", "--out", data,
+                        "--val-fraction", "0.1", "--test-fraction", "0.1")
+    assert result.returncode == 0, result.stderr
+
+    result = run_script("scripts/finetune.py", "recipes/smollm2-135m-medqa-qlora.yml", "--data", data,
+                        "--output-dir", run, "--set", f"base_model={tiny_model}", "--set", "max_steps=4",
+                        "--set", "save_steps=2", "--set", "eval_steps=2", "--set", "logging_steps=1",
+                        "--set", "sequence_len=128")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    # checkpoints every save_steps, the final adapter, the resolved recipe, TensorBoard logs
+    for step in (2, 4):
+        assert (run / f"checkpoint-{step}" / "adapter_model.safetensors").is_file()
+    assert (run / "adapter_model.safetensors").is_file() and (run / "adapter_config.json").is_file()
+    assert list(run.rglob("events.out.tfevents.*"))
+    state = json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
+    assert any("eval_loss" in e for e in state["log_history"])
+
+    # the run folder is enough to load the model the way it was trained, and to generate
+    loaded = Run.open(run)
+    assert loaded.base_model == str(tiny_model) and loaded.fmt.name == "model_chat"
+    adapter_cfg = json.loads((run / "adapter_config.json").read_text())
+    assert adapter_cfg["r"] == 64 and adapter_cfg["lora_alpha"] == 16
+    model, tok = load_model(loaded.base_model, loaded.adapter, four_bit=False)
+    questions = ["What is asthma?", "How is flu spread between people in a household?"]
+    answers = generate_answers(model, tok, loaded.fmt, questions, GenerationSettings(max_new_tokens=6),
+                               progress=False)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+
+
+def test_embedded_model_has_the_gguf_eos_and_pad():
+    config = json.loads((EMBEDDED_MODEL / "config.json").read_text())
+    tok_cfg = json.loads((EMBEDDED_MODEL / "tokenizer_config.json").read_text())
+    assert config["eos_token_id"] == config["pad_token_id"] == 2
+    assert tok_cfg["eos_token"] == tok_cfg["pad_token"] == "<|im_end|>"
+    assert config["architectures"] == ["LlamaForCausalLM"] and config["num_hidden_layers"] == 30

@@ -1,0 +1,106 @@
+"""One prompt definition: Axolotl's training examples start with exactly the inference prompt.
+Recipes are accepted by Axolotl's own schema, and the CPU refuses a GPU recipe in one line."""
+
+import pytest
+import yaml
+from conftest import REPO, run_script
+
+from medqa.errors import UserError
+from medqa.prompts import IGNORE_INDEX, get_format
+from medqa.recipe import cuda_needs, load_recipe, prompt_format, validate
+
+RECIPES = sorted((REPO / "recipes").glob("*.yml"))
+QUESTION = "What are the symptoms of iron deficiency anemia?"
+ANSWER = "Tiredness, weakness, pale skin and shortness of breath."
+
+
+def axolotl_example(tokenizer, strategy, row, sequence_len=512):
+    from axolotl.prompt_strategies import load
+    from axolotl.utils.dict import DictDefault
+
+    cfg = DictDefault({"train_on_inputs": False, "sequence_len": sequence_len})
+    loaded = load(strategy, tokenizer, cfg, DictDefault({"type": strategy}))
+    assert loaded is not None, f"Axolotl could not load {strategy}"
+    return loaded.tokenize_prompt(row)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_inference_prompt_equals_training_prompt(recipe, tokenizer):
+    cfg = load_recipe(recipe)
+    fmt = prompt_format(cfg)
+    example = axolotl_example(tokenizer, cfg["datasets"][0]["type"], {"question": QUESTION, "answer": ANSWER})
+    prompt = fmt.encode_prompt(tokenizer, QUESTION)  # what inference feeds the model
+    n = len(prompt)
+    assert example["input_ids"][:n] == prompt
+    assert example["labels"][:n] == [IGNORE_INDEX] * n  # no loss on the prompt
+    assert all(t != IGNORE_INDEX for t in example["labels"][n:])  # loss on the whole answer
+    assert example["input_ids"][-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(example["input_ids"][n:], skip_special_tokens=True).strip() == ANSWER
+
+
+def test_llama2_format_is_the_seed_notebook_text(tokenizer):
+    fmt = get_format("llama2_chat")
+    assert fmt.full_text(tokenizer, "Q?", "A.") == "[INST] <<SYS>> Answer the Question <</SYS>> Q? [/INST] A."
+
+
+def test_model_chat_uses_the_models_template(tokenizer):
+    text = get_format("model_chat").prompt_text(tokenizer, QUESTION)
+    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+    assert f"<|im_start|>user\n{QUESTION}<|im_end|>" in text
+
+
+def test_long_answers_are_truncated_not_dropped(tokenizer):
+    cfg = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    example = axolotl_example(tokenizer, cfg["datasets"][0]["type"],
+                              {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64)
+    assert len(example["input_ids"]) == len(example["labels"]) == 64
+    assert example["input_ids"][:10] == get_format("model_chat").encode_prompt(tokenizer, QUESTION)[:10]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipe_passes_axolotl_schema(recipe):
+    validate(load_recipe(recipe), str(recipe))
+
+
+def test_flagship_recipe_has_the_seed_settings():
+    cfg = load_recipe(REPO / "recipes" / "llama2-7b-medqa-qlora.yml")
+    expected = {"base_model": "abhishek/llama-2-7b-hf-small-shards", "load_in_4bit": True, "adapter": "qlora",
+                "lora_r": 64, "lora_alpha": 16, "lora_dropout": 0.1, "micro_batch_size": 2,
+                "gradient_accumulation_steps": 4, "gradient_checkpointing": True, "learning_rate": 2e-4,
+                "lr_scheduler": "constant", "num_epochs": 1, "optimizer": "paged_adamw_32bit", "max_grad_norm": 0.3,
+                "save_steps": 75, "logging_steps": 75, "use_tensorboard": True}
+    assert {k: cfg.get(k) for k in expected} == expected
+    assert prompt_format(cfg).name == "llama2_chat"
+    assert cuda_needs(cfg)
+
+
+def test_misspelt_key_is_an_error_with_a_suggestion():
+    cfg = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg["lora_alpah"] = 16
+    with pytest.raises(UserError, match="unknown key 'lora_alpah' .*did you mean 'lora_alpha'"):
+        validate(cfg, "r.yml")
+    cfg = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg["learning_rate"] = "fast"
+    with pytest.raises(UserError, match="learning_rate"):
+        validate(cfg, "r.yml")
+
+
+def test_gpu_recipe_is_refused_on_cpu_in_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_script("scripts/finetune.py", "recipes/llama2-7b-medqa-qlora.yml")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "needs a CUDA GPU" in result.stderr and "make demo" in result.stderr
+
+
+def test_bad_recipes_get_one_line(tmp_path):
+    (tmp_path / "broken.yml").write_text("base_model: [unclosed\n")
+    (tmp_path / "typo.yml").write_text(yaml.safe_dump({**load_recipe(RECIPES[-1]), "micro_batch_sise": 2}))
+    for path, problem in ((tmp_path / "nope.yml", "no such recipe"), (tmp_path / "broken.yml", "not valid YAML"),
+                          (tmp_path / "typo.yml", "unknown key 'micro_batch_sise'")):
+        result = run_script("scripts/finetune.py", path)
+        assert result.returncode == 2 and problem in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -21,7 +21,7 @@ def write_csv(path, header, rows):
 
 
 def qa_rows(n, start=0):
-    return [(f"What is condition {i}?", f"Condition {i} is a made-up illness number {i}.") for i in range(start, start + n)]
+    return [(f"What is condition {i}?", f"Condition {i} is made-up illness {i}.") for i in range(start, start + n)]
 
 
 def read_split(out, name):

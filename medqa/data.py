@@ -78,8 +78,11 @@ def _read_csv(path: Path, text: str, sep: str) -> tuple[list[dict], list[str]]:
             if not record:
                 continue
             if len(record) != len(header):
-                raise UserError(path, f"malformed CSV: line {reader.line_num} has {len(record)} fields, "
-                                      f"the header has {len(header)} (check the quoting)")
+                raise UserError(
+                    path,
+                    f"malformed CSV: line {reader.line_num} has {len(record)} fields, "
+                    f"the header has {len(header)} (check the quoting)",
+                )
             rows.append({k: (None if v in NA_VALUES else v) for k, v in zip(header, record, strict=True)})
     except csv.Error as err:
         raise UserError(path, f"malformed CSV: line {reader.line_num}: {err}") from None

@@ -107,3 +107,31 @@ def generate_answers(
                 answers[i] = text.strip()
             bar.update(len(idx))
     return answers
+
+
+def answer_perplexity(
+    model, tokenizer, fmt: PromptFormat, rows: list[dict], max_len: int = 1024, batch_size: int = 16
+) -> float:
+    """exp(mean negative log-likelihood) of the reference answers' tokens, given the run's prompt."""
+    import math
+
+    import torch
+
+    examples = [fmt.encode_example(tokenizer, r["question"], r["reference"], max_len=max_len) for r in rows]
+    total_nll, total_tokens = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(examples), batch_size):
+            batch = examples[start : start + batch_size]
+            width = max(len(e["input_ids"]) for e in batch)
+            pad = tokenizer.pad_token_id
+            ids = torch.tensor([e["input_ids"] + [pad] * (width - len(e["input_ids"])) for e in batch])
+            mask = torch.tensor([[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in batch])
+            labels = torch.tensor([e["labels"] + [-100] * (width - len(e["labels"])) for e in batch])
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+            shift_labels = labels[:, 1:].to(logits.device)
+            nll = torch.nn.functional.cross_entropy(
+                logits[:, :-1].transpose(1, 2), shift_labels, ignore_index=-100, reduction="sum"
+            )
+            total_nll += nll.item()
+            total_tokens += int((shift_labels != -100).sum())
+    return math.exp(total_nll / max(total_tokens, 1))

@@ -84,7 +84,20 @@ class ModelChat(PromptFormat):
         return answer
 
 
-FORMATS: dict[str, PromptFormat] = {f.name: f for f in (Llama2Chat(), ModelChat())}
+class SeedText(Llama2Chat):
+    """The seed notebook's rows as plain text, `<s>` and `</s>` included literally: what Axolotl's
+    `type: completion` trains on when given the seed's `text` column (the baseline recipe)."""
+
+    name = "seed_text"
+
+    def prompt_text(self, tokenizer, question):
+        return f"<s>{super().prompt_text(tokenizer, question)}"
+
+    def full_text(self, tokenizer, question, answer):
+        return f"{super().full_text(tokenizer, question, answer)} </s>"
+
+
+FORMATS: dict[str, PromptFormat] = {f.name: f for f in (Llama2Chat(), ModelChat(), SeedText())}
 
 
 def get_format(name: str) -> PromptFormat:

@@ -10,6 +10,8 @@ from medqa.errors import UserError
 from medqa.prompts import PromptFormat, get_format
 
 STRATEGY_PREFIX = "medqa.strategies."
+# Axolotl's own dataset types, and the prompt a model trained with them is asked with
+AXOLOTL_TYPES = {"completion": "seed_text"}
 
 
 def load_recipe(path: str | Path) -> dict:
@@ -28,6 +30,8 @@ def load_recipe(path: str | Path) -> dict:
 def prompt_format(cfg: dict, where="recipe") -> PromptFormat:
     """The prompt format of the recipe's first dataset (`type: medqa.strategies.<format>`)."""
     kind = str(((cfg.get("datasets") or [{}])[0] or {}).get("type", ""))
+    if kind in AXOLOTL_TYPES:
+        return get_format(AXOLOTL_TYPES[kind])
     if not kind.startswith(STRATEGY_PREFIX):
         raise UserError(where, f"datasets[0].type is {kind!r}; expected {STRATEGY_PREFIX}<format>")
     try:

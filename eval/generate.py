@@ -1,0 +1,102 @@
+"""Generate answers to held-out questions with a run's base model or its fine-tuned adapter.
+
+    python eval/generate.py outputs/demo --model tuned --split test --n 100 --out outputs/demo/eval/test/tuned.jsonl
+
+Uses the run's exact training prompt (from its recipe.yml), greedy decoding with max_new_tokens, and
+batches of similar-length prompts. Writes JSONL rows {"id", "question", "reference", "prediction", "model",
+"settings"} and, beside them, FILE.meta.json with the reference answers' perplexity and the timing.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from medqa.data import read_jsonl
+from medqa.errors import UserError, cli
+from medqa.fsutil import atomic_write_text
+from medqa.inference import GenerationSettings, Run, answer_perplexity, generate_answers, load_model
+
+
+def run_data_dir(run: Run) -> Path:
+    return Path(str(run.recipe["datasets"][0]["path"])).parent
+
+
+@cli
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="run folder written by make finetune")
+    parser.add_argument("--model", choices=("base", "tuned"), default="tuned")
+    parser.add_argument("--data", type=Path, default=None, help="prepared data folder (default: the run's)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--n", type=int, default=None, help="first N questions of the split")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repetition-penalty", type=float, default=1.0)
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=0)
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "4bit", "full"),
+        default="auto",
+        help="auto: 4-bit NF4 on CUDA (as trained), full precision on CPU",
+    )
+    parser.add_argument("--no-perplexity", action="store_true")
+    args = parser.parse_args()
+
+    run = Run.open(args.run)
+    data = args.data or run_data_dir(run)
+    rows = read_jsonl(data / f"{args.split}.jsonl")[: args.n]
+    if not rows:
+        raise UserError(data / f"{args.split}.jsonl", "no rows to evaluate")
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+    )
+    four_bit = {"auto": None, "4bit": True, "full": False}[args.precision]
+    model, tokenizer = load_model(run.base_model, run.adapter if args.model == "tuned" else None, four_bit)
+    label = f"{run.base_model}" + (f"+{run.path}" if args.model == "tuned" else "")
+
+    start = time.time()
+    answers = generate_answers(model, tokenizer, run.fmt, [r["question"] for r in rows], settings)
+    seconds = time.time() - start
+    record = {**dataclasses.asdict(settings), "prompt_format": run.fmt.name, "precision": args.precision}
+    lines = [
+        json.dumps(
+            {
+                "id": r["id"],
+                "question": r["question"],
+                "reference": r["answer"],
+                "prediction": a,
+                "model": label,
+                "settings": record,
+            },
+            ensure_ascii=False,
+        )
+        for r, a in zip(rows, answers, strict=True)
+    ]
+    meta = {
+        "model": label,
+        "which": args.model,
+        "run": str(run.path),
+        "split": args.split,
+        "n": len(rows),
+        "generation_seconds": round(seconds, 1),
+        "settings": record,
+    }
+    if not args.no_perplexity:
+        refs = [{"question": r["question"], "reference": r["answer"]} for r in rows]
+        meta["reference_perplexity"] = answer_perplexity(
+            model, tokenizer, run.fmt, refs, max_len=int(run.recipe.get("sequence_len", 1024))
+        )
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
+    atomic_write_text(args.out.with_suffix(".meta.json"), json.dumps(meta, indent=2) + "\n")
+    ppl = f", reference perplexity {meta['reference_perplexity']:.2f}" if "reference_perplexity" in meta else ""
+    print(f"{args.out}: {len(rows)} answers from the {args.model} model in {seconds:.0f} s{ppl}")
+
+
+if __name__ == "__main__":
+    main()

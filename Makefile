@@ -20,7 +20,9 @@ RECIPE ?= recipes/smollm2-135m-medqa-qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data finetune demo test test-fast lint format clean
+.PHONY: help setup data finetune demo eval test test-fast lint format clean
+SPLIT  ?= test
+EVAL_DIR = $(RUN)/eval/$(SPLIT)
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +54,13 @@ demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers si
 	$(PY) scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml --data data/demo --output-dir outputs/demo \
 	    --set num_epochs=6 --set sequence_len=256 --set learning_rate=1e-3 --set save_steps=5 --set eval_steps=5
 	$(PY) scripts/demo.py outputs/demo --data data/demo -n 4
+
+eval: setup  ## RUN=outputs/... [SPLIT=test] [N=100]: base vs tuned answers, scores with CIs, report.md
+	@test -n "$(RUN)" || { echo "error: RUN is not set: make eval RUN=outputs/<run folder>" >&2; exit 2; }
+	$(PY) eval/generate.py $(RUN) --model base --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/base.jsonl
+	$(PY) eval/generate.py $(RUN) --model tuned --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/tuned.jsonl
+	$(PY) eval/score.py $(EVAL_DIR)/tuned.jsonl --baseline $(EVAL_DIR)/base.jsonl --out $(EVAL_DIR)
+	$(PY) eval/report.py $(EVAL_DIR) --run $(RUN)
 
 test: setup  ## the whole test suite on CPU (a real Axolotl run on a tiny model included)
 	$(PY) -m pytest -q

@@ -8,14 +8,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MEDQUAD = REPO.parent / "shared" / "data" / "medquad" / "medquad_qa.csv"
 EMBEDDED_MODEL = REPO / "models" / "SmolLM2-135M-Instruct"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": "disabled",
-       "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "AXOLOTL_DO_NOT_TRACK": "1",
+    "WANDB_MODE": "disabled",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONWARNINGS": "ignore",
+}
 
 
 def run_script(*args, cwd=REPO, timeout=900):
     """Run a project script as a user would; returns the CompletedProcess (text)."""
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *map(str, args)], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")

@@ -36,8 +36,11 @@ def all_rows(out):
 
 
 def test_csv_case_insensitive_columns_and_extra_columns(tmp_path):
-    src = write_csv(tmp_path / "in.csv", ["Id", "Question", "ANSWER", "notes"],
-                    [(i, q, a, "x") for i, (q, a) in enumerate(qa_rows(20))])
+    src = write_csv(
+        tmp_path / "in.csv",
+        ["Id", "Question", "ANSWER", "notes"],
+        [(i, q, a, "x") for i, (q, a) in enumerate(qa_rows(20))],
+    )
     m = prepare(src, tmp_path / "out", seed=1)
     assert m["columns"]["question"] == "Question" and m["columns"]["answer"] == "ANSWER"
     rows = all_rows(tmp_path / "out")
@@ -68,17 +71,21 @@ def test_seed_notebook_text_column(tmp_path):
 
 
 def test_cleaning_collapses_whitespace_and_counts_drops(tmp_path):
-    rows = [("  What   is\n a cold? ", "A  mild\t\tviral infection.  "),
-            ("What is a cold?", "A mild viral infection."),  # duplicate once cleaned
-            ("", "An answer without a question."),
-            ("A question without an answer?", "   "),
-            ("NaN", "x"),
-            ("What is flu?", "A viral infection of the lungs.")]
+    rows = [
+        ("  What   is\n a cold? ", "A  mild\t\tviral infection.  "),
+        ("What is a cold?", "A mild viral infection."),  # duplicate once cleaned
+        ("", "An answer without a question."),
+        ("A question without an answer?", "   "),
+        ("NaN", "x"),
+        ("What is flu?", "A viral infection of the lungs."),
+    ]
     src = write_csv(tmp_path / "in.csv", ["question", "answer"], rows)
     m = prepare(src, tmp_path / "out", val_fraction=0, test_fraction=0)
     train = read_split(tmp_path / "out", "train")
     assert [(r["question"], r["answer"]) for r in train] == [
-        ("What is a cold?", "A mild viral infection."), ("What is flu?", "A viral infection of the lungs.")]
+        ("What is a cold?", "A mild viral infection."),
+        ("What is flu?", "A viral infection of the lungs."),
+    ]
     assert m["dropped"] == {"duplicate row": 1, "empty question": 2, "empty answer": 1}
     assert m["rows"]["read"] == 6 and m["rows"]["kept"] == 2
 
@@ -91,11 +98,13 @@ BAD_INPUTS = {
     "header.csv": (b"question,answer\n", "no data rows"),
     "nocols.csv": (b"foo,bar\n1,2\n", "no question/answer columns"),
     "binary.csv": (bytes(range(256)) * 4, "binary data"),
-    "latin1.csv": ("question,answer\nQu'est-ce que la fièvre?,Une température élevée.\n".encode("latin-1"),
-                   "not UTF-8"),
+    "latin1.csv": (
+        "question,answer\nQu'est-ce que la fièvre?,Une température élevée.\n".encode("latin-1"),
+        "not UTF-8",
+    ),
     "quoting.csv": (b'question,answer\nWhat is it?,"an unterminated answer\nthat never ends\n', "malformed CSV"),
     "stray_quote.csv": (b'question,answer\nWhat is it?,"quoted" then more\n', "malformed CSV: line 2"),
-    "fields.csv": (b'question,answer\nWhat is it?,An answer,extra\n', "line 2 has 3 fields"),
+    "fields.csv": (b"question,answer\nWhat is it?,An answer,extra\n", "line 2 has 3 fields"),
     "bad.jsonl": (b'{"question": "q", "answer": "a"}\n{"question": \n', "line 2: not valid JSON"),
     "list.jsonl": (b"[1, 2]\n", "line 1: expected a JSON object"),
     "gzip.csv.gz": (b"\x1f\x8b\x08\x00broken", "broken gzip"),
@@ -149,9 +158,9 @@ def test_shared_answers_questions_and_documents_stay_in_one_split(tmp_path):
     rows = []
     for i in range(40):
         rows.append((f"What is disease {i}?", f"Disease {i} is rare.", f"doc{i}"))
-        rows.append((f"What causes disease {i}?", f"Genes cause disease {i}.", f"doc{i}"))       # same document
-        rows.append((f"what is DISEASE {i} ?", f"Another text about {i}.", f"other{i}"))        # same question
-        rows.append((f"How common is disease {i}?", f"disease {i} is RARE", f"third{i}"))       # same answer
+        rows.append((f"What causes disease {i}?", f"Genes cause disease {i}.", f"doc{i}"))  # same document
+        rows.append((f"what is DISEASE {i} ?", f"Another text about {i}.", f"other{i}"))  # same question
+        rows.append((f"How common is disease {i}?", f"disease {i} is RARE", f"third{i}"))  # same answer
     src = write_csv(tmp_path / "in.csv", ["question", "answer", "document_id"], rows)
     prepare(src, tmp_path / "out", seed=5, val_fraction=0.2, test_fraction=0.2)
     splits = all_rows(tmp_path / "out")

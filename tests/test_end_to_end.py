@@ -16,27 +16,68 @@ def tiny_model(tmp_path_factory, tokenizer):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=True,
+    )
     path = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
 
+def test_embedded_model_has_the_gguf_eos_and_pad():
+    config = json.loads((EMBEDDED_MODEL / "config.json").read_text())
+    tok_cfg = json.loads((EMBEDDED_MODEL / "tokenizer_config.json").read_text())
+    assert config["eos_token_id"] == config["pad_token_id"] == 2
+    assert tok_cfg["eos_token"] == tok_cfg["pad_token"] == "<|im_end|>"
+    assert config["architectures"] == ["LlamaForCausalLM"] and config["num_hidden_layers"] == 30
+
+
 @pytest.mark.slow
 def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     data, run = tmp_path / "data", tmp_path / "run"
-    result = run_script("scripts/prepare_data.py", REPO / "data" / "sample" / "medqa_demo.csv", "--out", data,
-                        "--val-fraction", "0.1", "--test-fraction", "0.1")
+    result = run_script(
+        "scripts/prepare_data.py",
+        REPO / "data" / "sample" / "medqa_demo.csv",
+        "--out",
+        data,
+        "--val-fraction",
+        "0.1",
+        "--test-fraction",
+        "0.1",
+    )
     assert result.returncode == 0, result.stderr
 
-    result = run_script("scripts/finetune.py", "recipes/smollm2-135m-medqa-qlora.yml", "--data", data,
-                        "--output-dir", run, "--set", f"base_model={tiny_model}", "--set", "max_steps=4",
-                        "--set", "save_steps=2", "--set", "eval_steps=2", "--set", "logging_steps=1",
-                        "--set", "sequence_len=128")
+    result = run_script(
+        "scripts/finetune.py",
+        "recipes/smollm2-135m-medqa-qlora.yml",
+        "--data",
+        data,
+        "--output-dir",
+        run,
+        "--set",
+        f"base_model={tiny_model}",
+        "--set",
+        "max_steps=4",
+        "--set",
+        "save_steps=2",
+        "--set",
+        "eval_steps=2",
+        "--set",
+        "logging_steps=1",
+        "--set",
+        "sequence_len=128",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     # checkpoints every save_steps, the final adapter, the resolved recipe, TensorBoard logs
@@ -57,14 +98,33 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     assert adapter_cfg["r"] == 64 and adapter_cfg["lora_alpha"] == 16
     model, tok = load_model(loaded.base_model, loaded.adapter, four_bit=False)
     questions = ["What is asthma?", "How is flu spread between people in a household?"]
-    answers = generate_answers(model, tok, loaded.fmt, questions, GenerationSettings(max_new_tokens=6),
-                               progress=False)
+    answers = generate_answers(model, tok, loaded.fmt, questions, GenerationSettings(max_new_tokens=6), progress=False)
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
 
-
-def test_embedded_model_has_the_gguf_eos_and_pad():
-    config = json.loads((EMBEDDED_MODEL / "config.json").read_text())
-    tok_cfg = json.loads((EMBEDDED_MODEL / "tokenizer_config.json").read_text())
-    assert config["eos_token_id"] == config["pad_token_id"] == 2
-    assert tok_cfg["eos_token"] == tok_cfg["pad_token"] == "<|im_end|>"
-    assert config["architectures"] == ["LlamaForCausalLM"] and config["num_hidden_layers"] == 30
+    # make eval's steps on the same run: generate with both models, score the paired difference, report
+    ev = tmp_path / "eval"
+    for which in ("base", "tuned"):
+        result = run_script(
+            "eval/generate.py",
+            run,
+            "--model",
+            which,
+            "--n",
+            "3",
+            "--max-new-tokens",
+            "5",
+            "--out",
+            ev / f"{which}.jsonl",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in (ev / "tuned.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and set(rows[0]) == {"id", "question", "reference", "prediction", "model", "settings"}
+    assert rows[0]["settings"]["prompt_format"] == "model_chat" and rows[0]["settings"]["do_sample"] is False
+    assert math.isfinite(json.loads((ev / "tuned.meta.json").read_text())["reference_perplexity"])
+    result = run_script("eval/score.py", ev / "tuned.jsonl", "--baseline", ev / "base.jsonl", "--out", ev)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert metrics["n"] == 3 and set(metrics["delta"]) == set(metrics["metrics"])
+    result = run_script("eval/report.py", ev, "--run", run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {"report.md", "metrics.png", "loss.png", "lengths.png"} <= {p.name for p in (ev / "report").iterdir()}

@@ -51,8 +51,9 @@ def test_model_chat_uses_the_models_template(tokenizer):
 
 def test_long_answers_are_truncated_not_dropped(tokenizer):
     cfg = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
-    example = axolotl_example(tokenizer, cfg["datasets"][0]["type"],
-                              {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64)
+    example = axolotl_example(
+        tokenizer, cfg["datasets"][0]["type"], {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64
+    )
     assert len(example["input_ids"]) == len(example["labels"]) == 64
     assert example["input_ids"][:10] == get_format("model_chat").encode_prompt(tokenizer, QUESTION)[:10]
 
@@ -64,11 +65,25 @@ def test_recipe_passes_axolotl_schema(recipe):
 
 def test_flagship_recipe_has_the_seed_settings():
     cfg = load_recipe(REPO / "recipes" / "llama2-7b-medqa-qlora.yml")
-    expected = {"base_model": "abhishek/llama-2-7b-hf-small-shards", "load_in_4bit": True, "adapter": "qlora",
-                "lora_r": 64, "lora_alpha": 16, "lora_dropout": 0.1, "micro_batch_size": 2,
-                "gradient_accumulation_steps": 4, "gradient_checkpointing": True, "learning_rate": 2e-4,
-                "lr_scheduler": "constant", "num_epochs": 1, "optimizer": "paged_adamw_32bit", "max_grad_norm": 0.3,
-                "save_steps": 75, "logging_steps": 75, "use_tensorboard": True}
+    expected = {
+        "base_model": "abhishek/llama-2-7b-hf-small-shards",
+        "load_in_4bit": True,
+        "adapter": "qlora",
+        "lora_r": 64,
+        "lora_alpha": 16,
+        "lora_dropout": 0.1,
+        "micro_batch_size": 2,
+        "gradient_accumulation_steps": 4,
+        "gradient_checkpointing": True,
+        "learning_rate": 2e-4,
+        "lr_scheduler": "constant",
+        "num_epochs": 1,
+        "optimizer": "paged_adamw_32bit",
+        "max_grad_norm": 0.3,
+        "save_steps": 75,
+        "logging_steps": 75,
+        "use_tensorboard": True,
+    }
     assert {k: cfg.get(k) for k in expected} == expected
     assert prompt_format(cfg).name == "llama2_chat"
     assert cuda_needs(cfg)
@@ -99,8 +114,11 @@ def test_gpu_recipe_is_refused_on_cpu_in_one_line():
 def test_bad_recipes_get_one_line(tmp_path):
     (tmp_path / "broken.yml").write_text("base_model: [unclosed\n")
     (tmp_path / "typo.yml").write_text(yaml.safe_dump({**load_recipe(RECIPES[-1]), "micro_batch_sise": 2}))
-    for path, problem in ((tmp_path / "nope.yml", "no such recipe"), (tmp_path / "broken.yml", "not valid YAML"),
-                          (tmp_path / "typo.yml", "unknown key 'micro_batch_sise'")):
+    for path, problem in (
+        (tmp_path / "nope.yml", "no such recipe"),
+        (tmp_path / "broken.yml", "not valid YAML"),
+        (tmp_path / "typo.yml", "unknown key 'micro_batch_sise'"),
+    ):
         result = run_script("scripts/finetune.py", path)
         assert result.returncode == 2 and problem in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -1,0 +1,121 @@
+"""Write a run's evaluation report: metrics table (base, tuned, delta with CI), plots, side-by-side answers.
+
+    python eval/report.py outputs/demo/eval/test --run outputs/demo
+
+Reads DIR/metrics.json (eval/score.py), DIR/{base,tuned}.jsonl and .meta.json (eval/generate.py) and the
+run's newest trainer_state.json; writes DIR/report/ (report.md, metrics.png, loss.png, lengths.png) atomically.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from medqa.data import read_jsonl
+from medqa.errors import UserError, cli
+from medqa.fsutil import atomic_dir
+from medqa.scoring import METRICS
+
+
+def newest_trainer_state(run: Path) -> dict | None:
+    checkpoints = sorted(run.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    return json.loads(checkpoints[-1].read_text()) if checkpoints else None
+
+
+def plots(out: Path, metrics: dict, state: dict | None, base: list, tuned: list) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(2.2 * len(METRICS), 3))
+    for ax, m in zip(axes, METRICS, strict=True):
+        for x, (_label, res) in enumerate(
+            (("base", metrics["baseline"]["metrics"][m]), ("tuned", metrics["metrics"][m]))
+        ):
+            lo, hi = res["ci95"]
+            ax.bar(x, res["mean"], yerr=[[res["mean"] - lo], [hi - res["mean"]]], capsize=4, color=f"C{x}")
+        ax.set_xticks([0, 1], ["base", "tuned"])
+        ax.set_title(m, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "metrics.png", dpi=110)
+    made.append("metrics.png")
+    if state:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        train = [(e["step"], e["loss"]) for e in state["log_history"] if "loss" in e]
+        evals = [(e["step"], e["eval_loss"]) for e in state["log_history"] if "eval_loss" in e]
+        for points, label in ((train, "train loss"), (evals, "eval loss")):
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="." if label == "eval loss" else None, label=label)
+        ax.set_xlabel("optimizer step")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "loss.png", dpi=110)
+        made.append("loss.png")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for rows, label in ((base, "base"), (tuned, "tuned"), (tuned, "reference")):
+        key = "reference" if label == "reference" else "prediction"
+        ax.hist([len(r[key].split()) for r in rows], bins=30, alpha=0.5, label=label)
+    ax.set_xlabel("answer length (words)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "lengths.png", dpi=110)
+    made.append("lengths.png")
+    plt.close("all")
+    return made
+
+
+@cli
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dir", type=Path, help="evaluation folder (metrics.json, base.jsonl, tuned.jsonl)")
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--examples", type=int, default=5)
+    args = parser.parse_args()
+    if not (args.dir / "metrics.json").is_file():
+        raise UserError(args.dir, "no metrics.json (run eval/score.py with --baseline first)")
+    metrics = json.loads((args.dir / "metrics.json").read_text())
+    if "baseline" not in metrics:
+        raise UserError(args.dir / "metrics.json", "scored without --baseline: nothing to compare")
+    base, tuned = read_jsonl(args.dir / "base.jsonl"), read_jsonl(args.dir / "tuned.jsonl")
+    meta = {k: json.loads(p.read_text()) for k in ("base", "tuned") if (p := args.dir / f"{k}.meta.json").is_file()}
+    state = newest_trainer_state(args.run)
+
+    lines = [
+        f"# Evaluation: {args.run}",
+        "",
+        f"{metrics['n']} held-out questions; greedy decoding; "
+        "95% bootstrap confidence intervals; delta = tuned minus base, paired by question.",
+        "",
+        "| metric | base | tuned | delta [95% CI] |",
+        "|---|---|---|---|",
+    ]
+    for m in METRICS:
+        b, t, d = metrics["baseline"]["metrics"][m], metrics["metrics"][m], metrics["delta"][m]
+        lines.append(
+            f"| {m} | {b['mean']:.4f} | {t['mean']:.4f} | {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] |"
+        )
+    if all("reference_perplexity" in meta.get(k, {}) for k in ("base", "tuned")):
+        lines.append(
+            f"| perplexity of references | {meta['base']['reference_perplexity']:.2f} | "
+            f"{meta['tuned']['reference_perplexity']:.2f} | |"
+        )
+    with atomic_dir(args.dir / "report") as tmp:
+        made = plots(tmp, metrics, state, base, tuned)
+        lines += ["", *[f"![{p}]({p})" for p in made], "", "## Answers side by side", ""]
+        by_id = {r["id"]: r for r in base}
+        for row in tuned[: args.examples]:
+            lines += [
+                f"**Q:** {row['question']}",
+                "",
+                f"- *reference:* {row['reference']}",
+                f"- *base:* {by_id.get(row['id'], {}).get('prediction', '')}",
+                f"- *tuned:* {row['prediction']}",
+                "",
+            ]
+        (tmp / "report.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.dir / 'report' / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,6 @@ folder says exactly how it was made (`make eval RUN=...` reads it).
 """
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -67,7 +66,7 @@ def main():
     cfg = resolve(load_recipe(args.recipe), args.data, args.output_dir, args.overrides)
     validate(cfg, str(args.recipe))
     needs = cuda_needs(cfg)
-    if needs and not os.environ.get("MEDQA_SKIP_CUDA_CHECK"):
+    if needs:
         import torch
 
         if not torch.cuda.is_available():

@@ -53,9 +53,13 @@ def plots(out: Path, metrics: dict, state: dict | None, base: list, tuned: list)
         fig.savefig(out / "loss.png", dpi=110)
         made.append("loss.png")
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for rows, label in ((base, "base"), (tuned, "tuned"), (tuned, "reference")):
-        key = "reference" if label == "reference" else "prediction"
-        ax.hist([len(r[key].split()) for r in rows], bins=30, alpha=0.5, label=label)
+    lengths = {
+        "base": [r["prediction"] for r in base],
+        "tuned": [r["prediction"] for r in tuned],
+        "reference": [r["reference"] for r in tuned],
+    }
+    for label, texts in lengths.items():
+        ax.hist([len(t.split()) for t in texts], bins=30, alpha=0.5, label=label)
     ax.set_xlabel("answer length (words)")
     ax.legend()
     fig.tight_layout()

@@ -35,7 +35,10 @@ def load_predictions(path: Path) -> list[dict]:
 
 
 def score(pred_path: Path, baseline_path: Path | None = None, seed: int = 0, encoder=None) -> dict:
+    from medqa.scoring import embedder
+
     rows = load_predictions(pred_path)
+    encoder = encoder or embedder()
     per = per_example([r["prediction"] for r in rows], [r["reference"] for r in rows], encoder)
     result = {"n": len(rows), "predictions": str(pred_path), "metrics": {m: summarise(per[m], seed) for m in METRICS}}
     if baseline_path is not None:

@@ -13,6 +13,8 @@ IGNORE_INDEX = -100
 class PromptFormat:
     name: str
     system: str
+    add_special_tokens = True  # let the tokenizer add BOS (False where a chat template writes it)
+    append_eos = True
 
     def prompt_text(self, tokenizer, question: str) -> str:
         raise NotImplementedError
@@ -38,9 +40,6 @@ class PromptFormat:
             full = full[:max_len]
         labels = list(full) if train_on_prompt else [IGNORE_INDEX] * len(prompt) + full[len(prompt) :]
         return {"input_ids": full, "labels": labels[: len(full)], "attention_mask": [1] * len(full)}
-
-    add_special_tokens = True
-    append_eos = True
 
     def answer_suffix(self, answer: str) -> str:
         return " " + answer

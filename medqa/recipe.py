@@ -60,9 +60,8 @@ def validate(cfg: dict, where="recipe") -> None:
     from axolotl.utils.schemas.config import AxolotlInputConfig
     from pydantic import ValidationError
 
-    known = {name for name, f in AxolotlInputConfig.model_fields.items()} | {
-        f.alias for f in AxolotlInputConfig.model_fields.values() if f.alias
-    }
+    fields = AxolotlInputConfig.model_fields
+    known = set(fields) | {f.alias for f in fields.values() if f.alias}
     for key in cfg:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)

@@ -23,8 +23,11 @@ def main():
     fmt = get_format("seed_text")
     for split in ("train", "val"):
         rows = read_jsonl(args.data / f"{split}.jsonl")
-        text = "".join(json.dumps({"id": r["id"], "text": fmt.full_text(None, r["question"], r["answer"])},
-                                  ensure_ascii=False) + "\n" for r in rows)
+        text = "".join(
+            json.dumps({"id": r["id"], "text": fmt.full_text(None, r["question"], r["answer"])}, ensure_ascii=False)
+            + "\n"
+            for r in rows
+        )
         atomic_write_text(args.data / f"{split}_text.jsonl", text)
         print(f"{args.data / f'{split}_text.jsonl'}: {len(rows)} rows")
 

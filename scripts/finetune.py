@@ -3,13 +3,12 @@
     python scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml [--data DIR] [--output-dir DIR] [--set K=V]
 
 The recipe is validated with Axolotl's schema and refused, in one line, where this machine cannot
-run it (a GPU recipe without CUDA). --data and --output-dir write a resolved copy of the recipe into the output
-folder (`recipe.yml`) and train from it; without them the recipe itself is copied there, so every run
-folder says exactly how it was made (`make eval RUN=...` reads it).
+run it (a GPU recipe without CUDA). The recipe, with --data, --output-dir and --set applied, is written
+into the output folder as `recipe.yml` and Axolotl trains from that copy, so every run folder says exactly
+how it was made (`make eval RUN=...` reads it).
 """
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,16 +64,16 @@ def main():
 
     cfg = resolve(load_recipe(args.recipe), args.data, args.output_dir, args.overrides)
     validate(cfg, str(args.recipe))
-    needs = cuda_needs(cfg)
-    if needs:
-        import torch
+    import torch
 
-        if not torch.cuda.is_available():
-            raise UserError(
-                args.recipe,
-                f"needs a CUDA GPU ({', '.join(needs)}) and this machine has none; "
-                f"on a CPU run `make demo` or `make finetune RECIPE={CPU_RECIPE}`",
-            )
+    has_cuda = torch.cuda.is_available()
+    needs = cuda_needs(cfg)
+    if needs and not has_cuda:
+        raise UserError(
+            args.recipe,
+            f"needs a CUDA GPU ({', '.join(needs)}) and this machine has none; "
+            f"on a CPU run `make demo` or `make finetune RECIPE={CPU_RECIPE}`",
+        )
     check_data(cfg, str(args.recipe))
 
     out = Path(cfg["output_dir"])
@@ -83,7 +82,7 @@ def main():
     launch = [sys.executable, "-m", "accelerate.commands.launch"]
     if args.accelerate_config:
         launch += ["--config_file", str(args.accelerate_config)]
-    elif shutil.which("nvidia-smi") is None:
+    elif not has_cuda:
         launch += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     launch += ["-m", "axolotl.cli.train", str(run_recipe)]
     print("+ " + " ".join(launch[2:]), flush=True)

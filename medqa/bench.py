@@ -1,0 +1,107 @@
+"""Training-speed measurement, the same way for every contender.
+
+`Meter` counts the non-padding tokens of every batch the trainer trains on and times optimizer steps
+after a warm-up; `BenchPlugin` attaches it to an Axolotl run (`plugins: [medqa.bench.BenchPlugin]`),
+and `attach` to a plain transformers Trainer. Both write the figures to `<output_dir>/bench.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from axolotl.integrations.base import BasePlugin
+from transformers import TrainerCallback
+
+WARMUP_STEPS = int(os.environ.get("MEDQA_BENCH_WARMUP", "3"))
+
+
+class Meter(TrainerCallback):
+    def __init__(self, out: Path, epoch_tokens: int, warmup: int = WARMUP_STEPS):
+        self.out, self.epoch_tokens, self.warmup = Path(out), epoch_tokens, warmup
+        self.tokens = 0  # non-padding tokens trained on after the warm-up
+        self.all_tokens = 0  # ... in all steps
+        self.step_times: list[float] = []
+        self._t0 = None
+
+    def count(self, inputs) -> None:
+        mask = inputs.get("attention_mask")
+        ids = inputs["input_ids"]
+        n = int((mask != 0).sum()) if mask is not None else ids.numel()
+        self.all_tokens += n
+        if self._t0 is not None:
+            self.tokens += n
+
+    @staticmethod
+    def _sync():
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.warmup:
+            self._sync()
+            self._t0 = time.perf_counter()
+            self._step_start = self._t0
+        elif self._t0 is not None:
+            self._step_start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._t0 is not None:
+            self._sync()
+            self.step_times.append(time.perf_counter() - self._step_start)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        import torch
+
+        self._sync()
+        elapsed = sum(self.step_times)
+        cuda = torch.cuda.is_available()
+        result = {
+            "steps_timed": len(self.step_times),
+            "warmup_steps": self.warmup,
+            "tokens_timed": self.tokens,
+            "tokens_all_steps": self.all_tokens,
+            "seconds_timed": elapsed,
+            "tokens_per_s": self.tokens / elapsed if elapsed else None,
+            "step_s": elapsed / len(self.step_times) if self.step_times else None,
+            "epoch_tokens": self.epoch_tokens,
+            "epoch_s": self.epoch_tokens / (self.tokens / elapsed) if self.tokens and elapsed else None,
+            "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+            "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if cuda else None,
+            "gpu": torch.cuda.get_device_name() if cuda else "cpu",
+            "global_step": state.global_step,
+        }
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def dataset_tokens(dataset) -> int:
+    """Non-padding tokens in one epoch of a tokenised (unpacked) dataset."""
+    if "length" in dataset.column_names:
+        return int(sum(dataset["length"]))
+    return int(sum(len(ids) for ids in dataset["input_ids"]))
+
+
+def attach(trainer, out: Path) -> Meter:
+    """Meter a transformers Trainer: wrap its training_step to count each micro-batch's tokens."""
+    meter = Meter(out, dataset_tokens(trainer.train_dataset))
+    step = trainer.training_step
+
+    def counted_step(model, inputs, *args, **kwargs):
+        meter.count(inputs)
+        return step(model, inputs, *args, **kwargs)
+
+    trainer.training_step = counted_step
+    trainer.add_callback(meter)
+    return meter
+
+
+class BenchPlugin(BasePlugin):
+    """Axolotl plugin: `plugins: [medqa.bench.BenchPlugin]` writes `<output_dir>/bench.json`."""
+
+    def post_trainer_create(self, cfg, trainer):
+        attach(trainer, Path(cfg.output_dir))

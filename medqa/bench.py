@@ -25,6 +25,15 @@ class Meter(TrainerCallback):
         self.all_tokens = 0  # ... in all steps
         self.step_times: list[float] = []
         self._t0 = None
+        self.peak_allocated = self.peak_reserved = 0
+
+    def read_peaks(self) -> None:
+        """Axolotl resets CUDA's peak counters each time it logs memory, so keep our own maximum."""
+        import torch
+
+        if torch.cuda.is_available():
+            self.peak_allocated = max(self.peak_allocated, torch.cuda.max_memory_allocated())
+            self.peak_reserved = max(self.peak_reserved, torch.cuda.max_memory_reserved())
 
     def count(self, inputs) -> None:
         mask = inputs.get("attention_mask")
@@ -53,11 +62,13 @@ class Meter(TrainerCallback):
         if self._t0 is not None:
             self._sync()
             self.step_times.append(time.perf_counter() - self._step_start)
+        self.read_peaks()
 
     def on_train_end(self, args, state, control, **kwargs):
         import torch
 
         self._sync()
+        self.read_peaks()
         elapsed = sum(self.step_times)
         cuda = torch.cuda.is_available()
         result = {
@@ -70,8 +81,8 @@ class Meter(TrainerCallback):
             "step_s": elapsed / len(self.step_times) if self.step_times else None,
             "epoch_tokens": self.epoch_tokens,
             "epoch_s": self.epoch_tokens / (self.tokens / elapsed) if self.tokens and elapsed else None,
-            "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-            "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if cuda else None,
+            "peak_allocated_gib": self.peak_allocated / 2**30 if cuda else None,
+            "peak_reserved_gib": self.peak_reserved / 2**30 if cuda else None,
             "gpu": torch.cuda.get_device_name() if cuda else "cpu",
             "global_step": state.global_step,
         }
@@ -93,7 +104,9 @@ def attach(trainer, out: Path) -> Meter:
 
     def counted_step(model, inputs, *args, **kwargs):
         meter.count(inputs)
-        return step(model, inputs, *args, **kwargs)
+        loss = step(model, inputs, *args, **kwargs)
+        meter.read_peaks()
+        return loss
 
     trainer.training_step = counted_step
     trainer.add_callback(meter)

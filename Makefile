@@ -20,7 +20,7 @@ RECIPE ?= recipes/smollm2-135m-medqa-qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data finetune demo eval test test-fast lint format clean
+.PHONY: help setup data finetune demo eval bench test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 
@@ -61,6 +61,12 @@ eval: setup  ## RUN=outputs/... [SPLIT=test] [N=100]: base vs tuned answers, sco
 	$(PY) eval/generate.py $(RUN) --model tuned --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/tuned.jsonl
 	$(PY) eval/score.py $(EVAL_DIR)/tuned.jsonl --baseline $(EVAL_DIR)/base.jsonl --out $(EVAL_DIR)
 	$(PY) eval/report.py $(EVAL_DIR) --run $(RUN)
+
+BENCH_MODEL ?= /tmp/medqa-llama2-7b-random
+BENCH_RUNS  ?= seed,axolotl-example,recipe,recipe+sequence_len=4096
+bench: setup  ## GPU: seed notebook vs Axolotl example vs the 7B recipe -> bench/<date>-<gpu>.{json,md}
+	$(PY) scripts/export_seed_text.py $(DATA) >/dev/null
+	$(PY) scripts/bench.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench --runs "$(BENCH_RUNS)"
 
 test: setup  ## the whole test suite on CPU (a real Axolotl run on a tiny model included)
 	$(PY) -m pytest -q

@@ -19,8 +19,8 @@ WARMUP_STEPS = int(os.environ.get("MEDQA_BENCH_WARMUP", "3"))
 
 
 class Meter(TrainerCallback):
-    def __init__(self, out: Path, epoch_tokens: int, warmup: int = WARMUP_STEPS):
-        self.out, self.epoch_tokens, self.warmup = Path(out), epoch_tokens, warmup
+    def __init__(self, out: Path, epoch_tokens: int, pad_token_id: int | None, warmup: int = WARMUP_STEPS):
+        self.out, self.epoch_tokens, self.pad_token_id, self.warmup = Path(out), epoch_tokens, pad_token_id, warmup
         self.tokens = 0  # non-padding tokens trained on after the warm-up
         self.all_tokens = 0  # ... in all steps
         self.step_times: list[float] = []
@@ -36,10 +36,7 @@ class Meter(TrainerCallback):
             self.peak_reserved = max(self.peak_reserved, torch.cuda.max_memory_reserved())
 
     def count(self, inputs) -> None:
-        mask = inputs.get("attention_mask")
-        ids = inputs["input_ids"]
-        n = int((mask != 0).sum()) if mask is not None else ids.numel()
-        self.all_tokens += n
+        self.all_tokens += (n := real_tokens(inputs, self.pad_token_id))
         if self._t0 is not None:
             self.tokens += n
 
@@ -90,6 +87,18 @@ class Meter(TrainerCallback):
         (self.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
+def real_tokens(inputs, pad_token_id: int | None) -> int:
+    """Non-padding tokens in a batch: a position is padding when it holds the pad id and carries no label.
+
+    attention_mask cannot tell: Axolotl's packed batches mark every position of a packed row.
+    """
+    ids, labels = inputs["input_ids"], inputs.get("labels")
+    if pad_token_id is None or labels is None:
+        mask = inputs.get("attention_mask")
+        return int((mask != 0).sum()) if mask is not None else ids.numel()
+    return int(((ids != pad_token_id) | (labels != -100)).sum())
+
+
 def dataset_tokens(dataset) -> int:
     """Non-padding tokens in one epoch of a tokenised (unpacked) dataset."""
     if "length" in dataset.column_names:
@@ -99,7 +108,8 @@ def dataset_tokens(dataset) -> int:
 
 def attach(trainer, out: Path) -> Meter:
     """Meter a transformers Trainer: wrap its training_step to count each micro-batch's tokens."""
-    meter = Meter(out, dataset_tokens(trainer.train_dataset))
+    tokenizer = getattr(trainer, "processing_class", None) or getattr(trainer, "tokenizer", None)
+    meter = Meter(out, dataset_tokens(trainer.train_dataset), getattr(tokenizer, "pad_token_id", None))
     step = trainer.training_step
 
     def counted_step(model, inputs, *args, **kwargs):

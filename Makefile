@@ -51,6 +51,7 @@ finetune: setup  ## RECIPE=recipes/... -> accelerate launch -m axolotl.cli.train
 demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers side by side (INPUT=... for a real file)
 	$(PY) scripts/prepare_data.py $(if $(filter command line,$(origin INPUT)),$(INPUT),$(DEMO_INPUT)) \
 	    --out data/demo --seed $(SEED) --limit 200 --val-fraction 0.1 --test-fraction 0.1
+	rm -rf outputs/demo
 	$(PY) scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml --data data/demo --output-dir outputs/demo \
 	    --set num_epochs=6 --set sequence_len=256 --set learning_rate=1e-3 --set save_steps=5 --set eval_steps=5
 	$(PY) scripts/demo.py outputs/demo --data data/demo -n 4

@@ -6,9 +6,14 @@ The recipe is validated with Axolotl's schema and refused, in one line, where th
 run it (a GPU recipe without CUDA). The recipe, with --data, --output-dir and --set applied, is written
 into the output folder as `recipe.yml` and Axolotl trains from that copy, so every run folder says exactly
 how it was made (`make eval RUN=...` reads it).
+
+Run again after a crash or a kill, the same command resumes from the newest complete checkpoint (one
+half-written when the kill came is skipped). A folder holding a finished run, or a run of another
+recipe, is refused rather than overwritten.
 """
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +22,7 @@ import yaml
 
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
+from medqa.inference import RUN_RECIPE
 from medqa.recipe import cuda_needs, load_recipe, validate
 
 CPU_RECIPE = "recipes/smollm2-135m-medqa-qlora.yml"
@@ -38,11 +44,44 @@ def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: li
     return cfg
 
 
+def complete_checkpoints(out: Path) -> list[Path]:
+    """Checkpoints whose save finished: the trainer writes trainer_state.json last."""
+    found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return sorted((p for p in found if (p / "trainer_state.json").is_file()), key=lambda p: int(p.name.split("-")[-1]))
+
+
+def resume_point(cfg: dict, out: Path) -> Path | None:
+    """Where an interrupted run of this same recipe stopped; refuse a folder that holds anything else."""
+    previous = out / RUN_RECIPE
+    if not previous.is_file():
+        if any(out.glob("checkpoint-*")) or (out / "adapter_model.safetensors").is_file():
+            raise UserError(out, f"holds a run without {RUN_RECIPE}; pass another --output-dir or remove the folder")
+        return None
+    before = load_recipe(previous)
+    changed = sorted(k for k in set(before) | set(cfg) if before.get(k) != cfg.get(k))
+    if changed:
+        raise UserError(
+            out,
+            f"holds a run of another recipe (differs in {', '.join(changed[:5])}); "
+            "pass another --output-dir or remove the folder",
+        )
+    if (out / "adapter_model.safetensors").is_file():
+        raise UserError(
+            out, "holds a finished run, which is never overwritten; pass another --output-dir or remove the folder"
+        )
+    checkpoints = complete_checkpoints(out)
+    return checkpoints[-1] if checkpoints else None
+
+
 def check_data(cfg: dict, where: str) -> None:
     for d in (cfg.get("datasets") or []) + (cfg.get("test_datasets") or []):
         path = Path(str(d.get("path", "")))
-        if d.get("ds_type") == "json" and not path.is_file():
+        if d.get("ds_type") != "json":
+            continue
+        if not path.is_file():
             raise UserError(path, f"no such data file (run `make data INPUT=...` first; used by {where})")
+        if not path.read_text(encoding="utf-8", errors="replace").strip():
+            raise UserError(path, f"no rows (a split left empty by prepare_data's fractions; used by {where})")
 
 
 @cli
@@ -64,6 +103,7 @@ def main():
 
     cfg = resolve(load_recipe(args.recipe), args.data, args.output_dir, args.overrides)
     validate(cfg, str(args.recipe))
+    os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")  # Axolotl's telemetry is on unless told otherwise
     import torch
 
     has_cuda = torch.cuda.is_available()
@@ -77,7 +117,8 @@ def main():
     check_data(cfg, str(args.recipe))
 
     out = Path(cfg["output_dir"])
-    run_recipe = out / "recipe.yml"
+    resume = resume_point(cfg, out)
+    run_recipe = out / RUN_RECIPE
     atomic_write_text(run_recipe, f"# resolved from {args.recipe}\n" + yaml.safe_dump(cfg, sort_keys=False))
     launch = [sys.executable, "-m", "accelerate.commands.launch"]
     if args.accelerate_config:
@@ -85,6 +126,9 @@ def main():
     elif not has_cuda:
         launch += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     launch += ["-m", "axolotl.cli.train", str(run_recipe)]
+    if resume is not None:
+        print(f"resuming from {resume} (the newest complete checkpoint)", flush=True)
+        launch.append(f"--resume_from_checkpoint={resume}")
     print("+ " + " ".join(launch[2:]), flush=True)
     sys.exit(subprocess.call(launch))
 

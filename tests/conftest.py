@@ -39,3 +39,29 @@ def tokenizer():
     if not (EMBEDDED_MODEL / "tokenizer.json").is_file():
         pytest.fail(f"{EMBEDDED_MODEL} is missing: run `make setup`")
     return AutoTokenizer.from_pretrained(EMBEDDED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tokenizer):
+    """A randomly initialised 2-layer Llama with the embedded model's tokenizer (vocabulary sized to it)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=True,
+    )
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -122,3 +122,13 @@ def test_bad_recipes_get_one_line(tmp_path):
         result = run_script("scripts/finetune.py", path)
         assert result.returncode == 2 and problem in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_missing_or_empty_data_gets_one_line(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"question": "q?", "answer": "a."}\n')
+    (tmp_path / "val.jsonl").write_text("")
+    for data, problem in ((tmp_path / "nowhere", "no such data file"), (tmp_path, "no rows")):
+        result = run_script("scripts/finetune.py", RECIPES[-1], "--data", data, "--output-dir", tmp_path / "run")
+        assert result.returncode == 2 and problem in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

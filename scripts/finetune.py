@@ -73,6 +73,23 @@ def resume_point(cfg: dict, out: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
+def check_base_model(cfg: dict) -> None:
+    """The base model must be loadable before any GPU time is spent: a local folder, or a hub id we can reach."""
+    from transformers import AutoConfig
+
+    name = str(cfg.get("base_model", ""))
+    try:
+        AutoConfig.from_pretrained(name, trust_remote_code=bool(cfg.get("trust_remote_code", False)))
+    except Exception as err:  # hub and file errors come in many classes; each means "cannot load it"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        offline = (
+            " (HF_HUB_OFFLINE=1 is set: make sets it; HF_HUB_OFFLINE=0 lets it reach the hub)"
+            if (os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(name).exists())
+            else ""
+        )
+        raise UserError(name, f"cannot load the base model: {first}{offline}") from None
+
+
 def check_data(cfg: dict, where: str) -> None:
     for d in (cfg.get("datasets") or []) + (cfg.get("test_datasets") or []):
         path = Path(str(d.get("path", "")))
@@ -115,6 +132,7 @@ def main():
             f"on a CPU run `make demo` or `make finetune RECIPE={CPU_RECIPE}`",
         )
     check_data(cfg, str(args.recipe))
+    check_base_model(cfg)
 
     out = Path(cfg["output_dir"])
     resume = resume_point(cfg, out)

@@ -132,3 +132,20 @@ def test_missing_or_empty_data_gets_one_line(tmp_path):
         assert result.returncode == 2 and problem in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_unreachable_base_model_gets_one_line(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"question": "q?", "answer": "a."}\n')
+    (tmp_path / "val.jsonl").write_text('{"question": "q2?", "answer": "a2."}\n')
+    result = run_script(
+        "scripts/finetune.py",
+        RECIPES[-1],
+        "--data",
+        tmp_path,
+        "--output-dir",
+        tmp_path / "run",
+        "--set",
+        "base_model=no-such-org/no-such-model",
+    )
+    assert result.returncode == 2 and "no-such-org/no-such-model: cannot load the base model" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -20,7 +20,7 @@ RECIPE ?= recipes/smollm2-135m-medqa-qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data finetune demo eval bench test test-fast lint format clean
+.PHONY: help setup data plan finetune demo eval bench test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 
@@ -44,6 +44,9 @@ $(MODEL)/medqa_build.json: $(VENV)/.installed
 
 data: setup  ## INPUT=file.csv|jsonl|hub-id -> DATA=data/medqa/{train,val,test}.jsonl (LIMIT=5000 SEED=42)
 	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA) --seed $(SEED) $(if $(LIMIT),--limit $(LIMIT))
+
+plan: setup  ## RECIPE=recipes/...: check recipe + data, print rows, tokens, steps, checkpoints, measured memory/time
+	$(PY) scripts/plan.py $(RECIPE) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA))
 
 finetune: setup  ## RECIPE=recipes/... -> accelerate launch -m axolotl.cli.train (output in the recipe's output_dir)
 	$(PY) scripts/finetune.py $(RECIPE) $(if $(OUT),--output-dir $(OUT)) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA))

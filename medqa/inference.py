@@ -7,9 +7,7 @@ from pathlib import Path
 
 from medqa.errors import UserError
 from medqa.prompts import PromptFormat
-from medqa.recipe import load_recipe, prompt_format
-
-RUN_RECIPE = "recipe.yml"  # written into every run folder by scripts/finetune.py
+from medqa.recipe import RUN_RECIPE, load_recipe, prompt_format
 
 
 @dataclass

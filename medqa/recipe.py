@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -9,6 +10,7 @@ import yaml
 from medqa.errors import UserError
 from medqa.prompts import PromptFormat, get_format
 
+RUN_RECIPE = "recipe.yml"  # the resolved recipe written into every run folder
 STRATEGY_PREFIX = "medqa.strategies."
 # Axolotl's own dataset types, and the prompt a model trained with them is asked with
 AXOLOTL_TYPES = {"completion": "seed_text"}
@@ -72,3 +74,79 @@ def validate(cfg: dict, where="recipe") -> None:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first.get("loc", ()))
         raise UserError(where, f"{loc + ': ' if loc else ''}{first.get('msg')}") from None
+
+
+# --------------------------------------------------------------------------- a run's folder and inputs
+
+
+def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: list[str]) -> dict:
+    cfg = dict(cfg)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError("--set", f"expected KEY=VALUE, got {item!r}")
+        cfg[key] = yaml.safe_load(value)
+    if data is not None:
+        for key, split in (("datasets", "train"), ("test_datasets", "val")):
+            cfg[key] = [{**d, "path": str(data / f"{split}.jsonl")} for d in cfg.get(key) or []]
+    if output_dir is not None:
+        cfg["output_dir"] = str(output_dir)
+        cfg["dataset_prepared_path"] = str(output_dir / "prepared")
+    return cfg
+
+
+def complete_checkpoints(out: Path) -> list[Path]:
+    """Checkpoints whose save finished: the trainer writes trainer_state.json last."""
+    found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return sorted((p for p in found if (p / "trainer_state.json").is_file()), key=lambda p: int(p.name.split("-")[-1]))
+
+
+def resume_point(cfg: dict, out: Path) -> Path | None:
+    """Where an interrupted run of this same recipe stopped; refuse a folder that holds anything else."""
+    previous = out / RUN_RECIPE
+    if not previous.is_file():
+        if any(out.glob("checkpoint-*")) or (out / "adapter_model.safetensors").is_file():
+            raise UserError(out, f"holds a run without {RUN_RECIPE}; pass another --output-dir or remove the folder")
+        return None
+    before = load_recipe(previous)
+    changed = sorted(k for k in set(before) | set(cfg) if before.get(k) != cfg.get(k))
+    if changed:
+        raise UserError(
+            out,
+            f"holds a run of another recipe (differs in {', '.join(changed[:5])}); "
+            "pass another --output-dir or remove the folder",
+        )
+    if (out / "adapter_model.safetensors").is_file():
+        raise UserError(
+            out, "holds a finished run, which is never overwritten; pass another --output-dir or remove the folder"
+        )
+    checkpoints = complete_checkpoints(out)
+    return checkpoints[-1] if checkpoints else None
+
+
+def check_base_model(cfg: dict) -> None:
+    """The base model must be loadable before any GPU time is spent: a local folder, or a hub id we can reach."""
+    from transformers import AutoConfig
+
+    name = str(cfg.get("base_model", ""))
+    try:
+        AutoConfig.from_pretrained(name, trust_remote_code=bool(cfg.get("trust_remote_code", False)))
+    except Exception as err:  # hub and file errors come in many classes; each means "cannot load it"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        offline = (
+            " (HF_HUB_OFFLINE=1 is set: make sets it; HF_HUB_OFFLINE=0 lets it reach the hub)"
+            if (os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(name).exists())
+            else ""
+        )
+        raise UserError(name, f"cannot load the base model: {first}{offline}") from None
+
+
+def check_data(cfg: dict, where: str) -> None:
+    for d in (cfg.get("datasets") or []) + (cfg.get("test_datasets") or []):
+        path = Path(str(d.get("path", "")))
+        if d.get("ds_type") != "json":
+            continue
+        if not path.is_file():
+            raise UserError(path, f"no such data file (run `make data INPUT=...` first; used by {where})")
+        if not path.read_text(encoding="utf-8", errors="replace").strip():
+            raise UserError(path, f"no rows (a split left empty by prepare_data's fractions; used by {where})")

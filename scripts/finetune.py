@@ -22,83 +22,43 @@ import yaml
 
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
-from medqa.inference import RUN_RECIPE
-from medqa.recipe import cuda_needs, load_recipe, validate
+from medqa.recipe import (
+    RUN_RECIPE,
+    check_base_model,
+    check_data,
+    cuda_needs,
+    load_recipe,
+    resolve,
+    resume_point,
+    validate,
+)
 
 CPU_RECIPE = "recipes/smollm2-135m-medqa-qlora.yml"
 
 
-def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: list[str]) -> dict:
-    cfg = dict(cfg)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError("--set", f"expected KEY=VALUE, got {item!r}")
-        cfg[key] = yaml.safe_load(value)
-    if data is not None:
-        for key, split in (("datasets", "train"), ("test_datasets", "val")):
-            cfg[key] = [{**d, "path": str(data / f"{split}.jsonl")} for d in cfg.get(key) or []]
-    if output_dir is not None:
-        cfg["output_dir"] = str(output_dir)
-        cfg["dataset_prepared_path"] = str(output_dir / "prepared")
-    return cfg
+OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError")
 
 
-def complete_checkpoints(out: Path) -> list[Path]:
-    """Checkpoints whose save finished: the trainer writes trainer_state.json last."""
-    found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return sorted((p for p in found if (p / "trainer_state.json").is_file()), key=lambda p: int(p.name.split("-")[-1]))
+def oom_advice(cfg: dict) -> str:
+    packing = "on" if cfg.get("sample_packing") else "off (turn it on)"
+    return (
+        f"the GPU ran out of memory; lower sequence_len (now {cfg.get('sequence_len')}) or micro_batch_size "
+        f"(now {cfg.get('micro_batch_size')}, raise gradient_accumulation_steps to keep the batch), keep "
+        f"gradient_checkpointing on (now {bool(cfg.get('gradient_checkpointing'))}); sample packing is {packing}"
+    )
 
 
-def resume_point(cfg: dict, out: Path) -> Path | None:
-    """Where an interrupted run of this same recipe stopped; refuse a folder that holds anything else."""
-    previous = out / RUN_RECIPE
-    if not previous.is_file():
-        if any(out.glob("checkpoint-*")) or (out / "adapter_model.safetensors").is_file():
-            raise UserError(out, f"holds a run without {RUN_RECIPE}; pass another --output-dir or remove the folder")
-        return None
-    before = load_recipe(previous)
-    changed = sorted(k for k in set(before) | set(cfg) if before.get(k) != cfg.get(k))
-    if changed:
-        raise UserError(
-            out,
-            f"holds a run of another recipe (differs in {', '.join(changed[:5])}); "
-            "pass another --output-dir or remove the folder",
-        )
-    if (out / "adapter_model.safetensors").is_file():
-        raise UserError(
-            out, "holds a finished run, which is never overwritten; pass another --output-dir or remove the folder"
-        )
-    checkpoints = complete_checkpoints(out)
-    return checkpoints[-1] if checkpoints else None
-
-
-def check_base_model(cfg: dict) -> None:
-    """The base model must be loadable before any GPU time is spent: a local folder, or a hub id we can reach."""
-    from transformers import AutoConfig
-
-    name = str(cfg.get("base_model", ""))
-    try:
-        AutoConfig.from_pretrained(name, trust_remote_code=bool(cfg.get("trust_remote_code", False)))
-    except Exception as err:  # hub and file errors come in many classes; each means "cannot load it"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        offline = (
-            " (HF_HUB_OFFLINE=1 is set: make sets it; HF_HUB_OFFLINE=0 lets it reach the hub)"
-            if (os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(name).exists())
-            else ""
-        )
-        raise UserError(name, f"cannot load the base model: {first}{offline}") from None
-
-
-def check_data(cfg: dict, where: str) -> None:
-    for d in (cfg.get("datasets") or []) + (cfg.get("test_datasets") or []):
-        path = Path(str(d.get("path", "")))
-        if d.get("ds_type") != "json":
-            continue
-        if not path.is_file():
-            raise UserError(path, f"no such data file (run `make data INPUT=...` first; used by {where})")
-        if not path.read_text(encoding="utf-8", errors="replace").strip():
-            raise UserError(path, f"no rows (a split left empty by prepare_data's fractions; used by {where})")
+def train(launch: list[str], cfg: dict, recipe: Path) -> int:
+    """Run Axolotl, passing its output through; an out-of-memory death ends with one line naming the levers."""
+    oom = False
+    with subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            oom = oom or any(m in line for m in OOM_MARKERS)
+    if proc.returncode != 0 and oom:
+        print(f"error: {recipe}: {oom_advice(cfg)}", file=sys.stderr)
+        return 2
+    return proc.returncode
 
 
 @cli
@@ -148,7 +108,7 @@ def main():
         print(f"resuming from {resume} (the newest complete checkpoint)", flush=True)
         launch.append(f"--resume_from_checkpoint={resume}")
     print("+ " + " ".join(launch[2:]), flush=True)
-    sys.exit(subprocess.call(launch))
+    sys.exit(train(launch, cfg, args.recipe))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """One prompt definition: Axolotl's training examples start with exactly the inference prompt.
 Recipes are accepted by Axolotl's own schema, and the CPU refuses a GPU recipe in one line."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 from conftest import REPO, run_script
@@ -149,3 +151,26 @@ def test_unreachable_base_model_gets_one_line(tmp_path):
     )
     assert result.returncode == 2 and "no-such-org/no-such-model: cannot load the base model" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_out_of_memory_names_the_levers(capsys):
+    """A training process that dies of CUDA OOM ends with one line naming sequence length, micro-batch, packing."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("finetune", REPO / "scripts" / "finetune.py")
+    finetune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(finetune)
+    fake = [
+        sys.executable,
+        "-c",
+        "import sys; print('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate'); sys.exit(1)",
+    ]
+    cfg = {"sequence_len": 2048, "micro_batch_size": 2, "gradient_checkpointing": True, "sample_packing": True}
+    assert finetune.train(fake, cfg, Path("r.yml")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: r.yml: the GPU ran out of memory")
+    advice = finetune.oom_advice(cfg)
+    assert "sequence_len (now 2048)" in advice and "micro_batch_size (now 2" in advice and "packing" in advice
+    ok = [sys.executable, "-c", "print('fine')"]
+    assert finetune.train(ok, cfg, Path("r.yml")) == 0

@@ -1,0 +1,60 @@
+"""make plan: the recipe and data checked, and the run described, before any GPU time."""
+
+import importlib.util
+import json
+import re
+
+from conftest import REPO, run_script
+
+
+def test_plan_counts_rows_steps_and_checkpoints(tmp_path):
+    data = tmp_path / "data"
+    assert (
+        run_script(
+            "scripts/prepare_data.py",
+            REPO / "data" / "sample" / "medqa_demo.csv",
+            "--out",
+            data,
+            "--val-fraction",
+            "0.1",
+        ).returncode
+        == 0
+    )
+    n_train = len((data / "train.jsonl").read_text().splitlines())
+    result = run_script(
+        "scripts/plan.py",
+        "recipes/smollm2-135m-medqa-qlora.yml",
+        "--data",
+        data,
+        "--set",
+        "sample_packing=false",
+        "--set",
+        "save_steps=2",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{n_train:,} rows" in result.stdout
+    steps = -(-n_train // 8)  # micro-batch 2 x accumulation 4, no packing
+    assert f"about {steps:,} optimizer steps per epoch" in result.stdout
+    assert re.search(r"checkpoints at steps 2, 4, 6\b", result.stdout)
+
+
+def test_plan_refuses_bad_recipes_in_one_line(tmp_path):
+    result = run_script("scripts/plan.py", "recipes/smollm2-135m-medqa-qlora.yml", "--data", tmp_path / "none")
+    assert result.returncode == 2 and "no such data file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_plan_quotes_the_bench_figures_for_the_flagship():
+    spec = importlib.util.spec_from_file_location("plan", REPO / "scripts" / "plan.py")
+    plan = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plan)
+    lines = plan.bench_figures(REPO / "recipes" / "llama2-7b-medqa-qlora.yml")
+    runs = [
+        r
+        for p in sorted((REPO / "bench").glob("*.json"))
+        for r in json.loads(p.read_text())["runs"]
+        if r["name"] == "recipe"
+    ]
+    assert len(lines) == len(runs) >= 1
+    assert f"peak {runs[0]['peak_gib']:.1f} GiB allocated" in lines[0]
+    assert plan.bench_figures(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml") == []

@@ -18,10 +18,10 @@ ENV = {
 }
 
 
-def run_script(*args, cwd=REPO, timeout=900):
+def run_script(*args, cwd=REPO, timeout=900, env=None):
     """Run a project script as a user would; returns the CompletedProcess (text)."""
     return subprocess.run(
-        [sys.executable, *map(str, args)], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *map(str, args)], cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL resumes from its newest complete checkpoint and ends at the same step."""
+"""A run killed with SIGKILL resumes from its newest complete checkpoint and ends at the same step;
+a hub token in the environment is never printed or written into the run folder."""
 
 import json
 import os
@@ -74,8 +75,13 @@ def test_killed_run_resumes_and_finished_run_is_not_overwritten(tmp_path, tiny_m
     half.mkdir()
     (half / "adapter_model.safetensors").write_bytes(b"partial")
 
-    result = run_script(*args)
+    secret = "hf_medqaTestSecretNeverToBeWritten"
+    result = run_script(*args, env={**ENV, "HF_TOKEN": secret})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert secret not in result.stdout + result.stderr
+    for path in run.rglob("*"):  # logs, recipe.yml, trainer state, TensorBoard events
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
     assert f"resuming from {run / f'checkpoint-{done[-1]}'}" in result.stdout
     final = json.loads((run / "checkpoint-6" / "trainer_state.json").read_text())
     assert final["global_step"] == 6 and (run / "adapter_model.safetensors").is_file()

@@ -25,6 +25,23 @@ def run_script(*args, cwd=REPO, timeout=900, env=None):
     )
 
 
+def prepare_demo_data(out, *options):
+    """The project's demo set, prepared by scripts/prepare_data.py into `out` (10% val and 10% test)."""
+    result = run_script(
+        "scripts/prepare_data.py",
+        REPO / "data" / "sample" / "medqa_demo.csv",
+        "--out",
+        out,
+        "--val-fraction",
+        "0.1",
+        "--test-fraction",
+        "0.1",
+        *options,
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 @pytest.fixture(scope="session")
 def medquad():
     if not MEDQUAD.is_file():

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import ENV, REPO, run_script
+from conftest import ENV, REPO, prepare_demo_data
 
 from medqa.bench import real_tokens
 
@@ -21,19 +21,7 @@ def test_padding_is_a_pad_id_without_a_label():
 @pytest.mark.slow
 def test_bench_runs_and_counts_what_was_trained(tmp_path):
     data = tmp_path / "data"
-    result = run_script(
-        "scripts/prepare_data.py",
-        REPO / "data" / "sample" / "medqa_demo.csv",
-        "--out",
-        data,
-        "--limit",
-        "48",
-        "--val-fraction",
-        "0.1",
-        "--test-fraction",
-        "0.1",
-    )
-    assert result.returncode == 0, result.stderr
+    prepare_demo_data(data, "--limit", "48")
     env_warmup = {**ENV, "MEDQA_BENCH_WARMUP": "1"}
     import subprocess
     import sys

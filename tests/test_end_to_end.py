@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from conftest import EMBEDDED_MODEL, REPO, run_script
+from conftest import EMBEDDED_MODEL, prepare_demo_data, run_script
 
 from medqa.inference import GenerationSettings, Run, generate_answers, load_model
 
@@ -20,17 +20,7 @@ def test_embedded_model_has_the_gguf_eos_and_pad():
 @pytest.mark.slow
 def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     data, run = tmp_path / "data", tmp_path / "run"
-    result = run_script(
-        "scripts/prepare_data.py",
-        REPO / "data" / "sample" / "medqa_demo.csv",
-        "--out",
-        data,
-        "--val-fraction",
-        "0.1",
-        "--test-fraction",
-        "0.1",
-    )
-    assert result.returncode == 0, result.stderr
+    prepare_demo_data(data)
 
     result = run_script(
         "scripts/finetune.py",

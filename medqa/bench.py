@@ -68,7 +68,28 @@ class Meter(TrainerCallback):
         self.read_peaks()
         elapsed = sum(self.step_times)
         cuda = torch.cuda.is_available()
+        peaks = [self.peak_allocated]
+        world = 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every rank trains its own batches: tokens add up, the slowest rank sets the time
+            world = torch.distributed.get_world_size()
+            device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+            sums = torch.tensor([self.tokens, self.all_tokens], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(sums)
+            self.tokens, self.all_tokens = (int(v) for v in sums.tolist())
+            maxes = torch.tensor([elapsed, self.peak_reserved], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(maxes, op=torch.distributed.ReduceOp.MAX)
+            elapsed, self.peak_reserved = maxes[0].item(), int(maxes[1].item())
+            gathered = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(world)]
+            torch.distributed.all_gather(
+                gathered, torch.tensor([float(self.peak_allocated)], device=device, dtype=torch.float64)
+            )
+            peaks = [int(t.item()) for t in gathered]
+            self.peak_allocated = max(peaks)
+        if not state.is_world_process_zero:
+            return
         result = {
+            "world_size": world,
             "steps_timed": len(self.step_times),
             "warmup_steps": self.warmup,
             "tokens_timed": self.tokens,
@@ -80,6 +101,7 @@ class Meter(TrainerCallback):
             "epoch_s": self.epoch_tokens / (self.tokens / elapsed) if self.tokens and elapsed else None,
             "peak_allocated_gib": self.peak_allocated / 2**30 if cuda else None,
             "peak_reserved_gib": self.peak_reserved / 2**30 if cuda else None,
+            "peak_allocated_gib_per_rank": [p / 2**30 for p in peaks] if cuda else None,
             "gpu": torch.cuda.get_device_name() if cuda else "cpu",
             "global_step": state.global_step,
         }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -14,6 +16,21 @@ RUN_RECIPE = "recipe.yml"  # the resolved recipe written into every run folder
 STRATEGY_PREFIX = "medqa.strategies."
 # Axolotl's own dataset types, and the prompt a model trained with them is asked with
 AXOLOTL_TYPES = {"completion": "seed_text"}
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Hide what native libraries print to stderr while importing (torchao, bitsandbytes on a CPU machine)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def load_recipe(path: str | Path) -> dict:
@@ -62,14 +79,28 @@ def validate(cfg: dict, where="recipe") -> None:
     from axolotl.utils.schemas.config import AxolotlInputConfig
     from pydantic import ValidationError
 
-    fields = AxolotlInputConfig.model_fields
+    schema = AxolotlInputConfig
+    if cfg.get("plugins"):  # a plugin brings its own keys (e.g. Liger's liger_*)
+        with quiet_stderr():
+            from axolotl.integrations.base import PluginManager, load_plugin
+            from axolotl.integrations.config import merge_input_args
+
+        for name in cfg["plugins"]:
+            try:
+                with quiet_stderr():
+                    load_plugin(name)  # PluginManager.register would only log the failure
+            except Exception as err:
+                raise UserError(where, f"plugin {name!r} cannot be loaded: {err}") from None
+            PluginManager.get_instance().register(name)
+        _, schema = merge_input_args()
+    fields = schema.model_fields
     known = set(fields) | {f.alias for f in fields.values() if f.alias}
     for key in cfg:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             raise UserError(where, f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     try:
-        AxolotlInputConfig(**cfg)
+        schema(**cfg)
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first.get("loc", ()))

@@ -12,6 +12,7 @@ Llama-2 tokenizer cannot be had offline). Writes bench/<date>-<gpu>.json and .md
 import argparse
 import datetime
 import json
+import os
 import re
 import subprocess
 import sys
@@ -42,6 +43,15 @@ CPU_SAFE = {
     "lora_mlp_kernel": False,
     "lora_qkv_kernel": False,
     "lora_o_kernel": False,
+}
+# named levers: `recipe+liger` is short for the keys below
+LEVERS = {
+    "liger": {
+        "plugins": ["axolotl.integrations.liger.LigerPlugin"],
+        "liger_rms_norm": True,
+        "liger_glu_activation": True,
+        "liger_fused_linear_cross_entropy": True,
+    },
 }
 
 
@@ -150,7 +160,6 @@ def axolotl_cfg(name: str, model_dir: Path, data: Path, out: Path, steps: int) -
         max_steps=steps,
         output_dir=str(out),
         dataset_prepared_path=str(out / "prepared"),
-        plugins=["medqa.bench.BenchPlugin"],
         save_strategy="no",
         eval_strategy="no",
         use_tensorboard=False,
@@ -173,15 +182,23 @@ def axolotl_cfg(name: str, model_dir: Path, data: Path, out: Path, steps: int) -
             datasets=[{"path": str(data / "train_text.jsonl"), "ds_type": "json", "type": "completion"}],
         )
         cfg.pop("lora_target_modules")
+        for key in [k for k in cfg if k == "plugins" or k.startswith("liger_")]:  # the example has no Liger
+            del cfg[key]
     elif name != "recipe":
         for lever in name.split("+")[1:]:
-            key, _, value = lever.partition("=")
-            cfg[key] = yaml.safe_load(value)
+            key, eq, value = lever.partition("=")
+            if not eq and key not in LEVERS:
+                raise UserError(f"--runs {name}", f"lever {key!r} is neither KEY=VALUE nor one of {', '.join(LEVERS)}")
+            for k, v in LEVERS[key].items() if key in LEVERS else [(key, yaml.safe_load(value))]:
+                cfg[k] = [*cfg.get(k, []), *v] if k == "plugins" else v
+    cfg["plugins"] = [*cfg.get("plugins", []), "medqa.bench.BenchPlugin"]
     import torch
 
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available():  # Triton kernels and paged optimizers need CUDA
         cfg.update(CPU_SAFE)
         cfg["optimizer"] = "adamw_torch"
+        cfg = {k: v for k, v in cfg.items() if not k.startswith("liger_")}
+        cfg["plugins"] = [p for p in cfg["plugins"] if "liger" not in p]
     return cfg
 
 
@@ -209,12 +226,16 @@ def run_contender(name: str, model_dir: Path, data: Path, work: Path, steps: int
         cfg = axolotl_cfg(name, model_dir, data, out, steps)
         (out / "recipe.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         cmd = [sys.executable, "-m", "axolotl.cli.train", str(out / "recipe.yml")]
+    env = {"AXOLOTL_DO_NOT_TRACK": "1", **os.environ}
     with open(out / "log.txt", "w") as log:
-        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     if rc != 0 or not (out / "bench.json").is_file():
         tail = (out / "log.txt").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
         return {"name": name, "error": f"exit {rc}: {tail[0][:300]}"}
-    return {"name": name, **json.loads((out / "bench.json").read_text())}
+    result = json.loads((out / "bench.json").read_text())
+    if result["global_step"] < steps or not result["tokens_per_s"]:
+        return {"name": name, "error": f"trained {result['global_step']} of {steps} steps (too little data?)"}
+    return {"name": name, **result}
 
 
 def table(runs: list[dict]) -> str:
@@ -248,7 +269,8 @@ def main():
     parser.add_argument(
         "--runs",
         default="seed,axolotl-example,recipe",
-        help="comma-separated: seed, axolotl-example, recipe, recipe+KEY=VALUE[+KEY=VALUE]",
+        help="comma-separated: seed, axolotl-example, recipe, recipe+LEVER[+LEVER]; a lever is KEY=VALUE or "
+        + ", ".join(LEVERS),
     )
     parser.add_argument("--reuse", action="store_true", help="keep figures already in the work folder")
     parser.add_argument("--seed-run", action="store_true", help=argparse.SUPPRESS)

@@ -1,5 +1,6 @@
 """make bench's code on CPU with a tiny model: it runs, and its figures come from what was trained."""
 
+import importlib.util
 import json
 import math
 
@@ -41,7 +42,7 @@ def test_bench_runs_and_counts_what_was_trained(tmp_path):
             "--steps",
             "6",
             "--runs",
-            "seed,recipe",
+            "seed,recipe+sequence_len=256",  # 48 short rows: at 4,096 they would not fill one packed batch
         ],
         cwd=REPO,
         env=env_warmup,
@@ -62,6 +63,36 @@ def test_bench_runs_and_counts_what_was_trained(tmp_path):
     # 48 rows, 8 a step: 6 steps are exactly one epoch, so every non-padding token was counted once
     seed = runs["seed"]["detail"]
     assert seed["tokens_all_steps"] == seed["epoch_tokens"]
-    assert runs["recipe"]["speedup_vs_seed"] == pytest.approx(
-        runs["recipe"]["tokens_per_s"] / runs["seed"]["tokens_per_s"]
-    )
+    recipe = runs["recipe+sequence_len=256"]
+    assert recipe["speedup_vs_seed"] == pytest.approx(recipe["tokens_per_s"] / runs["seed"]["tokens_per_s"])
+    assert recipe["detail"]["world_size"] == 1 and recipe["detail"]["tokens_all_steps"] > 0
+
+
+def load_bench_script():
+    spec = importlib.util.spec_from_file_location("bench_script", REPO / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_contender_configs(tmp_path, monkeypatch):
+    bench = load_bench_script()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the GPU configs, built on any machine
+    cfg = lambda name: bench.axolotl_cfg(name, tmp_path / "m", tmp_path / "d", tmp_path / "o", 20)  # noqa: E731
+    recipe = cfg("recipe")
+    assert recipe["plugins"] == ["axolotl.integrations.liger.LigerPlugin", "medqa.bench.BenchPlugin"]
+    assert recipe["max_steps"] == 20 and recipe["save_strategy"] == "no" and "save_steps" not in recipe
+    # the peer is Axolotl's example: none of the recipe's levers leak into it
+    example = cfg("axolotl-example")
+    assert example["plugins"] == ["medqa.bench.BenchPlugin"] and not any(k.startswith("liger_") for k in example)
+    assert example["lora_r"] == 32 and example["lora_target_linear"] and "lora_target_modules" not in example
+    # levers: KEY=VALUE (parsed as YAML) and named presets
+    lever = cfg("recipe+sequence_len=8192+embeddings_skip_upcast=true")
+    assert lever["sequence_len"] == 8192 and lever["embeddings_skip_upcast"] is True
+    assert {k: v for k, v in lever.items() if k != "embeddings_skip_upcast"} == {**recipe, "sequence_len": 8192}
+    with pytest.raises(bench.UserError, match="lever 'ligr'"):
+        cfg("recipe+ligr")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = cfg("recipe")
+    assert cpu["plugins"] == ["medqa.bench.BenchPlugin"] and not any(k.startswith("liger_") for k in cpu)
+    assert cpu["optimizer"] == "adamw_torch" and cpu["bf16"] is False

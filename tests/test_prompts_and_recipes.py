@@ -102,6 +102,21 @@ def test_misspelt_key_is_an_error_with_a_suggestion():
         validate(cfg, "r.yml")
 
 
+def test_plugin_keys_are_known_only_with_their_plugin():
+    cfg = load_recipe(REPO / "recipes" / "llama2-7b-medqa-qlora.yml")
+    validate(cfg, "r.yml")  # liger_* keys come from the Liger plugin's schema
+    cfg["liger_rms_nrm"] = True
+    with pytest.raises(UserError, match="unknown key 'liger_rms_nrm' .*did you mean 'liger_rms_norm'"):
+        validate(cfg, "r.yml")
+    cfg = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg["liger_rms_norm"] = True  # no plugin, no key
+    with pytest.raises(UserError, match="unknown key 'liger_rms_norm'"):
+        validate(cfg, "r.yml")
+    cfg["plugins"] = ["axolotl.integrations.ligr.LigerPlugin"]
+    with pytest.raises(UserError, match="plugin 'axolotl.integrations.ligr.LigerPlugin' cannot be loaded"):
+        validate(cfg, "r.yml")
+
+
 def test_gpu_recipe_is_refused_on_cpu_in_one_line():
     import torch
 

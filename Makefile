@@ -49,8 +49,11 @@ data: setup  ## INPUT=file.csv|jsonl|hub-id -> DATA=data/medqa/{train,val,test}.
 plan: setup  ## RECIPE=recipes/...: check recipe + data, print rows, tokens, steps, checkpoints, measured memory/time
 	$(PY) scripts/plan.py $(RECIPE) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA))
 
-finetune: setup  ## RECIPE=recipes/... -> accelerate launch -m axolotl.cli.train (output in the recipe's output_dir)
-	$(PY) scripts/finetune.py $(RECIPE) $(if $(OUT),--output-dir $(OUT)) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA))
+finetune: setup  ## RECIPE=recipes/... [GPUS=N DIST=ddp|zero2 NODES= NODE_RANK= MAIN_ADDR=] -> accelerate launch -m axolotl.cli.train
+	$(PY) scripts/finetune.py $(RECIPE) $(if $(OUT),--output-dir $(OUT)) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA)) \
+	    $(if $(GPUS),--gpus $(GPUS)) $(if $(DIST),--dist $(DIST)) $(if $(NODES),--nodes $(NODES)) \
+	    $(if $(NODE_RANK),--node-rank $(NODE_RANK)) $(if $(MAIN_ADDR),--main-address $(MAIN_ADDR)) \
+	    $(if $(MAIN_PORT),--main-port $(MAIN_PORT))
 
 demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers side by side (INPUT=... for a real file)
 	$(PY) scripts/prepare_data.py $(if $(filter command line,$(origin INPUT)),$(INPUT),$(DEMO_INPUT)) \

@@ -1,6 +1,8 @@
 """Fine-tune with Axolotl: check the recipe, then `accelerate launch -m axolotl.cli.train`.
 
     python scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml [--data DIR] [--output-dir DIR] [--set K=V]
+    python scripts/finetune.py recipes/llama2-7b-medqa-qlora.yml --gpus 2 [--dist zero2] [--nodes 2 --node-rank 0
+        --main-address HOST]
 
 The recipe is validated with Axolotl's schema and refused, in one line, where this machine cannot
 run it (a GPU recipe without CUDA). The recipe, with --data, --output-dir and --set applied, is written
@@ -22,6 +24,7 @@ import yaml
 
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
+from medqa.launch import Topology, accelerate_args
 from medqa.recipe import (
     RUN_RECIPE,
     check_base_model,
@@ -75,7 +78,14 @@ def main():
         metavar="KEY=VALUE",
         help="override one recipe key (YAML value), e.g. --set num_epochs=3",
     )
-    parser.add_argument("--accelerate-config", type=Path, default=None)
+    dist = parser.add_argument_group("several GPUs and machines (recipes/accelerate/)")
+    dist.add_argument("--gpus", type=int, default=None, help="GPUs on this machine (default 1)")
+    dist.add_argument("--dist", choices=["ddp", "zero2"], default="ddp", help="data parallel or DeepSpeed ZeRO-2")
+    dist.add_argument("--nodes", type=int, default=1, help="machines in the job")
+    dist.add_argument("--node-rank", type=int, default=0, help="this machine's rank, 0 .. nodes-1")
+    dist.add_argument("--main-address", default=None, help="address of the machine with rank 0")
+    dist.add_argument("--main-port", type=int, default=29500)
+    dist.add_argument("--accelerate-config", type=Path, default=None, help="an accelerate config of your own")
     args = parser.parse_args()
 
     cfg = resolve(load_recipe(args.recipe), args.data, args.output_dir, args.overrides)
@@ -91,6 +101,8 @@ def main():
             f"needs a CUDA GPU ({', '.join(needs)}) and this machine has none; "
             f"on a CPU run `make demo` or `make finetune RECIPE={CPU_RECIPE}`",
         )
+    topology = Topology(args.gpus, args.dist, args.nodes, args.node_rank, args.main_address, args.main_port)
+    accelerate = accelerate_args(cfg, topology, torch.cuda.device_count() if has_cuda else 0, args.accelerate_config)
     check_data(cfg, str(args.recipe))
     check_base_model(cfg)
 
@@ -98,12 +110,15 @@ def main():
     resume = resume_point(cfg, out)
     run_recipe = out / RUN_RECIPE
     atomic_write_text(run_recipe, f"# resolved from {args.recipe}\n" + yaml.safe_dump(cfg, sort_keys=False))
-    launch = [sys.executable, "-m", "accelerate.commands.launch"]
-    if args.accelerate_config:
-        launch += ["--config_file", str(args.accelerate_config)]
-    elif not has_cuda:
-        launch += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launch += ["-m", "axolotl.cli.train", str(run_recipe)]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *accelerate,
+        "-m",
+        "axolotl.cli.train",
+        str(run_recipe),
+    ]
     if resume is not None:
         print(f"resuming from {resume} (the newest complete checkpoint)", flush=True)
         launch.append(f"--resume_from_checkpoint={resume}")

@@ -20,7 +20,7 @@ RECIPE ?= recipes/smollm2-135m-medqa-qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data plan finetune demo eval bench test test-fast lint format clean
+.PHONY: help setup data plan finetune demo eval bench scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 
@@ -75,6 +75,11 @@ BENCH_RUNS  ?= seed,axolotl-example,recipe,recipe+sequence_len=8192
 bench: setup  ## GPU: seed notebook vs Axolotl example vs the 7B recipe -> bench/<date>-<gpu>.{json,md}
 	$(PY) scripts/export_seed_text.py $(DATA) >/dev/null
 	$(PY) scripts/bench.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench --runs "$(BENCH_RUNS)"
+
+SCALE_GPUS ?= 2
+scale-check: setup  ## GPU (2+): the 7B recipe on 1 GPU, DDP and ZeRO-2 -> bench/<date>-<gpu>-scaling.{json,md}
+	NCCL_NVLS_ENABLE=$${NCCL_NVLS_ENABLE:-0} $(PY) scripts/scale_check.py --model $(BENCH_MODEL) --data $(DATA) \
+	    --gpus $(SCALE_GPUS) --out bench
 
 test: setup  ## the whole test suite on CPU (a real Axolotl run on a tiny model included)
 	$(PY) -m pytest -q

@@ -142,3 +142,13 @@ def test_make_finetune_gpus_on_cpu_is_one_line():
     assert (
         result.stderr.strip() == "error: GPUS: several GPUs, machines or DeepSpeed need CUDA, and this machine has none"
     )
+
+
+def test_scale_check_needs_the_gpus_it_asks_for(tmp_path):
+    import torch
+
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("this machine has 2 GPUs")
+    result = run_script("scripts/scale_check.py", "--model", tmp_path / "m", "--gpus", "2", "--out", tmp_path)
+    assert result.returncode == 2 and list(tmp_path.iterdir()) == []
+    assert result.stderr.strip() == f"error: --gpus: asked for 2 GPUs, this machine has {torch.cuda.device_count()}"

@@ -2,7 +2,8 @@
 
 `Meter` counts the non-padding tokens of every batch the trainer trains on and times optimizer steps
 after a warm-up; `BenchPlugin` attaches it to an Axolotl run (`plugins: [medqa.bench.BenchPlugin]`),
-and `attach` to a plain transformers Trainer. Both write the figures to `<output_dir>/bench.json`.
+and `attach` to a plain transformers Trainer. Both write the figures to `<output_dir>/bench.json`; under
+DDP or DeepSpeed the ranks' tokens are summed and their peaks gathered.
 """
 
 from __future__ import annotations

@@ -22,19 +22,11 @@ import yaml
 
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
+from medqa.random_model import SHAPES, make_model
 from medqa.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "llama2-7b-medqa-qlora.yml"
-TOKENIZER = REPO / "models" / "SmolLM2-135M-Instruct"
-SHAPES = {
-    "llama2-7b": dict(
-        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32
-    ),
-    "tiny": dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
-    ),
-}
 CPU_SAFE = {
     "bf16": False,
     "fp16": False,
@@ -53,28 +45,6 @@ LEVERS = {
         "liger_fused_linear_cross_entropy": True,
     },
 }
-
-
-def make_model(shape: str, out: Path) -> None:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=4096,
-        rms_norm_eps=1e-5,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        **SHAPES[shape],
-    )
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = LlamaForCausalLM(config).to(torch.bfloat16 if device == "cuda" else torch.float32)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
 
 
 # ----------------------------------------------------------------------------- contenders

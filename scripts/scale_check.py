@@ -23,6 +23,7 @@ from pathlib import Path
 
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
+from medqa.random_model import make_model
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "llama2-7b-medqa-qlora.yml"
@@ -78,9 +79,6 @@ def main():
     if not (args.data / "train.jsonl").is_file():
         raise UserError(args.data / "train.jsonl", "no such file (run `make data` first)")
     if not (args.model / "config.json").is_file():
-        sys.path.insert(0, str(REPO / "scripts"))
-        from bench import make_model
-
         make_model("llama2-7b", args.model)
     if args.save_steps >= args.steps:
         raise UserError("--save-steps", f"must be below --steps ({args.steps}) so that a checkpoint is written")

@@ -1,0 +1,40 @@
+"""Models with random weights for make bench and make scale-check: speed and memory do not depend on the values.
+
+The Llama-2 tokenizer cannot be had offline, so the embedded SmolLM2 tokenizer is saved with the model and
+the vocabulary is sized to it (49,152; Llama-2's is 32,000).
+"""
+
+from pathlib import Path
+
+TOKENIZER = Path(__file__).resolve().parents[1] / "models" / "SmolLM2-135M-Instruct"
+SHAPES = {
+    "llama2-7b": dict(
+        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32
+    ),
+    "tiny": dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    ),
+}
+
+
+def make_model(shape: str, out: Path) -> None:
+    """A model of this shape with random weights, saved with the embedded tokenizer (vocabulary sized to it)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **SHAPES[shape],
+    )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(torch.bfloat16 if device == "cuda" else torch.float32)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)

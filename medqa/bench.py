@@ -105,6 +105,7 @@ class Meter(TrainerCallback):
             "peak_allocated_gib_per_rank": [p / 2**30 for p in peaks] if cuda else None,
             "gpu": torch.cuda.get_device_name() if cuda else "cpu",
             "global_step": state.global_step,
+            "losses": [h["loss"] for h in state.log_history if "loss" in h],  # mean over ranks, per logged step
         }
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -51,12 +51,6 @@ def finetune(run: Path, args, extra: list[str], log: Path) -> tuple[int, str]:
     return rc, log.read_text(errors="replace")
 
 
-def losses(run: Path) -> list[float]:
-    states = sorted(run.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
-    history = json.loads(states[-1].read_text())["log_history"] if states else []
-    return [h["loss"] for h in history if "loss" in h]
-
-
 def checkpoints(run: Path) -> list[int]:
     return sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*") if (p / "trainer_state.json").is_file())
 
@@ -85,46 +79,59 @@ def main():
 
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
+    gpu = torch.cuda.get_device_name()
+    stem = f"{datetime.date.today().isoformat()}-{re.sub(r'[^A-Za-z0-9]+', '-', gpu).strip('-').lower()}-scaling"
     plans = [("1 GPU", []), (f"{args.gpus} GPUs DDP", ["--gpus", str(args.gpus)])]
     plans.append((f"{args.gpus} GPUs ZeRO-2", ["--gpus", str(args.gpus), "--dist", "zero2"]))
     rows = []
-    for name, extra in plans:
+    for name, extra in plans:  # all speed runs first, then the resumes: the report is rewritten after each
         run = args.work / re.sub(r"\W+", "-", name).strip("-").lower()
         rc, _ = finetune(run, args, extra, args.work / f"{run.name}.log")
         bench = json.loads((run / "bench.json").read_text()) if (run / "bench.json").is_file() else {}
-        row = {
-            "name": name,
-            "rc": rc,
-            "gpus": bench.get("world_size"),
-            "tokens_per_s": bench.get("tokens_per_s"),
-            "step_s": bench.get("step_s"),
-            "peak_gib_per_gpu": bench.get("peak_allocated_gib_per_rank"),
-            "peak_reserved_gib": bench.get("peak_reserved_gib"),
-            "losses": losses(run),
-            "checkpoints": checkpoints(run),
-        }
-        if rc == 0 and extra:  # resume as after a crash after the first checkpoint
-            first = row["checkpoints"][0] if row["checkpoints"] else None
-            (run / "adapter_model.safetensors").unlink(missing_ok=True)
-            for step in row["checkpoints"][1:]:
-                shutil.rmtree(run / f"checkpoint-{step}")
-            rc2, log = finetune(run, args, extra, args.work / f"{run.name}-resume.log")
-            row["resume"] = {
-                "from": first,
-                "rc": rc2,
-                "finished": rc2 == 0
-                and f"resuming from {run / f'checkpoint-{first}'}" in log
-                and (run / "adapter_model.safetensors").is_file(),
+        losses = bench.get("losses", [])
+        rows.append(
+            {
+                "name": name,
+                "rc": rc,
+                "gpus": bench.get("world_size"),
+                "tokens_per_s": bench.get("tokens_per_s"),
+                "step_s": bench.get("step_s"),
+                "peak_gib_per_gpu": bench.get("peak_allocated_gib_per_rank"),
+                "peak_reserved_gib": bench.get("peak_reserved_gib"),
+                "losses": losses,
+                "losses_finite": bool(losses) and all(math.isfinite(x) for x in losses),
+                "checkpoints": checkpoints(run),
             }
-        row["losses_finite"] = bool(row["losses"]) and all(math.isfinite(x) for x in row["losses"])
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        )
+        write_report(rows, args, gpu, stem)
+    for (name, extra), row in zip(plans, rows, strict=True):
+        if not extra or row["rc"] != 0 or not row["checkpoints"]:
+            continue
+        run = args.work / re.sub(r"\W+", "-", name).strip("-").lower()
+        first = row["checkpoints"][0]  # resume as after a crash just after the first checkpoint
+        (run / "adapter_model.safetensors").unlink()
+        for step in row["checkpoints"][1:]:
+            shutil.rmtree(run / f"checkpoint-{step}")
+        rc, log = finetune(run, args, extra, args.work / f"{run.name}-resume.log")
+        row["resume"] = {
+            "from": first,
+            "rc": rc,
+            "finished": rc == 0
+            and f"resuming from {run / f'checkpoint-{first}'}" in log
+            and (run / "adapter_model.safetensors").is_file(),
+        }
+        write_report(rows, args, gpu, stem)
+    ok = all(
+        r["rc"] == 0 and r["losses_finite"] and r.get("resume", {"finished": bool(r["gpus"] == 1)})["finished"]
+        for r in rows
+    )
+    sys.exit(0 if ok else 1)
 
+
+def write_report(rows: list[dict], args, gpu: str, stem: str) -> None:
     base = rows[0]["tokens_per_s"]
     for row in rows:
         row["scaling_vs_1_gpu"] = row["tokens_per_s"] / base if base and row["tokens_per_s"] else None
-    gpu = torch.cuda.get_device_name()
-    stem = f"{datetime.date.today().isoformat()}-{re.sub(r'[^A-Za-z0-9]+', '-', gpu).strip('-').lower()}-scaling"
     lines = [
         "| run | tokens/s | vs 1 GPU | s/step | peak alloc GiB per GPU | losses finite | checkpoints | resume |",
         "|---|---|---|---|---|---|---|---|",
@@ -143,9 +150,7 @@ def main():
     report = {"date": datetime.date.today().isoformat(), "gpu": gpu, "steps": args.steps, "runs": rows}
     atomic_write_text(args.out / f"{stem}.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(args.out / f"{stem}.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    ok = all(r["rc"] == 0 and r["losses_finite"] and r.get("resume", {"finished": True})["finished"] for r in rows)
-    sys.exit(0 if ok else 1)
+    print(lines[-1], flush=True)
 
 
 if __name__ == "__main__":

@@ -85,14 +85,19 @@ def validate(cfg: dict, where="recipe") -> None:
             from axolotl.integrations.base import PluginManager, load_plugin
             from axolotl.integrations.config import merge_input_args
 
-        for name in cfg["plugins"]:
-            try:
-                with quiet_stderr():
-                    load_plugin(name)  # PluginManager.register would only log the failure
-            except Exception as err:
-                raise UserError(where, f"plugin {name!r} cannot be loaded: {err}") from None
-            PluginManager.get_instance().register(name)
-        _, schema = merge_input_args()
+        manager = PluginManager.get_instance()
+        registered, manager.plugins = manager.plugins, type(manager.plugins)()  # this recipe's plugins only
+        try:
+            for name in cfg["plugins"]:
+                try:
+                    with quiet_stderr():
+                        load_plugin(name)  # PluginManager.register would only log the failure
+                except Exception as err:
+                    raise UserError(where, f"plugin {name!r} cannot be loaded: {err}") from None
+                manager.register(name)
+            _, schema = merge_input_args()
+        finally:
+            manager.plugins = registered
     fields = schema.model_fields
     known = set(fields) | {f.alias for f in fields.values() if f.alias}
     for key in cfg:

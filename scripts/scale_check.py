@@ -24,6 +24,7 @@ from pathlib import Path
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
 from medqa.random_model import make_model
+from medqa.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "llama2-7b-medqa-qlora.yml"
@@ -41,7 +42,7 @@ def finetune(run: Path, args, extra: list[str], log: Path) -> tuple[int, str]:
         "max_steps": args.steps,
         "save_steps": args.save_steps,
         "logging_steps": 1,
-        "plugins": ["axolotl.integrations.liger.LigerPlugin", "medqa.bench.BenchPlugin"],
+        "plugins": [*load_recipe(RECIPE)["plugins"], "medqa.bench.BenchPlugin"],
     }
     cmd = [sys.executable, str(REPO / "scripts" / "finetune.py"), str(RECIPE), *extra]
     for key, value in overrides.items():

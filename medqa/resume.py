@@ -39,10 +39,8 @@ def repage(optimizer) -> int:
     moved = 0
     for param, state in opt.state.items():
         for key, value in list(state.items()):
-            if not (isinstance(value, torch.Tensor) and getattr(value, "is_paged", False)) or id(value) in live:
-                continue
-            if param.device.type != "cuda":  # bitsandbytes pages only on CUDA: drop the stale mark
-                del value.is_paged
+            marked = isinstance(value, torch.Tensor) and getattr(value, "is_paged", False)
+            if not marked or id(value) in live or param.device.type != "cuda":  # bitsandbytes pages only on CUDA
                 continue
             buffer = F.get_paged(*value.shape, dtype=value.dtype, device=param.device)
             buffer.copy_(value)

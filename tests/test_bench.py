@@ -80,7 +80,8 @@ def test_contender_configs(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the GPU configs, built on any machine
     cfg = lambda name: bench.axolotl_cfg(name, tmp_path / "m", tmp_path / "d", tmp_path / "o", 20)  # noqa: E731
     recipe = cfg("recipe")
-    assert recipe["plugins"] == ["axolotl.integrations.liger.LigerPlugin", "medqa.bench.BenchPlugin"]
+    resume = "medqa.resume.PagedResumePlugin"
+    assert recipe["plugins"] == ["axolotl.integrations.liger.LigerPlugin", resume, "medqa.bench.BenchPlugin"]
     assert recipe["max_steps"] == 20 and recipe["save_strategy"] == "no" and "save_steps" not in recipe
     # the peer is Axolotl's example: none of the recipe's levers leak into it
     example = cfg("axolotl-example")
@@ -94,5 +95,5 @@ def test_contender_configs(tmp_path, monkeypatch):
         cfg("recipe+ligr")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cpu = cfg("recipe")
-    assert cpu["plugins"] == ["medqa.bench.BenchPlugin"] and not any(k.startswith("liger_") for k in cpu)
+    assert cpu["plugins"] == [resume, "medqa.bench.BenchPlugin"] and not any(k.startswith("liger_") for k in cpu)
     assert cpu["optimizer"] == "adamw_torch" and cpu["bf16"] is False

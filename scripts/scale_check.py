@@ -24,7 +24,7 @@ from pathlib import Path
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
 from medqa.random_model import make_model
-from medqa.recipe import load_recipe
+from medqa.recipe import complete_checkpoints, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "llama2-7b-medqa-qlora.yml"
@@ -50,10 +50,6 @@ def finetune(run: Path, args, extra: list[str], log: Path) -> tuple[int, str]:
     with open(log, "w") as out:
         rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
     return rc, log.read_text(errors="replace")
-
-
-def checkpoints(run: Path) -> list[int]:
-    return sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*") if (p / "trainer_state.json").is_file())
 
 
 @cli
@@ -101,7 +97,7 @@ def main():
                 "peak_reserved_gib": bench.get("peak_reserved_gib"),
                 "losses": losses,
                 "losses_finite": bool(losses) and all(math.isfinite(x) for x in losses),
-                "checkpoints": checkpoints(run),
+                "checkpoints": [int(c.name.split("-")[-1]) for c in complete_checkpoints(run)],
             }
         )
         write_report(rows, args, gpu, stem)

@@ -3,8 +3,11 @@
     python eval/generate.py outputs/demo --model tuned --split test --n 100 --out outputs/demo/eval/test/tuned.jsonl
 
 Uses the run's exact training prompt (from its recipe.yml), greedy decoding with max_new_tokens, and
-batches of similar-length prompts. Writes JSONL rows {"id", "question", "reference", "prediction", "model",
-"settings"} and, beside them, FILE.meta.json with the reference answers' perplexity and the timing.
+batches of similar-length prompts. `--model base` is the base model as published; `--model tuned` is the
+model as trained: the adapter merged into the dequantised NF4 weights it was trained against (`--weights
+4bit` keeps the 4-bit layers and the adapter apart, as in training: slower, same model). Writes JSONL rows
+{"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "model", "settings"} and,
+beside them, FILE.meta.json with the reference answers' perplexity and the timing.
 """
 
 import argparse
@@ -16,7 +19,7 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
-from medqa.inference import GenerationSettings, Run, answer_perplexity, generate_answers, load_model
+from medqa.inference import WEIGHTS, GenerationSettings, Run, answer_perplexity, generate_answers, load_model
 
 
 def run_data_dir(run: Run) -> Path:
@@ -32,16 +35,12 @@ def main():
     parser.add_argument("--split", default="test")
     parser.add_argument("--n", type=int, default=None, help="first N questions of the split")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repetition-penalty", type=float, default=1.0)
-    parser.add_argument("--no-repeat-ngram-size", type=int, default=0)
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "4bit", "full"),
-        default="auto",
-        help="auto: 4-bit NF4 on CUDA (as trained), full precision on CPU",
-    )
+    defaults = GenerationSettings()
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=defaults.no_repeat_ngram_size)
+    parser.add_argument("--weights", choices=WEIGHTS, default="merged", help="tuned model: merged (default) or 4bit")
     parser.add_argument("--no-perplexity", action="store_true")
     args = parser.parse_args()
 
@@ -56,21 +55,25 @@ def main():
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
     )
-    four_bit = {"auto": None, "4bit": True, "full": False}[args.precision]
-    model, tokenizer = load_model(run.base_model, run.adapter if args.model == "tuned" else None, four_bit)
+    adapter = run.adapter if args.model == "tuned" else None
+    model, tokenizer = load_model(run.base_model, adapter, args.weights, run.dtype)
     label = f"{run.base_model}" + (f"+{run.path}" if args.model == "tuned" else "")
 
     start = time.time()
     answers = generate_answers(model, tokenizer, run.fmt, [r["question"] for r in rows], settings)
     seconds = time.time() - start
-    record = {**dataclasses.asdict(settings), "prompt_format": run.fmt.name, "precision": args.precision}
+    record = {**dataclasses.asdict(settings), "prompt_format": run.fmt.name, "dtype": str(model.dtype)}
+    if adapter is not None:
+        record["weights"] = args.weights
     lines = [
         json.dumps(
             {
                 "id": r["id"],
                 "question": r["question"],
                 "reference": r["answer"],
-                "prediction": a,
+                "prediction": a.text,
+                "new_tokens": a.new_tokens,
+                "hit_max_new_tokens": a.hit_max_new_tokens,
                 "model": label,
                 "settings": record,
             },

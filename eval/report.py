@@ -13,7 +13,7 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_dir
-from medqa.scoring import METRICS
+from medqa.scoring import LOWER_IS_BETTER, QUALITY
 
 
 def newest_trainer_state(run: Path) -> dict | None:
@@ -28,8 +28,9 @@ def plots(out: Path, metrics: dict, state: dict | None, base: list, tuned: list)
     import matplotlib.pyplot as plt
 
     made = []
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(2.2 * len(METRICS), 3))
-    for ax, m in zip(axes, METRICS, strict=True):
+    shown = [*QUALITY, *LOWER_IS_BETTER]
+    fig, axes = plt.subplots(1, len(shown), figsize=(2.2 * len(shown), 3))
+    for ax, m in zip(axes, shown, strict=True):
         for x, (_label, res) in enumerate(
             (("base", metrics["baseline"]["metrics"][m]), ("tuned", metrics["metrics"][m]))
         ):
@@ -69,12 +70,43 @@ def plots(out: Path, metrics: dict, state: dict | None, base: list, tuned: list)
     return made
 
 
+PICKS = ("largest gain", "upper quartile", "median", "lower quartile", "largest loss")
+
+
+def pick_examples(tuned: list[dict], base: list[dict], k: int = len(PICKS)) -> list[tuple[str, dict, dict]]:
+    """A fixed rule, not a hand pick: rank the questions by tuned minus base ROUGE-L and take evenly spaced
+    ranks, from the largest gain to the largest loss (ties keep the file's order)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    by_id = {r["id"]: r for r in base}
+    pairs = [(t, by_id[t["id"]]) for t in tuned if t["id"] in by_id]
+    if not pairs:
+        return []
+
+    def gain(pair):
+        t, b = pair
+        return (
+            scorer.score(t["reference"], t["prediction"])["rougeL"].fmeasure
+            - scorer.score(b["reference"], b["prediction"])["rougeL"].fmeasure
+        )
+
+    ranked = sorted(pairs, key=gain, reverse=True)
+    k = min(k, len(ranked))
+    ranks = sorted({round(i * (len(ranked) - 1) / max(k - 1, 1)) for i in range(k)})
+    labels = PICKS if k == len(PICKS) else [f"rank {r + 1} of {len(ranked)}" for r in ranks]
+    return [(label, *ranked[r]) for label, r in zip(labels, ranks, strict=True)]
+
+
+def fmt_value(metric: str, value: float) -> str:
+    return f"{value:.1f}" if metric in ("words", "bleu", "chrf") else f"{value:.4f}"
+
+
 @cli
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", type=Path, help="evaluation folder (metrics.json, base.jsonl, tuned.jsonl)")
     parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--examples", type=int, default=5)
     args = parser.parse_args()
     if not (args.dir / "metrics.json").is_file():
         raise UserError(args.dir, "no metrics.json (run eval/score.py with --baseline first)")
@@ -89,15 +121,20 @@ def main():
         f"# Evaluation: {args.run}",
         "",
         f"{metrics['n']} held-out questions; greedy decoding; "
-        "95% bootstrap confidence intervals; delta = tuned minus base, paired by question.",
+        "95% bootstrap confidence intervals; delta = tuned minus base, paired by question. "
+        f"loop_rate: share of answers in which some 4 words recur 4 or more times (lower is better; "
+        f"the references: {metrics['references']['loop_rate']:.3f}); words: mean answer length "
+        f"(references: {metrics['references']['words']:.0f}); hit_max_new_tokens: share cut off by the cap.",
         "",
         "| metric | base | tuned | delta [95% CI] |",
         "|---|---|---|---|",
     ]
-    for m in METRICS:
-        b, t, d = metrics["baseline"]["metrics"][m], metrics["metrics"][m], metrics["delta"][m]
+    for m, d in metrics["delta"].items():
+        b, t = metrics["baseline"]["metrics"][m], metrics["metrics"][m]
+        lo, hi = (fmt_value(m, v) for v in d["ci95"])
         lines.append(
-            f"| {m} | {b['mean']:.4f} | {t['mean']:.4f} | {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] |"
+            f"| {m} | {fmt_value(m, b['mean'])} | {fmt_value(m, t['mean'])} | "
+            f"{'+' if d['mean'] >= 0 else ''}{fmt_value(m, d['mean'])} [{lo}, {hi}] |"
         )
     if all("reference_perplexity" in meta.get(k, {}) for k in ("base", "tuned")):
         lines.append(
@@ -107,13 +144,19 @@ def main():
     with atomic_dir(args.dir / "report") as tmp:
         made = plots(tmp, metrics, state, base, tuned)
         lines += ["", *[f"![{p}]({p})" for p in made], "", "## Answers side by side", ""]
-        by_id = {r["id"]: r for r in base}
-        for row in tuned[: args.examples]:
+        lines += [
+            "Picked by rule: the questions ranked by tuned minus base ROUGE-L, at the largest gain, the quartiles, "
+            "the median and the largest loss.",
+            "",
+        ]
+        for label, row, base_row in pick_examples(tuned, base):
             lines += [
+                f"### {label}",
+                "",
                 f"**Q:** {row['question']}",
                 "",
                 f"- *reference:* {row['reference']}",
-                f"- *base:* {by_id.get(row['id'], {}).get('prediction', '')}",
+                f"- *base:* {base_row['prediction']}",
                 f"- *tuned:* {row['prediction']}",
                 "",
             ]

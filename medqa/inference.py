@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from medqa.errors import UserError
@@ -12,11 +12,22 @@ from medqa.recipe import RUN_RECIPE, load_recipe, prompt_format
 
 @dataclass
 class GenerationSettings:
+    """Greedy decoding; `make eval`, `make demo` and the levers table share these defaults."""
+
     max_new_tokens: int = 256
-    do_sample: bool = False  # greedy
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
-    batch_size: int = 16
+    batch_size: int = 64
+
+
+@dataclass
+class Answer:
+    text: str
+    new_tokens: int  # generated tokens, the end-of-turn token included
+    hit_max_new_tokens: bool  # cut off by the cap rather than ended by the model
+
+
+WEIGHTS = ("merged", "4bit")
 
 
 @dataclass
@@ -42,33 +53,53 @@ class Run:
             raise UserError(self.path, "no adapter_config.json: the run has not finished (see its checkpoints)")
         return self.path
 
+    @property
+    def dtype(self) -> str:
+        """The precision the run computed in (Axolotl's torch_dtype): bf16, fp16 or fp32."""
+        if self.recipe.get("bf16") in (True, "auto"):
+            return "bfloat16"
+        return "float16" if self.recipe.get("fp16") else "float32"
 
-def load_model(base_model: str, adapter: Path | None = None, four_bit: bool | None = None):
-    """Base model (+ adapter). On CUDA: 4-bit NF4 with bf16 compute, as trained; on CPU: full fp32."""
+
+def load_model(base_model: str, adapter: Path | None = None, weights: str = "merged", dtype: str = "float32"):
+    """The base model as published, or the fine-tuned model as it was trained.
+
+    With an adapter the base is loaded in 4-bit NF4 with double quantisation, exactly as Axolotl loads it
+    for QLoRA, and then either
+      - "merged": the NF4 weights are dequantised (transformers' `dequantize`) and the adapter is merged
+        into them: the weights the adapter was trained against, as plain tensors (fast generation);
+      - "4bit": the adapter stays on top of the 4-bit layers, the training forward itself (slow).
+    Merging into the unquantised base instead would score a model that was never trained.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     cuda = torch.cuda.is_available()
-    four_bit = cuda if four_bit is None else four_bit
-    kwargs = {"dtype": torch.bfloat16 if cuda else torch.float32}
-    if four_bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
+    kwargs = {"dtype": getattr(torch, dtype if cuda else "float32")}
+    if cuda:
+        kwargs["device_map"] = {"": 0}
+    if adapter is not None:
+        kwargs["quantization_config"] = BitsAndBytesConfig(  # as axolotl.loaders.model does for qlora
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=kwargs["dtype"],
+            bnb_4bit_quant_storage=torch.bfloat16,
         )
-    if cuda:
-        kwargs["device_map"] = {"": 0}
     model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
     tok_source = adapter if adapter and (Path(adapter) / "tokenizer_config.json").is_file() else base_model
     tokenizer = AutoTokenizer.from_pretrained(tok_source)
     if adapter is not None:
         from peft import PeftModel
 
+        if weights == "merged":
+            # before any forward pass: on CPU, bitsandbytes repacks 4-bit weights at the first one
+            model = model.dequantize().to(kwargs["dtype"])
         model = PeftModel.from_pretrained(model, str(adapter))
-        if not four_bit:
-            model = model.merge_and_unload()  # same function, faster generation
+        if weights == "merged":
+            model = model.merge_and_unload()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -83,26 +114,41 @@ def generate_answers(
     questions: list[str],
     settings: GenerationSettings | None = None,
     progress: bool = True,
-) -> list[str]:
-    """Answers in the order of `questions`; batches are formed from prompts of similar length."""
+) -> list[Answer]:
+    """Greedy answers in the order of `questions`; batches are formed from prompts of similar length.
+
+    An answer ends at the end-of-turn token, or at the format's `stop_text` where the end is plain text."""
     import torch
     from tqdm.auto import tqdm
 
     settings = settings or GenerationSettings()
     prompts = [fmt.encode_prompt(tokenizer, q) for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    answers: list[str] = [""] * len(prompts)
-    gen = {k: v for k, v in asdict(settings).items() if k != "batch_size"}
+    answers: list[Answer | None] = [None] * len(prompts)
+    gen = {
+        "max_new_tokens": settings.max_new_tokens,
+        "do_sample": False,
+        "repetition_penalty": settings.repetition_penalty,
+        "no_repeat_ngram_size": settings.no_repeat_ngram_size,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if fmt.stop_text:
+        gen.update(stop_strings=[fmt.stop_text], tokenizer=tokenizer)
+    ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     with torch.inference_mode(), tqdm(total=len(prompts), desc="generate", disable=not progress) as bar:
         for start in range(0, len(order), settings.batch_size):
             idx = order[start : start + settings.batch_size]
             batch = tokenizer.pad({"input_ids": [prompts[i] for i in idx]}, return_tensors="pt").to(model.device)
-            out = model.generate(
-                **batch, **gen, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
-            )
-            new = out[:, batch["input_ids"].shape[1] :]
-            for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
-                answers[i] = text.strip()
+            out = model.generate(**batch, **gen)
+            for i, new in zip(idx, out[:, batch["input_ids"].shape[1] :].tolist(), strict=True):
+                n = next((k for k, t in enumerate(new) if t in ends), None)
+                text = tokenizer.decode(new if n is None else new[:n], skip_special_tokens=True)
+                stopped = n is not None
+                if fmt.stop_text and fmt.stop_text in text:
+                    text, stopped = text[: text.index(fmt.stop_text)], True
+                length = len(new) if n is None else n + 1
+                answers[i] = Answer(text.strip(), length, not stopped and length >= settings.max_new_tokens)
             bar.update(len(idx))
     return answers
 

@@ -15,6 +15,7 @@ class PromptFormat:
     system: str
     add_special_tokens = True  # let the tokenizer add BOS (False where a chat template writes it)
     append_eos = True
+    stop_text: str | None = None  # where an answer ends when the end is plain text, not a special token
 
     def prompt_text(self, tokenizer, question: str) -> str:
         raise NotImplementedError
@@ -69,7 +70,8 @@ class ModelChat(PromptFormat):
     add_special_tokens = False  # the template writes any special tokens itself
 
     def _messages(self, question):
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": question}]
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return system + [{"role": "user", "content": question}]
 
     def prompt_text(self, tokenizer, question):
         return tokenizer.apply_chat_template(self._messages(question), tokenize=False, add_generation_prompt=True)
@@ -83,11 +85,20 @@ class ModelChat(PromptFormat):
         return answer
 
 
+class ModelChatNoSystem(ModelChat):
+    """The model's own chat template given the user turn alone (a template may add its own default system turn)."""
+
+    name = "model_chat_nosys"
+    system = ""
+
+
 class SeedText(Llama2Chat):
     """The seed notebook's rows as plain text, `<s>` and `</s>` included literally: what Axolotl's
-    `type: completion` trains on when given the seed's `text` column (the baseline recipe)."""
+    `type: completion` trains on when given the seed's `text` column (the baseline recipe). For a
+    tokenizer without those tokens (SmolLM2), `</s>` is text the model learns to write: the answer ends there."""
 
     name = "seed_text"
+    stop_text = "</s>"
 
     def prompt_text(self, tokenizer, question):
         return f"<s>{super().prompt_text(tokenizer, question)}"
@@ -96,7 +107,7 @@ class SeedText(Llama2Chat):
         return f"{super().full_text(tokenizer, question, answer)} </s>"
 
 
-FORMATS: dict[str, PromptFormat] = {f.name: f for f in (Llama2Chat(), ModelChat(), SeedText())}
+FORMATS: dict[str, PromptFormat] = {f.name: f for f in (Llama2Chat(), ModelChat(), ModelChatNoSystem(), SeedText())}
 
 
 def get_format(name: str) -> PromptFormat:

@@ -122,9 +122,10 @@ def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: li
         if not sep or not key:
             raise UserError("--set", f"expected KEY=VALUE, got {item!r}")
         cfg[key] = yaml.safe_load(value)
-    if data is not None:
-        for key, split in (("datasets", "train"), ("test_datasets", "val")):
-            cfg[key] = [{**d, "path": str(data / f"{split}.jsonl")} for d in cfg.get(key) or []]
+    if data is not None:  # the same files, read from another prepared folder
+        for key in ("datasets", "test_datasets"):
+            if cfg.get(key):
+                cfg[key] = [{**d, "path": str(data / Path(str(d["path"])).name)} for d in cfg[key]]
     if output_dir is not None:
         cfg["output_dir"] = str(output_dir)
         cfg["dataset_prepared_path"] = str(output_dir / "prepared")

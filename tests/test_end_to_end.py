@@ -60,10 +60,10 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     assert loaded.base_model == str(tiny_model) and loaded.fmt.name == "model_chat"
     adapter_cfg = json.loads((run / "adapter_config.json").read_text())
     assert adapter_cfg["r"] == 64 and adapter_cfg["lora_alpha"] == 16
-    model, tok = load_model(loaded.base_model, loaded.adapter, four_bit=False)
+    model, tok = load_model(loaded.base_model, loaded.adapter)
     questions = ["What is asthma?", "How is flu spread between people in a household?"]
     answers = generate_answers(model, tok, loaded.fmt, questions, GenerationSettings(max_new_tokens=6), progress=False)
-    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    assert len(answers) == 2 and all(isinstance(a.text, str) and 1 <= a.new_tokens <= 6 for a in answers)
 
     # make eval's steps on the same run: generate with both models, score the paired difference, report
     ev = tmp_path / "eval"
@@ -82,8 +82,9 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
         )
         assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in (ev / "tuned.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and set(rows[0]) == {"id", "question", "reference", "prediction", "model", "settings"}
-    assert rows[0]["settings"]["prompt_format"] == "model_chat" and rows[0]["settings"]["do_sample"] is False
+    fields = {"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "model", "settings"}
+    assert len(rows) == 3 and set(rows[0]) == fields
+    assert rows[0]["settings"]["prompt_format"] == "model_chat" and rows[0]["settings"]["weights"] == "merged"
     assert math.isfinite(json.loads((ev / "tuned.meta.json").read_text())["reference_perplexity"])
     result = run_script("eval/score.py", ev / "tuned.jsonl", "--baseline", ev / "base.jsonl", "--out", ev)
     assert result.returncode == 0, result.stderr[-3000:]

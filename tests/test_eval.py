@@ -87,3 +87,60 @@ def test_bad_prediction_files_get_one_line(tmp_path, content, problem):
     assert result.returncode == 2 and problem in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_loop_rate_counts_answers_stuck_in_a_loop(encoder):
+    from medqa.scoring import has_loop
+
+    looping = "Signs include: - Short back - Short arms - Short legs - Short back - Short arms - Short legs " * 2
+    assert has_loop(looping)
+    assert not has_loop("Iron deficiency anemia is treated with iron supplements and a diet rich in iron.")
+    assert not has_loop("a b c d a b c d a b c d")  # three times is not a loop
+    assert has_loop("a b c d a b c d a b c d A B C D")  # four, case aside
+    scores = per_example([looping, "A short answer."], ["ref one", "ref two"], encoder)
+    assert list(scores["loop_rate"]) == [1.0, 0.0]
+    assert list(scores["words"]) == [len(looping.split()), 3.0]
+
+
+def test_score_reports_length_and_cap_and_report_picks_by_rule(tmp_path):
+    from medqa.scoring import score
+
+    base = [
+        {
+            "id": str(i),
+            "question": f"q{i}",
+            "reference": f"answer number {i} about iron",
+            "prediction": "no idea",
+            "new_tokens": 3,
+            "hit_max_new_tokens": False,
+        }
+        for i in range(9)
+    ]
+    tuned = [
+        {**r, "prediction": " ".join(r["reference"].split()[: i % 5 + 1]), "hit_max_new_tokens": i % 3 == 0}
+        for i, r in enumerate(base)
+    ]
+    b, t = write_predictions(tmp_path / "base.jsonl", base), write_predictions(tmp_path / "tuned.jsonl", tuned)
+    result = score(t, b)
+    assert result["metrics"]["hit_max_new_tokens"]["mean"] == pytest.approx(3 / 9)
+    assert result["delta"]["hit_max_new_tokens"]["mean"] == pytest.approx(3 / 9)
+    assert result["metrics"]["words"]["mean"] == pytest.approx(sum(i % 5 + 1 for i in range(9)) / 9)
+    assert result["references"]["loop_rate"] == 0.0
+
+    (tmp_path / "metrics.json").write_text(json.dumps(result))
+    run = tmp_path / "run"
+    run.mkdir()
+    out = run_script("eval/report.py", tmp_path, "--run", run)
+    assert out.returncode == 0, out.stderr
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "| loop_rate |" in report and "| hit_max_new_tokens |" in report
+    # the rule: ranked by ROUGE-L gain, largest first; the longest prediction (5 words) gains most
+    sections = report.split("### ")[1:]
+    assert [s.splitlines()[0] for s in sections] == [
+        "largest gain",
+        "upper quartile",
+        "median",
+        "lower quartile",
+        "largest loss",
+    ]
+    assert "answer number 4 about iron" in sections[0].split("*tuned:*")[1].splitlines()[0]

@@ -20,7 +20,7 @@ RECIPE ?= recipes/smollm2-135m-medqa-qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data plan finetune demo eval bench scale-check test test-fast lint format clean
+.PHONY: help setup data plan finetune demo eval levers bench scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 
@@ -69,6 +69,13 @@ eval: setup  ## RUN=outputs/... [SPLIT=test] [N=100]: base vs tuned answers, sco
 	$(PY) eval/generate.py $(RUN) --model tuned --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/tuned.jsonl
 	$(PY) eval/score.py $(EVAL_DIR)/tuned.jsonl --baseline $(EVAL_DIR)/base.jsonl --out $(EVAL_DIR)
 	$(PY) eval/report.py $(EVAL_DIR) --run $(RUN)
+
+LEVERS   ?= eval/levers/levers.yml
+PARALLEL ?= 16
+levers: setup  ## GPU: train and answer every lever of LEVERS side by side, then the tables (eval/levers/)
+	$(PY) scripts/export_seed_text.py $(DATA) >/dev/null
+	$(PY) eval/levers.py run $(LEVERS) --data $(DATA) --parallel $(PARALLEL)
+	$(PY) eval/levers.py table $(LEVERS) --out $(basename $(LEVERS))
 
 BENCH_MODEL ?= /tmp/medqa-llama2-7b-random
 BENCH_RUNS  ?= seed,axolotl-example,recipe,recipe+sequence_len=8192

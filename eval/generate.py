@@ -2,12 +2,13 @@
 
     python eval/generate.py outputs/demo --model tuned --split test --n 100 --out outputs/demo/eval/test/tuned.jsonl
 
-Uses the run's exact training prompt (from its recipe.yml), greedy decoding with max_new_tokens, and
-batches of similar-length prompts. `--model base` is the base model as published; `--model tuned` is the
-model as trained: the adapter merged into the dequantised NF4 weights it was trained against (`--weights
-4bit` keeps the 4-bit layers and the adapter apart, as in training: slower, same model). Writes JSONL rows
-{"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "model", "settings"} and,
-beside them, FILE.meta.json with the reference answers' perplexity and the timing.
+The tuned model answers in the run's exact training prompt (from its recipe.yml); it is the model as
+trained: the adapter merged into the dequantised NF4 weights it was trained against (`--weights 4bit` keeps
+the 4-bit layers and the adapter apart, as in training: slower, the same answers). `--model base` is the base
+model as published, asked in its own chat template where it has one. Greedy decoding with max_new_tokens,
+batches of similar-length prompts. Writes JSONL rows {"id", "question", "reference", "prediction",
+"new_tokens", "hit_max_new_tokens", "model", "settings"} and, beside them, FILE.meta.json with the reference
+answers' perplexity and the timing.
 """
 
 import argparse
@@ -19,7 +20,15 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
-from medqa.inference import WEIGHTS, GenerationSettings, Run, answer_perplexity, generate_answers, load_model
+from medqa.inference import (
+    WEIGHTS,
+    GenerationSettings,
+    Run,
+    answer_perplexity,
+    base_prompt_format,
+    generate_answers,
+    load_model,
+)
 
 
 def run_data_dir(run: Run) -> Path:
@@ -58,11 +67,12 @@ def main():
     adapter = run.adapter if args.model == "tuned" else None
     model, tokenizer = load_model(run.base_model, adapter, args.weights, run.dtype)
     label = f"{run.base_model}" + (f"+{run.path}" if args.model == "tuned" else "")
+    fmt = run.fmt if adapter is not None else base_prompt_format(run.fmt, tokenizer)
 
     start = time.time()
-    answers = generate_answers(model, tokenizer, run.fmt, [r["question"] for r in rows], settings)
+    answers = generate_answers(model, tokenizer, fmt, [r["question"] for r in rows], settings)
     seconds = time.time() - start
-    record = {**dataclasses.asdict(settings), "prompt_format": run.fmt.name, "dtype": str(model.dtype)}
+    record = {**dataclasses.asdict(settings), "prompt_format": fmt.name, "dtype": str(model.dtype)}
     if adapter is not None:
         record["weights"] = args.weights
     lines = [
@@ -93,7 +103,7 @@ def main():
     if not args.no_perplexity:
         refs = [{"question": r["question"], "reference": r["answer"]} for r in rows]
         meta["reference_perplexity"] = answer_perplexity(
-            model, tokenizer, run.fmt, refs, max_len=int(run.recipe.get("sequence_len", 1024))
+            model, tokenizer, fmt, refs, max_len=int(run.recipe.get("sequence_len", 1024))
         )
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     atomic_write_text(args.out.with_suffix(".meta.json"), json.dumps(meta, indent=2) + "\n")

@@ -1,39 +1,30 @@
 #!/usr/bin/env bash
-# The README's "Results" experiment, on one GPU: SmolLM2-135M-Instruct fine-tuned on 5,000 MedQuAD rows
-# with the project's recipe and with plain Axolotl (baseline recipe), both scored on N held-out questions.
+# The README's result: SmolLM2-135M-Instruct on MedQuAD, the lever study (eval/levers/levers.yml) and the
+# chosen levers scored on the test split against the base model and plain Axolotl.
 #
-#   make data                                  # data/medqa: 5,000 training rows, seed 42
-#   bash eval/medquad_result.sh train          # both fine-tunes, side by side on one GPU
-#   bash eval/medquad_result.sh generate       # base, ours, plain Axolotl: N test answers each
-#   bash eval/medquad_result.sh score          # metrics.json for ours vs base and ours vs plain Axolotl
+#   make data                                   # data/medqa: 5,000 training rows, seed 42
+#   bash eval/medquad_result.sh run             # GPU machine: every lever, side by side (again to go on)
+#   bash eval/medquad_result.sh score           # eval/levers/levers{,-test}.{md,json}, eval/medquad-result/*.json
 set -euo pipefail
 PY=${PY:-python}
-DATA=${DATA:-data/medqa}
-N=${N:-500}
-OURS=${OURS:-outputs/smollm2-135m-medqa-qlora}
-PLAIN=${PLAIN:-outputs/smollm2-135m-axolotl-completion}
-EVAL=${EVAL:-outputs/medquad-result}
-GEN=(--split test --n "$N" --max-new-tokens "${MAX_NEW_TOKENS:-256}" --batch-size "${BATCH:-64}" --precision full)
+SPEC=${SPEC:-eval/levers/levers.yml}
+WORK=${WORK:-outputs/levers}
+OURS=${OURS:-seed-2048-x3-nrng-6}        # chosen on the validation split
+BASE=${BASE:-base-model}
+PLAIN=${PLAIN:-plain-axolotl}
+OUT=${OUT:-eval/medquad-result}
+TEST=$WORK/preds/test
 
-case "${1:-all}" in
-train)
-  $PY scripts/export_seed_text.py "$DATA"
-  $PY scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml --data "$DATA" --output-dir "$OURS" > "$EVAL-ours.log" 2>&1 &
-  $PY scripts/finetune.py recipes/baselines/smollm2-135m-axolotl-completion.yml --output-dir "$PLAIN" \
-      --set "datasets=[{path: $DATA/train_text.jsonl, ds_type: json, type: completion}]" \
-      --set "test_datasets=[{path: $DATA/val_text.jsonl, ds_type: json, split: train, type: completion}]" \
-      > "$EVAL-plain.log" 2>&1 &
-  wait ;;
-generate)
-  mkdir -p "$EVAL"
-  $PY eval/generate.py "$OURS" --model base --data "$DATA" "${GEN[@]}" --out "$EVAL/base.jsonl" &
-  $PY eval/generate.py "$OURS" --model tuned --data "$DATA" "${GEN[@]}" --out "$EVAL/ours.jsonl" &
-  $PY eval/generate.py "$PLAIN" --model tuned --data "$DATA" "${GEN[@]}" --out "$EVAL/plain.jsonl" &
-  wait ;;
+case "${1:-}" in
+run)
+  $PY scripts/export_seed_text.py "${DATA:-data/medqa}"
+  $PY eval/levers.py run "$SPEC" --data "${DATA:-data/medqa}" --work "$WORK" --parallel "${PARALLEL:-16}" ;;
 score)
-  $PY eval/score.py "$EVAL/ours.jsonl" --baseline "$EVAL/base.jsonl" --out "$EVAL/ours-vs-base"
-  $PY eval/score.py "$EVAL/ours.jsonl" --baseline "$EVAL/plain.jsonl" --out "$EVAL/ours-vs-plain"
-  $PY eval/score.py "$EVAL/plain.jsonl" --baseline "$EVAL/base.jsonl" --out "$EVAL/plain-vs-base" ;;
-all) "$0" train && "$0" generate && "$0" score ;;
-*) echo "usage: $0 [train|generate|score|all]" >&2; exit 2 ;;
+  $PY eval/levers.py table "$SPEC" --work "$WORK" --out eval/levers/levers
+  $PY eval/score.py "$TEST/$OURS.jsonl" --baseline "$TEST/$BASE.jsonl" --out "$OUT/ours-vs-base"
+  $PY eval/score.py "$TEST/$OURS.jsonl" --baseline "$TEST/$PLAIN.jsonl" --out "$OUT/ours-vs-plain"
+  $PY eval/score.py "$TEST/$PLAIN.jsonl" --baseline "$TEST/$BASE.jsonl" --out "$OUT/plain-vs-base"
+  for f in ours-vs-base ours-vs-plain plain-vs-base; do mv "$OUT/$f/metrics.json" "$OUT/$f.json"; rmdir "$OUT/$f"; done
+  for pair in "ours:$OURS" "base:$BASE" "plain:$PLAIN"; do cp "$TEST/${pair#*:}.meta.json" "$OUT/${pair%%:*}.meta.json"; done ;;
+*) echo "usage: $0 run|score" >&2; exit 2 ;;
 esac

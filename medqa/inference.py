@@ -12,11 +12,13 @@ from medqa.recipe import RUN_RECIPE, load_recipe, prompt_format
 
 @dataclass
 class GenerationSettings:
-    """Greedy decoding; `make eval`, `make demo` and the levers table share these defaults."""
+    """Greedy decoding; `make eval` and `make demo` use these defaults. no_repeat_ngram_size 6 was chosen in the
+    lever study (eval/levers/): on the validation split it gave the chosen SmolLM2 run +0.008 ROUGE-L over plain
+    greedy decoding and halved the answers stuck in a loop."""
 
     max_new_tokens: int = 256
     repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
+    no_repeat_ngram_size: int = 6
     batch_size: int = 64
 
 
@@ -59,6 +61,14 @@ class Run:
         if self.recipe.get("bf16") in (True, "auto"):
             return "bfloat16"
         return "float16" if self.recipe.get("fp16") else "float32"
+
+
+def base_prompt_format(run_fmt: PromptFormat, tokenizer) -> PromptFormat:
+    """How the base model is asked: in its own chat template when it has one (an instruct model asked in a
+    format it never saw would be a weak baseline), otherwise in the run's format."""
+    from medqa.prompts import get_format
+
+    return run_fmt if run_fmt.name.startswith("model_chat") or not tokenizer.chat_template else get_format("model_chat")
 
 
 def load_model(base_model: str, adapter: Path | None = None, weights: str = "merged", dtype: str = "float32"):

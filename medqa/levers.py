@@ -267,12 +267,15 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) 
 
     split = split or spec.split
     encoder = encoder or embedder()
-    names = [lv.name for lv in spec.levers if not lv.test_only] if split == spec.split else spec.test_levers
+    names = [lv.name for lv in spec.levers if not lv.test_only]
+    if split != spec.split:
+        names = [name for name in spec.test_levers if not spec.lever(name).test_only]
     ref = prediction_file(work, split, spec.reference.name)
-    rows = []
+    rows, missing = [], []
     for name in names:
         pred = prediction_file(work, split, name)
         if not pred.is_file():
+            missing.append(name)
             continue
         lv = spec.lever(name)
         result = score(pred, None if name == spec.reference.name else ref, encoder=encoder)
@@ -293,7 +296,50 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) 
                 else None,
             }
         )
-    return {"spec": str(spec.path), "split": split, "rows": rows}
+    return {
+        "spec": str(spec.path),
+        "split": split,
+        "rows": rows,
+        "missing": missing,
+        "weights_checks": weights_checks(spec, work, split),
+    }
+
+
+def weights_checks(spec: Spec, work: Path, split: str) -> list[dict]:
+    """Each 4-bit lever (the adapter on the NF4 layers: the training forward) against the lever that decodes
+    the same model the same way from merged weights: how many greedy answers are identical."""
+    from rouge_score import rouge_scorer
+
+    from medqa.scoring import load_predictions
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    checks = []
+    for lv in spec.levers:
+        twin = next(
+            (o for o in spec.levers if o.weights == "merged" and o.source == lv.source and o.decode == lv.decode),
+            None,
+        )
+        four_bit, merged = prediction_file(work, split, lv.name), twin and prediction_file(work, split, twin.name)
+        if lv.weights != "4bit" or not twin or not four_bit.is_file() or not merged.is_file():
+            continue
+        mine = load_predictions(four_bit)
+        theirs = {r["id"]: r for r in load_predictions(merged)}
+        pairs = [(r, theirs[r["id"]]) for r in mine if r["id"] in theirs]
+
+        def rouge_l(rows):
+            return sum(scorer.score(r["reference"], r["prediction"])["rougeL"].fmeasure for r in rows) / len(rows)
+
+        checks.append(
+            {
+                "4bit": lv.name,
+                "merged": twin.name,
+                "n": len(pairs),
+                "identical": sum(a["prediction"] == b["prediction"] for a, b in pairs),
+                "rougeL_4bit": rouge_l([a for a, _ in pairs]),
+                "rougeL_merged": rouge_l([b for _, b in pairs]),
+            }
+        )
+    return checks
 
 
 def _ci(d: dict, digits: int) -> str:
@@ -335,4 +381,13 @@ def table_markdown(table: dict, title: str) -> str:
     refs = table["rows"][0]["references"] if table["rows"] else None
     if refs:
         lines += ["", f"The reference answers themselves: loop {refs['loop_rate']:.1%}, {refs['words']:.0f} words."]
+    if table.get("missing"):
+        lines += ["", f"Not measured (no predictions in the work folder): {', '.join(table['missing'])}."]
+    for c in table.get("weights_checks", []):
+        lines += [
+            "",
+            f"The model as trained (`{c['4bit']}`: the adapter on the 4-bit NF4 layers) and the merged weights "
+            f"that every row above uses (`{c['merged']}`) gave identical greedy answers to {c['identical']} of "
+            f"{c['n']} questions (ROUGE-L {c['rougeL_4bit']:.4f} and {c['rougeL_merged']:.4f}).",
+        ]
     return "\n".join(lines) + "\n"

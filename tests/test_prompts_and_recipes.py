@@ -37,7 +37,8 @@ def test_inference_prompt_equals_training_prompt(recipe, tokenizer):
     assert example["labels"][:n] == [IGNORE_INDEX] * n  # no loss on the prompt
     assert all(t != IGNORE_INDEX for t in example["labels"][n:])  # loss on the whole answer
     assert example["input_ids"][-1] == tokenizer.eos_token_id
-    assert tokenizer.decode(example["input_ids"][n:], skip_special_tokens=True).strip() == ANSWER
+    answer = tokenizer.decode(example["input_ids"][n:], skip_special_tokens=True)
+    assert answer.split(fmt.stop_text)[0].strip() == ANSWER if fmt.stop_text else answer.strip() == ANSWER
 
 
 def test_llama2_format_is_the_seed_notebook_text(tokenizer):
@@ -57,7 +58,7 @@ def test_long_answers_are_truncated_not_dropped(tokenizer):
         tokenizer, cfg["datasets"][0]["type"], {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64
     )
     assert len(example["input_ids"]) == len(example["labels"]) == 64
-    assert example["input_ids"][:10] == get_format("model_chat").encode_prompt(tokenizer, QUESTION)[:10]
+    assert example["input_ids"][:10] == prompt_format(cfg).encode_prompt(tokenizer, QUESTION)[:10]
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
@@ -189,3 +190,11 @@ def test_out_of_memory_names_the_levers(capsys):
     assert "sequence_len (now 2048)" in advice and "micro_batch_size (now 2" in advice and "packing" in advice
     ok = [sys.executable, "-c", "print('fine')"]
     assert finetune.train(ok, cfg, Path("r.yml")) == 0
+
+
+def test_seed_text_answer_ends_at_the_literal_end_tag(tokenizer):
+    """SmolLM2 has no `</s>` token: the model is trained to write ` </s>` and then its end-of-turn token."""
+    fmt = get_format("seed_text")
+    example = fmt.encode_example(tokenizer, QUESTION, ANSWER)
+    assert tokenizer.decode(example["input_ids"]).endswith(f"{ANSWER} </s><|im_end|>")
+    assert fmt.prompt_text(tokenizer, QUESTION) == f"<s>[INST] <<SYS>> Answer the Question <</SYS>> {QUESTION} [/INST]"

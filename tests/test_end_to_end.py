@@ -57,7 +57,7 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
 
     # the run folder is enough to load the model the way it was trained, and to generate
     loaded = Run.open(run)
-    assert loaded.base_model == str(tiny_model) and loaded.fmt.name == "model_chat"
+    assert loaded.base_model == str(tiny_model) and loaded.fmt.name == "seed_text"
     adapter_cfg = json.loads((run / "adapter_config.json").read_text())
     assert adapter_cfg["r"] == 64 and adapter_cfg["lora_alpha"] == 16
     model, tok = load_model(loaded.base_model, loaded.adapter)
@@ -84,7 +84,7 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     rows = [json.loads(line) for line in (ev / "tuned.jsonl").read_text().splitlines()]
     fields = {"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "model", "settings"}
     assert len(rows) == 3 and set(rows[0]) == fields
-    assert rows[0]["settings"]["prompt_format"] == "model_chat" and rows[0]["settings"]["weights"] == "merged"
+    assert rows[0]["settings"]["prompt_format"] == "seed_text" and rows[0]["settings"]["weights"] == "merged"
     assert math.isfinite(json.loads((ev / "tuned.meta.json").read_text())["reference_perplexity"])
     result = run_script("eval/score.py", ev / "tuned.jsonl", "--baseline", ev / "base.jsonl", "--out", ev)
     assert result.returncode == 0, result.stderr[-3000:]

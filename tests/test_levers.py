@@ -121,6 +121,7 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
 
 
 BOOKKEEPING = {
+    "dataloader_drop_last",  # only the evaluation loader: training batches come from the packing sampler
     "eval_strategy",
     "eval_steps",
     "eval_sample_packing",

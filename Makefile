@@ -60,7 +60,7 @@ demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers si
 	    --out data/demo --seed $(SEED) --limit 200 --val-fraction 0.1 --test-fraction 0.1
 	rm -rf outputs/demo
 	$(PY) scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml --data data/demo --output-dir outputs/demo \
-	    --set num_epochs=6 --set sequence_len=256 --set learning_rate=1e-3 --set save_steps=5 --set eval_steps=5
+	    --set num_epochs=6 --set sequence_len=256 --set micro_batch_size=2 --set learning_rate=1e-3 --set save_steps=5 --set eval_steps=5
 	$(PY) scripts/demo.py outputs/demo --data data/demo -n 4
 
 eval: setup  ## RUN=outputs/... [SPLIT=test] [N=100]: base vs tuned answers, scores with CIs, report.md

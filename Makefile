@@ -49,9 +49,9 @@ data: setup  ## INPUT=file.csv|jsonl|hub-id -> DATA=data/medqa/{train,val,test}.
 plan: setup  ## RECIPE=recipes/...: check recipe + data, print rows, tokens, steps, checkpoints, measured memory/time
 	$(PY) scripts/plan.py $(RECIPE) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA))
 
-finetune: setup  ## RECIPE=recipes/... [GPUS=N DIST=ddp|zero2 NODES= NODE_RANK= MAIN_ADDR=] -> accelerate launch -m axolotl.cli.train
+finetune: setup  ## RECIPE=recipes/... [SET="key=value ..."] [GPUS=N DIST=ddp|zero2 NODES= NODE_RANK= MAIN_ADDR=]
 	$(PY) scripts/finetune.py $(RECIPE) $(if $(OUT),--output-dir $(OUT)) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA)) \
-	    $(if $(GPUS),--gpus $(GPUS)) $(if $(DIST),--dist $(DIST)) $(if $(NODES),--nodes $(NODES)) \
+	    $(foreach kv,$(SET),--set '$(kv)') $(if $(GPUS),--gpus $(GPUS)) $(if $(DIST),--dist $(DIST)) $(if $(NODES),--nodes $(NODES)) \
 	    $(if $(NODE_RANK),--node-rank $(NODE_RANK)) $(if $(MAIN_ADDR),--main-address $(MAIN_ADDR)) \
 	    $(if $(MAIN_PORT),--main-port $(MAIN_PORT))
 

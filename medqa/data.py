@@ -68,6 +68,7 @@ def _decode(path: Path, raw: bytes) -> str:
 
 
 def _read_csv(path: Path, text: str, sep: str) -> tuple[list[dict], list[str]]:
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a long answer is legitimate (training cuts it)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     try:
         header = next(reader, None)

@@ -122,6 +122,11 @@ def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: li
         if not sep or not key:
             raise UserError("--set", f"expected KEY=VALUE, got {item!r}")
         cfg[key] = yaml.safe_load(value)
+        if key.endswith("_strategy") and cfg[key] is False:  # YAML reads a bare `no` as false
+            cfg[key] = "no"
+    for kind in ("eval", "save"):  # turning one off is one override: its interval goes with it
+        if cfg.get(f"{kind}_strategy") == "no":
+            cfg.pop(f"{kind}_steps", None)
     if data is not None:  # the same files, read from another prepared folder
         for key in ("datasets", "test_datasets"):
             if cfg.get(key):

@@ -198,3 +198,14 @@ def test_manifest_records_input_options_counts(tmp_path):
     counts = {s: len(read_split(tmp_path / "out", s)) for s in ("train", "val", "test")}
     assert counts == {s: m["rows"][s] for s in counts} and counts["train"] == 30
     assert sum(counts.values()) + m["rows"]["train_unused_by_limit"] == m["rows"]["kept"] == 60
+
+
+def test_a_very_long_answer_is_kept_whole(tmp_path):
+    long_answer = "Iron deficiency anemia " * 15000  # 345,000 characters: beyond the csv module's default limit
+    rows = [*qa_rows(19), ("What is a very long answer?", long_answer)]
+    src = write_csv(tmp_path / "in.csv", ["question", "answer"], rows)
+    prepare(src, tmp_path / "out", seed=1)
+    kept = [
+        r for split in all_rows(tmp_path / "out").values() for r in split if r["question"].startswith("What is a very")
+    ]
+    assert len(kept) == 1 and kept[0]["answer"] == long_answer.strip()

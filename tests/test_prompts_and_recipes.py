@@ -198,3 +198,12 @@ def test_seed_text_answer_ends_at_the_literal_end_tag(tokenizer):
     example = fmt.encode_example(tokenizer, QUESTION, ANSWER)
     assert tokenizer.decode(example["input_ids"]).endswith(f"{ANSWER} </s><|im_end|>")
     assert fmt.prompt_text(tokenizer, QUESTION) == f"<s>[INST] <<SYS>> Answer the Question <</SYS>> {QUESTION} [/INST]"
+
+
+def test_turning_evaluation_off_is_one_override():
+    """`--set eval_strategy=no` (YAML reads `no` as false) is enough: the recipe's eval_steps goes with it."""
+    from medqa.recipe import resolve
+
+    cfg = resolve(load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml"), None, None, ["eval_strategy=no"])
+    assert cfg["eval_strategy"] == "no" and "eval_steps" not in cfg
+    validate(cfg, "r.yml")

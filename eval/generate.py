@@ -2,11 +2,11 @@
 
     python eval/generate.py outputs/demo --model tuned --split test --n 100 --out outputs/demo/eval/test/tuned.jsonl
 
-The tuned model answers in the run's exact training prompt (from its recipe.yml); it is the model as
+The tuned model answers in the run's exact training prompt (its tokenizer's chat template); it is the model as
 trained: the adapter merged into the dequantised NF4 weights it was trained against (`--weights 4bit` keeps
 the 4-bit layers and the adapter apart, as in training: slower, the same answers). `--model base` is the base
-model as published, asked in its own chat template where it has one. Greedy decoding with max_new_tokens,
-batches of similar-length prompts. Writes JSONL rows {"id", "question", "reference", "prediction",
+model as published, asked in its own chat template (`--base-prompt run`: in the run's). Greedy decoding
+with max_new_tokens, batches of similar-length prompts. Writes JSONL rows {"id", "question", "reference", "prediction",
 "new_tokens", "hit_max_new_tokens", "model", "settings"} and, beside them, FILE.meta.json with the reference
 answers' perplexity and the timing.
 """
@@ -20,15 +20,7 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
-from medqa.inference import (
-    WEIGHTS,
-    GenerationSettings,
-    Run,
-    answer_perplexity,
-    base_prompt_format,
-    generate_answers,
-    load_model,
-)
+from medqa.inference import WEIGHTS, GenerationSettings, Run, answer_perplexity, generate_answers, load_model
 
 
 def run_data_dir(run: Run) -> Path:
@@ -50,6 +42,12 @@ def main():
     parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
     parser.add_argument("--no-repeat-ngram-size", type=int, default=defaults.no_repeat_ngram_size)
     parser.add_argument("--weights", choices=WEIGHTS, default="merged", help="tuned model: merged (default) or 4bit")
+    parser.add_argument(
+        "--base-prompt",
+        choices=("own", "run"),
+        default="own",
+        help="base model: its own chat template (default) or the run's",
+    )
     parser.add_argument("--no-perplexity", action="store_true")
     args = parser.parse_args()
 
@@ -67,12 +65,14 @@ def main():
     adapter = run.adapter if args.model == "tuned" else None
     model, tokenizer = load_model(run.base_model, adapter, args.weights, run.dtype)
     label = f"{run.base_model}" + (f"+{run.path}" if args.model == "tuned" else "")
-    fmt = run.fmt if adapter is not None else base_prompt_format(run.fmt, tokenizer)
+    if adapter is not None or args.base_prompt == "run" or not tokenizer.chat_template:
+        tokenizer.chat_template = run.tokenizer().chat_template  # the prompt the run was trained with
 
     start = time.time()
-    answers = generate_answers(model, tokenizer, fmt, [r["question"] for r in rows], settings)
+    answers = generate_answers(model, tokenizer, [r["question"] for r in rows], settings)
     seconds = time.time() - start
-    record = {**dataclasses.asdict(settings), "prompt_format": fmt.name, "dtype": str(model.dtype)}
+    prompt = "run" if adapter is not None or args.base_prompt == "run" else "own"
+    record = {**dataclasses.asdict(settings), "prompt": prompt, "dtype": str(model.dtype)}
     if adapter is not None:
         record["weights"] = args.weights
     lines = [
@@ -103,7 +103,7 @@ def main():
     if not args.no_perplexity:
         refs = [{"question": r["question"], "reference": r["answer"]} for r in rows]
         meta["reference_perplexity"] = answer_perplexity(
-            model, tokenizer, fmt, refs, max_len=int(run.recipe.get("sequence_len", 1024))
+            model, tokenizer, refs, max_len=int(run.recipe.get("sequence_len", 1024))
         )
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     atomic_write_text(args.out.with_suffix(".meta.json"), json.dumps(meta, indent=2) + "\n")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from medqa import prompts
 from medqa.errors import UserError
-from medqa.prompts import PromptFormat
-from medqa.recipe import RUN_RECIPE, load_recipe, prompt_format
+from medqa.recipe import RUN_RECIPE, load_recipe, recipe_tokenizer
 
 
 @dataclass
@@ -34,12 +34,11 @@ WEIGHTS = ("merged", "4bit")
 
 @dataclass
 class Run:
-    """A training run folder: its resolved recipe, base model, adapter and prompt format."""
+    """A training run folder: its resolved recipe, base model, adapter and tokenizer (with the chat template)."""
 
     path: Path
     recipe: dict
     base_model: str
-    fmt: PromptFormat
 
     @classmethod
     def open(cls, path: str | Path) -> "Run":
@@ -47,7 +46,21 @@ class Run:
         if not (path / RUN_RECIPE).is_file():
             raise UserError(path, f"not a run folder (no {RUN_RECIPE}; train one with `make finetune`)")
         recipe = load_recipe(path / RUN_RECIPE)
-        return cls(path, recipe, str(recipe["base_model"]), prompt_format(recipe, str(path / RUN_RECIPE)))
+        return cls(path, recipe, str(recipe["base_model"]))
+
+    def tokenizer(self):
+        """The tokenizer the run saved (its chat template is the training prompt); before the run has saved
+        one, the base tokenizer with the recipe's template."""
+        from transformers import AutoTokenizer
+
+        if (self.path / "tokenizer_config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            try:
+                prompts.answer_frame(tokenizer)
+            except ValueError as err:
+                raise UserError(self.path, f"chat template: {err}") from None
+            return tokenizer
+        return recipe_tokenizer(self.recipe, str(self.path / RUN_RECIPE))
 
     @property
     def adapter(self) -> Path:
@@ -61,14 +74,6 @@ class Run:
         if self.recipe.get("bf16") in (True, "auto"):
             return "bfloat16"
         return "float16" if self.recipe.get("fp16") else "float32"
-
-
-def base_prompt_format(run_fmt: PromptFormat, tokenizer) -> PromptFormat:
-    """How the base model is asked: in its own chat template when it has one (an instruct model asked in a
-    format it never saw would be a weak baseline), otherwise in the run's format."""
-    from medqa.prompts import get_format
-
-    return run_fmt if run_fmt.name.startswith("model_chat") or not tokenizer.chat_template else get_format("model_chat")
 
 
 def load_model(base_model: str, adapter: Path | None = None, weights: str = "merged", dtype: str = "float32"):
@@ -100,7 +105,7 @@ def load_model(base_model: str, adapter: Path | None = None, weights: str = "mer
         )
     model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
     tok_source = adapter if adapter and (Path(adapter) / "tokenizer_config.json").is_file() else base_model
-    tokenizer = AutoTokenizer.from_pretrained(tok_source)
+    tokenizer = AutoTokenizer.from_pretrained(tok_source)  # a run's carries its chat template
     if adapter is not None:
         from peft import PeftModel
 
@@ -120,21 +125,21 @@ def load_model(base_model: str, adapter: Path | None = None, weights: str = "mer
 def generate_answers(
     model,
     tokenizer,
-    fmt: PromptFormat,
     questions: list[str],
     settings: GenerationSettings | None = None,
     progress: bool = True,
 ) -> list[Answer]:
-    """Greedy answers in the order of `questions`; batches are formed from prompts of similar length.
-
-    An answer ends at the end-of-turn token, or at the format's `stop_text` where the end is plain text."""
+    """Greedy answers in the order of `questions`, each asked with the tokenizer's chat template; batches are
+    formed from prompts of similar length. An answer ends at the end-of-turn token, or at the template's stop
+    text where the end is plain text (medqa.prompts.stop_text)."""
     import torch
     from tqdm.auto import tqdm
 
     settings = settings or GenerationSettings()
-    prompts = [fmt.encode_prompt(tokenizer, q) for q in questions]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    answers: list[Answer | None] = [None] * len(prompts)
+    ids = [prompts.encode_prompt(tokenizer, q) for q in questions]
+    stop = prompts.stop_text(tokenizer)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    answers: list[Answer | None] = [None] * len(ids)
     gen = {
         "max_new_tokens": settings.max_new_tokens,
         "do_sample": False,
@@ -143,35 +148,33 @@ def generate_answers(
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
     }
-    if fmt.stop_text:
-        gen.update(stop_strings=[fmt.stop_text], tokenizer=tokenizer)
+    if stop:
+        gen.update(stop_strings=[stop], tokenizer=tokenizer)
     ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
-    with torch.inference_mode(), tqdm(total=len(prompts), desc="generate", disable=not progress) as bar:
+    with torch.inference_mode(), tqdm(total=len(ids), desc="generate", disable=not progress) as bar:
         for start in range(0, len(order), settings.batch_size):
             idx = order[start : start + settings.batch_size]
-            batch = tokenizer.pad({"input_ids": [prompts[i] for i in idx]}, return_tensors="pt").to(model.device)
+            batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(model.device)
             out = model.generate(**batch, **gen)
             for i, new in zip(idx, out[:, batch["input_ids"].shape[1] :].tolist(), strict=True):
                 n = next((k for k, t in enumerate(new) if t in ends), None)
                 text = tokenizer.decode(new if n is None else new[:n], skip_special_tokens=True)
                 stopped = n is not None
-                if fmt.stop_text and fmt.stop_text in text:
-                    text, stopped = text[: text.index(fmt.stop_text)], True
+                if stop and stop in text:
+                    text, stopped = text[: text.index(stop)], True
                 length = len(new) if n is None else n + 1
                 answers[i] = Answer(text.strip(), length, not stopped and length >= settings.max_new_tokens)
             bar.update(len(idx))
     return answers
 
 
-def answer_perplexity(
-    model, tokenizer, fmt: PromptFormat, rows: list[dict], max_len: int = 1024, batch_size: int = 16
-) -> float:
+def answer_perplexity(model, tokenizer, rows: list[dict], max_len: int = 1024, batch_size: int = 16) -> float:
     """exp(mean negative log-likelihood) of the reference answers' tokens, given the run's prompt."""
     import math
 
     import torch
 
-    examples = [fmt.encode_example(tokenizer, r["question"], r["reference"], max_len=max_len) for r in rows]
+    examples = [prompts.encode_example(tokenizer, r["question"], r["reference"], max_len=max_len) for r in rows]
     total_nll, total_tokens = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(examples), batch_size):
@@ -180,12 +183,12 @@ def answer_perplexity(
             pad = tokenizer.pad_token_id
             ids = torch.tensor([e["input_ids"] + [pad] * (width - len(e["input_ids"])) for e in batch])
             mask = torch.tensor([[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in batch])
-            labels = torch.tensor([e["labels"] + [-100] * (width - len(e["labels"])) for e in batch])
+            labels = torch.tensor([e["labels"] + [prompts.IGNORE_INDEX] * (width - len(e["labels"])) for e in batch])
             logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
             shift_labels = labels[:, 1:].to(logits.device)
             nll = torch.nn.functional.cross_entropy(
-                logits[:, :-1].transpose(1, 2), shift_labels, ignore_index=-100, reduction="sum"
+                logits[:, :-1].transpose(1, 2), shift_labels, ignore_index=prompts.IGNORE_INDEX, reduction="sum"
             )
             total_nll += nll.item()
-            total_tokens += int((shift_labels != -100).sum())
+            total_tokens += int((shift_labels != prompts.IGNORE_INDEX).sum())
     return math.exp(total_nll / max(total_tokens, 1))

@@ -166,13 +166,8 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
             s = spec.settings(lv)
             source = (lv.prompt or spec.reference.name) if lv.model == BASE else lv.source
             out = prediction_file(work, split, name)
-            argv = [
-                py,
-                "eval/generate.py",
-                str(run_dir(work, source)),
-                "--model",
-                "base" if lv.model == BASE else "tuned",
-            ]
+            argv = [py, "eval/generate.py", str(run_dir(work, source))]
+            argv += ["--model", "base", "--base-prompt", "run"] if lv.model == BASE else ["--model", "tuned"]
             argv += ["--data", str(data), "--split", split, "--n", str(lv.n or n), "--out", str(out)]
             argv += ["--weights", lv.weights]
             argv += ["--max-new-tokens", str(s.max_new_tokens), "--batch-size", str(s.batch_size)]

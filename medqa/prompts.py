@@ -1,117 +1,88 @@
-"""Prompt formats, defined once: the same code builds training examples and inference prompts.
+"""Prompts, defined once: the chat template that a run's tokenizer carries.
 
-A format turns a question into prompt token ids, and a question/answer pair into a training example
-whose labels cover the answer only (prompt tokens are masked with -100). Inference encodes the
-question with `encode_prompt`, which is, token for token, the start of every training example.
+A recipe names its template the Axolotl way (`chat_template: jinja` and `chat_template_jinja:
+recipes/templates/<name>.jinja`, or `chat_template: tokenizer_default` for the model's own). Axolotl sets it
+on the tokenizer before the data is tokenised and saves it with the run, so training, `make eval`, `make
+ask` and any tool that calls `apply_chat_template` on the run's tokenizer build the same prompt: the
+question as the user turn, with `add_generation_prompt=True`. A training example is that conversation with
+the answer as the assistant turn, up to and including the end-of-turn token; the labels cover the answer.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 IGNORE_INDEX = -100
+_ANSWER = "\u2063ANSWER\u2063"  # stands for the answer while reading where the template puts it
 
 
-class PromptFormat:
-    name: str
-    system: str
-    add_special_tokens = True  # let the tokenizer add BOS (False where a chat template writes it)
-    append_eos = True
-    stop_text: str | None = None  # where an answer ends when the end is plain text, not a special token
-
-    def prompt_text(self, tokenizer, question: str) -> str:
-        raise NotImplementedError
-
-    def full_text(self, tokenizer, question: str, answer: str) -> str:
-        raise NotImplementedError
-
-    def encode_prompt(self, tokenizer, question: str) -> list[int]:
-        return tokenizer(self.prompt_text(tokenizer, question), add_special_tokens=self.add_special_tokens)["input_ids"]
-
-    def encode_example(
-        self, tokenizer, question: str, answer: str, max_len: int | None = None, train_on_prompt: bool = False
-    ) -> dict[str, list[int]]:
-        prompt = self.encode_prompt(tokenizer, question)
-        full = tokenizer(self.full_text(tokenizer, question, answer), add_special_tokens=self.add_special_tokens)[
-            "input_ids"
-        ]
-        if full[: len(prompt)] != prompt:  # a token merged across the boundary: keep the prompt exact
-            full = prompt + tokenizer(self.answer_suffix(answer), add_special_tokens=False)["input_ids"]
-        if tokenizer.eos_token_id is not None and full[-1] != tokenizer.eos_token_id and self.append_eos:
-            full.append(tokenizer.eos_token_id)
-        if max_len is not None:
-            full = full[:max_len]
-        labels = list(full) if train_on_prompt else [IGNORE_INDEX] * len(prompt) + full[len(prompt) :]
-        return {"input_ids": full, "labels": labels[: len(full)], "attention_mask": [1] * len(full)}
-
-    def answer_suffix(self, answer: str) -> str:
-        return " " + answer
+def messages(question: str, answer: str | None = None) -> list[dict]:
+    turns = [{"role": "user", "content": question}]
+    return turns + ([{"role": "assistant", "content": answer}] if answer is not None else [])
 
 
-class Llama2Chat(PromptFormat):
-    """The seed notebook's text: `<s>[INST] <<SYS>> Answer the Question <</SYS>> {q} [/INST] {a} </s>`.
-
-    `<s>` and `</s>` are the tokenizer's BOS/EOS tokens, added as ids rather than as text.
-    """
-
-    name = "llama2_chat"
-    system = "Answer the Question"
-
-    def prompt_text(self, tokenizer, question):
-        return f"[INST] <<SYS>> {self.system} <</SYS>> {question} [/INST]"
-
-    def full_text(self, tokenizer, question, answer):
-        return f"{self.prompt_text(tokenizer, question)} {answer}"
+def prompt_text(tokenizer, question: str) -> str:
+    return tokenizer.apply_chat_template(messages(question), tokenize=False, add_generation_prompt=True)
 
 
-class ModelChat(PromptFormat):
-    """The model's own chat template (system + user turns, then the assistant's answer)."""
-
-    name = "model_chat"
-    system = "You are a medical assistant. Answer the question accurately and concisely."
-    add_special_tokens = False  # the template writes any special tokens itself
-
-    def _messages(self, question):
-        system = [{"role": "system", "content": self.system}] if self.system else []
-        return system + [{"role": "user", "content": question}]
-
-    def prompt_text(self, tokenizer, question):
-        return tokenizer.apply_chat_template(self._messages(question), tokenize=False, add_generation_prompt=True)
-
-    def full_text(self, tokenizer, question, answer):
-        messages = self._messages(question) + [{"role": "assistant", "content": answer}]
-        # the turn ends at the end-of-turn token: what follows it is never generated
-        return tokenizer.apply_chat_template(messages, tokenize=False).rstrip()
-
-    def answer_suffix(self, answer):
-        return answer
+def encode_prompt(tokenizer, question: str) -> list[int]:
+    """What inference feeds the model; the template writes any special tokens itself."""
+    return tokenizer(prompt_text(tokenizer, question), add_special_tokens=False)["input_ids"]
 
 
-class ModelChatNoSystem(ModelChat):
-    """The model's own chat template given the user turn alone (a template may add its own default system turn)."""
-
-    name = "model_chat_nosys"
-    system = ""
-
-
-class SeedText(Llama2Chat):
-    """The seed notebook's rows as plain text, `<s>` and `</s>` included literally: what Axolotl's
-    `type: completion` trains on when given the seed's `text` column (the baseline recipe). For a
-    tokenizer without those tokens (SmolLM2), `</s>` is text the model learns to write: the answer ends there."""
-
-    name = "seed_text"
-    stop_text = "</s>"
-
-    def prompt_text(self, tokenizer, question):
-        return f"<s>{super().prompt_text(tokenizer, question)}"
-
-    def full_text(self, tokenizer, question, answer):
-        return f"{super().full_text(tokenizer, question, answer)} </s>"
+@lru_cache(maxsize=8)
+def _frame(template: str, tokenizer) -> tuple[str, str]:
+    """The text the template writes between the prompt and the answer, and after the answer up to and
+    including the end-of-turn token (what follows it is never generated)."""
+    prompt = prompt_text(tokenizer, "Q")
+    full = tokenizer.apply_chat_template(messages("Q", _ANSWER), tokenize=False)
+    if not full.startswith(prompt) or _ANSWER not in full:
+        raise ValueError("the chat template does not render the answer after the generation prompt")
+    before, after = full[len(prompt) :].split(_ANSWER, 1)
+    eos = tokenizer.eos_token or ""
+    if eos and eos in after:
+        after = after[: after.index(eos) + len(eos)]
+    return before, after
 
 
-FORMATS: dict[str, PromptFormat] = {f.name: f for f in (Llama2Chat(), ModelChat(), ModelChatNoSystem(), SeedText())}
+def answer_frame(tokenizer) -> tuple[str, str]:
+    if not tokenizer.chat_template:
+        raise ValueError("the tokenizer has no chat template (set chat_template_jinja in the recipe)")
+    return _frame(tokenizer.chat_template, tokenizer)
 
 
-def get_format(name: str) -> PromptFormat:
-    try:
-        return FORMATS[name]
-    except KeyError:
-        raise ValueError(f"unknown prompt format {name!r} (known: {', '.join(FORMATS)})") from None
+def stop_text(tokenizer) -> str | None:
+    """Where an answer ends when its end is plain text before the end-of-turn token (` </s>` in the
+    seed's text for SmolLM2, which has no such token); None where the end-of-turn token alone ends it."""
+    end = answer_frame(tokenizer)[1].replace(tokenizer.eos_token or "\0", "").strip()
+    return end or None
+
+
+def full_text(tokenizer, question: str, answer: str) -> str:
+    before, after = answer_frame(tokenizer)
+    return prompt_text(tokenizer, question) + before + answer + after
+
+
+def encode_example(
+    tokenizer, question: str, answer: str, max_len: int | None = None, train_on_prompt: bool = False
+) -> dict[str, list[int]]:
+    """input_ids, labels (the prompt masked unless train_on_prompt) and attention_mask; cut at max_len."""
+    prompt = encode_prompt(tokenizer, question)
+    text = full_text(tokenizer, question, answer)
+    full = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if full[: len(prompt)] != prompt:  # a token merged across the boundary: keep the prompt exact
+        full = prompt + tokenizer(text[len(prompt_text(tokenizer, question)) :], add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None and full[-1] != tokenizer.eos_token_id:
+        full.append(tokenizer.eos_token_id)  # a template that does not end the turn itself
+    if max_len is not None:
+        full = full[:max_len]
+    labels = list(full) if train_on_prompt else [IGNORE_INDEX] * len(prompt) + full[len(prompt) :]
+    return {"input_ids": full, "labels": labels[: len(full)], "attention_mask": [1] * len(full)}
+
+
+def render(template: str, question: str, answer: str, **special_tokens: str) -> str:
+    """A conversation rendered by a template without a tokenizer (e.g. the seed's text rows, no end token)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)  # as transformers renders
+    return env.from_string(template).render(messages=messages(question, answer), **special_tokens)

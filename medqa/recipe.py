@@ -10,12 +10,8 @@ from pathlib import Path
 import yaml
 
 from medqa.errors import UserError
-from medqa.prompts import PromptFormat, get_format
 
 RUN_RECIPE = "recipe.yml"  # the resolved recipe written into every run folder
-STRATEGY_PREFIX = "medqa.strategies."
-# Axolotl's own dataset types, and the prompt a model trained with them is asked with
-AXOLOTL_TYPES = {"completion": "seed_text"}
 
 
 @contextlib.contextmanager
@@ -46,17 +42,22 @@ def load_recipe(path: str | Path) -> dict:
     return cfg
 
 
-def prompt_format(cfg: dict, where="recipe") -> PromptFormat:
-    """The prompt format of the recipe's first dataset (`type: medqa.strategies.<format>`)."""
-    kind = str(((cfg.get("datasets") or [{}])[0] or {}).get("type", ""))
-    if kind in AXOLOTL_TYPES:
-        return get_format(AXOLOTL_TYPES[kind])
-    if not kind.startswith(STRATEGY_PREFIX):
-        raise UserError(where, f"datasets[0].type is {kind!r}; expected {STRATEGY_PREFIX}<format>")
+def recipe_tokenizer(cfg: dict, where="recipe"):
+    """The base model's tokenizer with the recipe's chat template set, as Axolotl sets it before training."""
+    from axolotl.utils.chat_templates import get_chat_template_from_config
+    from axolotl.utils.dict import DictDefault
+    from transformers import AutoTokenizer
+
+    from medqa.prompts import answer_frame
+
+    tokenizer = AutoTokenizer.from_pretrained(str(cfg.get("tokenizer_config") or cfg["base_model"]))
     try:
-        return get_format(kind[len(STRATEGY_PREFIX) :])
+        if cfg.get("chat_template"):
+            tokenizer.chat_template = get_chat_template_from_config(DictDefault(cfg), tokenizer=tokenizer)
+        answer_frame(tokenizer)
     except ValueError as err:
-        raise UserError(where, str(err)) from None
+        raise UserError(where, f"chat template: {err}") from None
+    return tokenizer
 
 
 def cuda_needs(cfg: dict) -> list[str]:

@@ -67,14 +67,14 @@ def seed_run(model_dir: Path, data: Path, out: Path, steps: int) -> None:
 
     from medqa.bench import attach
     from medqa.data import read_jsonl
-    from medqa.prompts import get_format
+    from medqa.prompts import full_text
 
     cuda = torch.cuda.is_available()
     compute = torch.float16 if cuda else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    fmt = get_format("seed_text")
+    tokenizer.chat_template = (REPO / "recipes" / "templates" / "seed-text.jinja").read_text()  # the notebook's text
     rows = read_jsonl(data / "train.jsonl")
-    texts = [fmt.full_text(tokenizer, r["question"], r["answer"]) for r in rows]
+    texts = [full_text(tokenizer, r["question"], r["answer"]) for r in rows]
     ds = Dataset.from_dict({"text": texts}).map(
         lambda b: tokenizer(b["text"], truncation=True, max_length=1024), batched=True, remove_columns=["text"]
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
-from medqa.inference import GenerationSettings, Run, base_prompt_format, generate_answers, load_model
+from medqa.inference import GenerationSettings, Run, generate_answers, load_model
 
 
 def show(label: str, text: str, width: int = 100) -> None:
@@ -35,8 +35,9 @@ def main():
     answers = {}
     for label, adapter in (("base", None), ("tuned", run.adapter)):
         model, tokenizer = load_model(run.base_model, adapter, dtype=run.dtype)
-        fmt = run.fmt if adapter else base_prompt_format(run.fmt, tokenizer)  # as make eval asks each
-        answers[label] = [a.text for a in generate_answers(model, tokenizer, fmt, questions, settings, False)]
+        if adapter or not tokenizer.chat_template:  # the base in its own template, as make eval asks it
+            tokenizer.chat_template = run.tokenizer().chat_template
+        answers[label] = [a.text for a in generate_answers(model, tokenizer, questions, settings, False)]
         del model
     print(
         f"\n== {run.base_model}: base vs tuned ({run.path}), {len(rows)} held-out questions "

@@ -12,7 +12,9 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.errors import cli
 from medqa.fsutil import atomic_write_text
-from medqa.prompts import get_format
+from medqa.prompts import render
+
+SEED_TEXT = Path(__file__).resolve().parents[1] / "recipes" / "templates" / "seed-text.jinja"
 
 
 @cli
@@ -20,11 +22,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path)
     args = parser.parse_args()
-    fmt = get_format("seed_text")
+    template = SEED_TEXT.read_text()
     for split in ("train", "val"):
         rows = read_jsonl(args.data / f"{split}.jsonl")
         text = "".join(
-            json.dumps({"id": r["id"], "text": fmt.full_text(None, r["question"], r["answer"])}, ensure_ascii=False)
+            json.dumps(
+                {"id": r["id"], "text": render(template, r["question"], r["answer"], eos_token="")}, ensure_ascii=False
+            )
             + "\n"
             for r in rows
         )

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from medqa.data import read_jsonl
 from medqa.errors import cli
-from medqa.recipe import check_base_model, check_data, cuda_needs, load_recipe, prompt_format, resolve, validate
+from medqa.prompts import encode_example
+from medqa.recipe import check_base_model, check_data, cuda_needs, load_recipe, recipe_tokenizer, resolve, validate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,18 +44,15 @@ def main():
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    from transformers import AutoTokenizer
-
     cfg = resolve(load_recipe(args.recipe), args.data, None, args.overrides)
     validate(cfg, str(args.recipe))
     check_data(cfg, str(args.recipe))
     check_base_model(cfg)
-    fmt = prompt_format(cfg, str(args.recipe))
-    tokenizer = AutoTokenizer.from_pretrained(str(cfg["base_model"]))
+    tokenizer = recipe_tokenizer(cfg, str(args.recipe))
     seq_len = int(cfg.get("sequence_len", 2048))
     train = Path(str(cfg["datasets"][0]["path"]))
     rows = read_jsonl(train)
-    lengths = [len(fmt.encode_example(tokenizer, r["question"], r["answer"])["input_ids"]) for r in rows]
+    lengths = [len(encode_example(tokenizer, r["question"], r["answer"])["input_ids"]) for r in rows]
     tokens = sum(min(n, seq_len) for n in lengths)
     per_step = int(cfg["micro_batch_size"]) * int(cfg.get("gradient_accumulation_steps", 1))
     if cfg.get("sample_packing"):
@@ -67,7 +65,9 @@ def main():
     save = int(cfg.get("save_steps") or 0)
     saves = [s for s in range(save, total, save)] if save else []
 
-    print(f"recipe      {args.recipe}  (prompt format {fmt.name}; needs CUDA: {', '.join(cuda_needs(cfg)) or 'no'})")
+    template = cfg.get("chat_template_jinja") or "the tokenizer's"
+    needs = ", ".join(cuda_needs(cfg)) or "no"
+    print(f"recipe      {args.recipe}  (chat template {template}; needs CUDA: {needs})")
     print(
         f"data        {train}: {len(rows):,} rows, {tokens:,} tokens "
         f"({sum(n > seq_len for n in lengths):,} rows truncated to {seq_len})"

@@ -33,9 +33,7 @@ RECIPE = REPO / "recipes" / "llama2-7b-medqa-qlora.yml"
 def finetune(run: Path, args, extra: list[str], log: Path) -> tuple[int, str]:
     overrides = {
         "base_model": str(args.model),
-        "datasets": [
-            {"path": str(args.data / "train.jsonl"), "ds_type": "json", "type": "medqa.strategies.llama2_chat"}
-        ],
+        "datasets": [{"path": str(args.data / "train.jsonl"), "ds_type": "json", "type": "medqa.strategy"}],
         "test_datasets": None,  # Axolotl evaluates at step 0 when there is an eval set: not what is measured here
         "output_dir": str(run),
         "dataset_prepared_path": str(args.work / "prepared"),

@@ -7,6 +7,7 @@ import pytest
 from conftest import EMBEDDED_MODEL, prepare_demo_data, run_script
 
 from medqa.inference import GenerationSettings, Run, generate_answers, load_model
+from medqa.prompts import IGNORE_INDEX
 
 
 def test_embedded_model_has_the_gguf_eos_and_pad():
@@ -55,14 +56,28 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     assert any("eval_loss" in e for e in state["log_history"])
 
+    # the prompt travels with the run: plain transformers on the run's tokenizer gives, token for token, the
+    # prompt of the examples Axolotl trained on (read back from its prepared dataset)
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    saved = AutoTokenizer.from_pretrained(run)
+    questions = [json.loads(line)["question"] for s in ("train", "val") for line in open(data / f"{s}.jsonl")]
+    for info in (run / "prepared").glob("*/dataset_info.json"):  # the training and the validation set
+        example = load_from_disk(str(info.parent))[0]
+        n = example["labels"].index(next(t for t in example["labels"] if t != IGNORE_INDEX))
+        question = next(q for q in questions if q in saved.decode(example["input_ids"][:n]))
+        user = [{"role": "user", "content": question}]
+        assert saved.apply_chat_template(user, add_generation_prompt=True)["input_ids"] == example["input_ids"][:n]
+
     # the run folder is enough to load the model the way it was trained, and to generate
     loaded = Run.open(run)
-    assert loaded.base_model == str(tiny_model) and loaded.fmt.name == "seed_text"
+    assert loaded.base_model == str(tiny_model)
     adapter_cfg = json.loads((run / "adapter_config.json").read_text())
     assert adapter_cfg["r"] == 64 and adapter_cfg["lora_alpha"] == 16
     model, tok = load_model(loaded.base_model, loaded.adapter)
     questions = ["What is asthma?", "How is flu spread between people in a household?"]
-    answers = generate_answers(model, tok, loaded.fmt, questions, GenerationSettings(max_new_tokens=6), progress=False)
+    answers = generate_answers(model, tok, questions, GenerationSettings(max_new_tokens=6), progress=False)
     assert len(answers) == 2 and all(isinstance(a.text, str) and 1 <= a.new_tokens <= 6 for a in answers)
 
     # make eval's steps on the same run: generate with both models, score the paired difference, report
@@ -84,7 +99,7 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     rows = [json.loads(line) for line in (ev / "tuned.jsonl").read_text().splitlines()]
     fields = {"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "model", "settings"}
     assert len(rows) == 3 and set(rows[0]) == fields
-    assert rows[0]["settings"]["prompt_format"] == "seed_text" and rows[0]["settings"]["weights"] == "merged"
+    assert rows[0]["settings"]["prompt"] == "run" and rows[0]["settings"]["weights"] == "merged"
     assert math.isfinite(json.loads((ev / "tuned.meta.json").read_text())["reference_perplexity"])
     result = run_script("eval/score.py", ev / "tuned.jsonl", "--baseline", ev / "base.jsonl", "--out", ev)
     assert result.returncode == 0, result.stderr[-3000:]

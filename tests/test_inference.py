@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from medqa.inference import GenerationSettings, generate_answers, load_model
-from medqa.prompts import get_format
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +48,28 @@ def test_merged_weights_are_the_trained_model(tiny_model, adapter):
 
 def test_generation_records_length_and_cut_off(tiny_model, adapter):
     model, tok = load_model(str(tiny_model), adapter)
-    answers = generate_answers(
-        model, tok, get_format("model_chat"), ["What is asthma?", "What is flu?"], GenerationSettings(4), False
-    )
+    answers = generate_answers(model, tok, ["What is asthma?", "What is flu?"], GenerationSettings(4), False)
     for a in answers:  # a random model rarely ends its turn within 4 tokens
         assert a.new_tokens <= 4 and a.hit_max_new_tokens == (a.new_tokens == 4)
 
 
-def test_stop_text_ends_an_answer(tiny_model, adapter, monkeypatch):
-    """The seed-text format ends at the literal `</s>` the model learned to write."""
+def template_ending_with(end: str) -> str:
+    return (
+        "{% for m in messages %}{% if m['role'] == 'user' %}{{ 'Q: ' + m['content'] + ' A:' }}"
+        "{% else %}{{ ' ' + m['content'] + ' " + end + "' + eos_token }}{% endif %}{% endfor %}"
+    )
+
+
+def test_stop_text_ends_an_answer(tiny_model, adapter):
+    """A template whose answers end in plain text (the seed's ` </s>` for SmolLM2) stops there."""
     model, tok = load_model(str(tiny_model), adapter)
-    fmt = get_format("seed_text")
-    first = generate_answers(model, tok, fmt, ["What is asthma?"], GenerationSettings(6), False)[0]
+    tok.chat_template = template_ending_with("")
+    settings = GenerationSettings(6, no_repeat_ngram_size=0)
+    first = generate_answers(model, tok, ["What is asthma?"], settings, False)[0]
     words = first.text.split()
     assert words, "the tiny model wrote nothing"
-    monkeypatch.setattr(type(fmt), "stop_text", words[min(1, len(words) - 1)])
-    cut = generate_answers(model, tok, fmt, ["What is asthma?"], GenerationSettings(6), False)[0]
-    assert fmt.stop_text not in cut.text and not cut.hit_max_new_tokens
+    stop = words[min(1, len(words) - 1)]
+    tok.chat_template = template_ending_with(stop)
+    cut = generate_answers(model, tok, ["What is asthma?"], settings, False)[0]
+    assert stop not in cut.text and not cut.hit_max_new_tokens
     assert first.text.startswith(cut.text)

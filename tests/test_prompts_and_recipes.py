@@ -5,15 +5,22 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_script
+from conftest import EMBEDDED_MODEL, REPO, run_script
 
+from medqa import prompts
 from medqa.errors import UserError
-from medqa.prompts import IGNORE_INDEX, get_format
-from medqa.recipe import cuda_needs, load_recipe, prompt_format, validate
+from medqa.prompts import IGNORE_INDEX
+from medqa.recipe import cuda_needs, load_recipe, recipe_tokenizer, validate
 
-RECIPES = sorted((REPO / "recipes").glob("*.yml"))
+RECIPES = sorted((REPO / "recipes").rglob("*.yml"))  # the baselines included
+OUR_RECIPES = [r for r in RECIPES if load_recipe(r)["datasets"][0]["type"] == "medqa.strategy"]
 QUESTION = "What are the symptoms of iron deficiency anemia?"
 ANSWER = "Tiredness, weakness, pale skin and shortness of breath."
+
+
+def offline(recipe):
+    """The recipe with the embedded model's tokenizer (the 7B's cannot be fetched here)."""
+    return {**load_recipe(recipe), "base_model": str(EMBEDDED_MODEL)}
 
 
 def axolotl_example(tokenizer, strategy, row, sequence_len=512):
@@ -26,39 +33,67 @@ def axolotl_example(tokenizer, strategy, row, sequence_len=512):
     return loaded.tokenize_prompt(row)
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
-def test_inference_prompt_equals_training_prompt(recipe, tokenizer):
-    cfg = load_recipe(recipe)
-    fmt = prompt_format(cfg)
+@pytest.mark.parametrize("recipe", OUR_RECIPES, ids=lambda p: p.name)
+def test_inference_prompt_equals_training_prompt(recipe):
+    """Axolotl's training example starts, token for token, with what plain transformers' apply_chat_template
+    makes of the question alone; the loss covers the whole answer and its end."""
+    cfg = offline(recipe)
+    tokenizer = recipe_tokenizer(cfg)  # the template set the way Axolotl sets it before tokenising
     example = axolotl_example(tokenizer, cfg["datasets"][0]["type"], {"question": QUESTION, "answer": ANSWER})
-    prompt = fmt.encode_prompt(tokenizer, QUESTION)  # what inference feeds the model
+    user = [{"role": "user", "content": QUESTION}]
+    prompt = tokenizer.apply_chat_template(user, add_generation_prompt=True)["input_ids"]
     n = len(prompt)
     assert example["input_ids"][:n] == prompt
     assert example["labels"][:n] == [IGNORE_INDEX] * n  # no loss on the prompt
     assert all(t != IGNORE_INDEX for t in example["labels"][n:])  # loss on the whole answer
     assert example["input_ids"][-1] == tokenizer.eos_token_id
     answer = tokenizer.decode(example["input_ids"][n:], skip_special_tokens=True)
-    assert answer.split(fmt.stop_text)[0].strip() == ANSWER if fmt.stop_text else answer.strip() == ANSWER
+    stop = prompts.stop_text(tokenizer)
+    assert (answer.split(stop)[0] if stop else answer).strip() == ANSWER
 
 
-def test_llama2_format_is_the_seed_notebook_text(tokenizer):
-    fmt = get_format("llama2_chat")
-    assert fmt.full_text(tokenizer, "Q?", "A.") == "[INST] <<SYS>> Answer the Question <</SYS>> Q? [/INST] A."
+def test_flagship_template_is_the_seed_notebook_text():
+    template = (REPO / "recipes" / "templates" / "llama2-seed.jinja").read_text()
+    text = prompts.render(template, "Q?", "A.", bos_token="<s>", eos_token="</s>")
+    assert text == "<s>[INST] <<SYS>> Answer the Question <</SYS>> Q? [/INST] A.</s>"
 
 
-def test_model_chat_uses_the_models_template(tokenizer):
-    text = get_format("model_chat").prompt_text(tokenizer, QUESTION)
-    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
-    assert f"<|im_start|>user\n{QUESTION}<|im_end|>" in text
+def test_smollm2_prompt_is_the_seed_text_with_a_literal_end_tag(tokenizer):
+    """SmolLM2 has no `</s>` token: the model is trained to write ` </s>` and then its end-of-turn token."""
+    cfg = offline(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    tok = recipe_tokenizer(cfg)
+    assert prompts.prompt_text(tok, QUESTION) == f"<s>[INST] <<SYS>> Answer the Question <</SYS>> {QUESTION} [/INST]"
+    example = prompts.encode_example(tok, QUESTION, ANSWER)
+    assert tok.decode(example["input_ids"]).endswith(f"{ANSWER} </s><|im_end|>")
+    assert prompts.stop_text(tok) == "</s>"
 
 
-def test_long_answers_are_truncated_not_dropped(tokenizer):
-    cfg = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+def test_lever_reference_prompt_is_the_chat_template_with_the_medical_system_prompt(tokenizer):
+    tok = recipe_tokenizer(offline(REPO / "eval" / "levers" / "smollm2-135m-before.yml"))
+    system = "You are a medical assistant. Answer the question accurately and concisely."
+    assert prompts.prompt_text(tok, QUESTION) == tokenizer.apply_chat_template(
+        [{"role": "system", "content": system}, {"role": "user", "content": QUESTION}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert prompts.stop_text(tok) is None  # ChatML: the end-of-turn token alone ends the answer
+
+
+def test_a_tokenizer_without_a_template_is_refused_in_one_line():
+    cfg = offline(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg["chat_template_jinja"] = "{{ messages[0]['content'] }}"  # no room for an answer
+    with pytest.raises(UserError, match="chat template"):
+        recipe_tokenizer(cfg, "r.yml")
+
+
+def test_long_answers_are_truncated_not_dropped():
+    cfg = offline(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    tok = recipe_tokenizer(cfg)
     example = axolotl_example(
-        tokenizer, cfg["datasets"][0]["type"], {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64
+        tok, cfg["datasets"][0]["type"], {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64
     )
     assert len(example["input_ids"]) == len(example["labels"]) == 64
-    assert example["input_ids"][:10] == prompt_format(cfg).encode_prompt(tokenizer, QUESTION)[:10]
+    assert example["input_ids"][:10] == prompts.encode_prompt(tok, QUESTION)[:10]
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
@@ -88,7 +123,7 @@ def test_flagship_recipe_has_the_seed_settings():
         "use_tensorboard": True,
     }
     assert {k: cfg.get(k) for k in expected} == expected
-    assert prompt_format(cfg).name == "llama2_chat"
+    assert cfg["chat_template_jinja"] == "recipes/templates/llama2-seed.jinja"
     assert cuda_needs(cfg)
 
 
@@ -190,14 +225,6 @@ def test_out_of_memory_names_the_levers(capsys):
     assert "sequence_len (now 2048)" in advice and "micro_batch_size (now 2" in advice and "packing" in advice
     ok = [sys.executable, "-c", "print('fine')"]
     assert finetune.train(ok, cfg, Path("r.yml")) == 0
-
-
-def test_seed_text_answer_ends_at_the_literal_end_tag(tokenizer):
-    """SmolLM2 has no `</s>` token: the model is trained to write ` </s>` and then its end-of-turn token."""
-    fmt = get_format("seed_text")
-    example = fmt.encode_example(tokenizer, QUESTION, ANSWER)
-    assert tokenizer.decode(example["input_ids"]).endswith(f"{ANSWER} </s><|im_end|>")
-    assert fmt.prompt_text(tokenizer, QUESTION) == f"<s>[INST] <<SYS>> Answer the Question <</SYS>> {QUESTION} [/INST]"
 
 
 def test_turning_evaluation_off_is_one_override():

@@ -20,7 +20,7 @@ RECIPE ?= recipes/smollm2-135m-medqa-qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data plan finetune demo eval levers bench scale-check test test-fast lint format clean
+.PHONY: help setup data plan finetune demo eval merge ask push levers bench scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 
@@ -63,12 +63,26 @@ demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers si
 	    --set num_epochs=6 --set sequence_len=256 --set micro_batch_size=2 --set learning_rate=1e-3 --set save_steps=5 --set eval_steps=5
 	$(PY) scripts/demo.py outputs/demo --data data/demo -n 4
 
+NEED_RUN = @test -n "$(RUN)" || { echo "error: RUN is not set: make $@ RUN=outputs/<run folder>" >&2; exit 2; }
+
 eval: setup  ## RUN=outputs/... [SPLIT=test] [N=100]: base vs tuned answers, scores with CIs, report.md
-	@test -n "$(RUN)" || { echo "error: RUN is not set: make eval RUN=outputs/<run folder>" >&2; exit 2; }
+	$(NEED_RUN)
 	$(PY) eval/generate.py $(RUN) --model base --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/base.jsonl
 	$(PY) eval/generate.py $(RUN) --model tuned --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/tuned.jsonl
 	$(PY) eval/score.py $(EVAL_DIR)/tuned.jsonl --baseline $(EVAL_DIR)/base.jsonl --out $(EVAL_DIR)
 	$(PY) eval/report.py $(EVAL_DIR) --run $(RUN)
+
+merge: setup  ## RUN=outputs/... [OUT=RUN/merged]: a standalone model, the training prompt in its tokenizer
+	$(NEED_RUN)
+	$(PY) scripts/merge.py $(RUN) $(if $(OUT),--out $(OUT))
+
+ask: setup  ## RUN=outputs/... [Q="..."]: the tuned model's answer (without Q: a question a line, empty to end)
+	$(NEED_RUN)
+	$(PY) scripts/ask.py $(RUN) $(if $(Q),-q "$$Q")
+
+push: setup  ## RUN=outputs/... REPO=user/name [MERGED=1] HF_HUB_OFFLINE=0: adapter or merged model + model card
+	$(NEED_RUN)
+	$(PY) scripts/push.py $(RUN) $(if $(REPO),--repo $(REPO)) $(if $(MERGED),--merged $(if $(OUT),$(OUT)))
 
 LEVERS   ?= eval/levers/levers.yml
 PARALLEL ?= 16

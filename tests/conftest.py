@@ -82,3 +82,31 @@ def tiny_model(tmp_path_factory, tokenizer):
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_model):
+    """A finished run folder as make finetune leaves it: recipe.yml, a LoRA adapter with non-zero weights on
+    every linear layer of the tiny model, and the tokenizer with the recipe's chat template."""
+    import torch
+    import yaml
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from medqa.recipe import load_recipe, recipe_tokenizer
+
+    run = tmp_path_factory.mktemp("tiny-run")
+    recipe = {**load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml"), "base_model": str(tiny_model)}
+    recipe["chat_template_jinja"] = str(REPO / recipe["chat_template_jinja"])
+    (run / "recipe.yml").write_text(yaml.safe_dump(recipe))
+    torch.manual_seed(1)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False),
+    )
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    model.save_pretrained(run)
+    recipe_tokenizer(recipe).save_pretrained(run)
+    return run

@@ -1,0 +1,46 @@
+"""Ask a fine-tuned run a question of your own, with the run's prompt and `make eval`'s decoding.
+
+    python scripts/ask.py outputs/<run> -q "What are the symptoms of iron deficiency anemia?"
+    python scripts/ask.py outputs/<run>          # one question a line; an empty line or Ctrl-D ends
+
+Not medical advice: the answers of a small model are fluent and often wrong.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from medqa.errors import cli
+from medqa.inference import GenerationSettings, Run, generate_answers, load_model
+
+
+@cli
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="run folder written by make finetune")
+    parser.add_argument("-q", "--question", default=None, help="one question (default: read them from stdin)")
+    parser.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens)
+    args = parser.parse_args()
+    run = Run.open(args.run)
+    model, tokenizer = load_model(run.base_model, run.adapter, "merged", run.dtype)
+    tokenizer.chat_template = run.tokenizer().chat_template
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=1)
+
+    def answer(question: str) -> str:
+        return generate_answers(model, tokenizer, [question], settings, progress=False)[0].text
+
+    if args.question:
+        print(answer(args.question))
+        return
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("question> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line.strip():
+            break
+        print(answer(line.strip()) + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()

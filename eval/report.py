@@ -13,12 +13,13 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_dir
+from medqa.recipe import complete_checkpoints
 from medqa.scoring import LOWER_IS_BETTER, QUALITY
 
 
 def newest_trainer_state(run: Path) -> dict | None:
-    checkpoints = sorted(run.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
-    return json.loads(checkpoints[-1].read_text()) if checkpoints else None
+    checkpoints = complete_checkpoints(run)
+    return json.loads((checkpoints[-1] / "trainer_state.json").read_text()) if checkpoints else None
 
 
 def plots(out: Path, metrics: dict, state: dict | None, base: list, tuned: list) -> list[str]:

@@ -41,6 +41,12 @@ def main():
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
     parser.add_argument("--no-repeat-ngram-size", type=int, default=defaults.no_repeat_ngram_size)
+    parser.add_argument(
+        "--cache",
+        choices=("auto", "static", "dynamic"),
+        default=defaults.cache,
+        help="KV cache: static compiles the decoding step (GPU), dynamic does not; auto: static on a GPU",
+    )
     parser.add_argument("--weights", choices=WEIGHTS, default="merged", help="tuned model: merged (default) or 4bit")
     parser.add_argument(
         "--base-prompt",
@@ -61,6 +67,7 @@ def main():
         batch_size=args.batch_size,
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
+        cache=args.cache,
     )
     adapter = run.adapter if args.model == "tuned" else None
     model, tokenizer = load_model(run.base_model, adapter, args.weights, run.dtype)

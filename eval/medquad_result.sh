@@ -9,8 +9,8 @@ set -euo pipefail
 PY=${PY:-python}
 SPEC=${SPEC:-eval/levers/levers.yml}
 WORK=${WORK:-outputs/levers}
-OURS=${OURS:-seed-2048-x3-nrng-6}        # chosen on the validation split
-BASE=${BASE:-base-model}
+OURS=${OURS:-seed-2048-x3-nrng-4}        # chosen on the validation split
+BASE=${BASE:-base-nrng-4}           # the base model, decoded the same way
 PLAIN=${PLAIN:-plain-axolotl}
 OUT=${OUT:-eval/medquad-result}
 TEST=$WORK/preds/test

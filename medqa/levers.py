@@ -176,6 +176,8 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
                 str(s.repetition_penalty),
                 "--no-repeat-ngram-size",
                 str(s.no_repeat_ngram_size),
+                "--cache",
+                s.cache,
             ]
             jobs.append(Job(f"generate-{split}-{name}", argv, out, f"train-{source}", 0.1))
     return jobs
@@ -191,7 +193,12 @@ def run_jobs(jobs: list[Job], work: Path, parallel: int, gpus: int, deadline: fl
     record_path = work / "jobs.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     pending = [j for j in sorted(jobs, key=lambda j: -j.weight) if not j.done.exists()]
+    # a job that others wait for (a training run) is not needed once all of them have finished
+    waited_for = {j.after for j in jobs}
+    needed = {j.after for j in pending}
+    pending = [j for j in pending if j.name not in waited_for or j.name in needed]
     finished = {j.name for j in jobs if j.done.exists()}
+    names = {j.name for j in jobs}  # a job waited for but not given (--only) is taken as done
     failed: set[str] = set()
     running: dict[str, tuple[subprocess.Popen, Job, int, float]] = {}
     stop_at = time.time() + deadline if deadline else None
@@ -220,7 +227,7 @@ def run_jobs(jobs: list[Job], work: Path, parallel: int, gpus: int, deadline: fl
                 pending.remove(job)
                 failed.add(job.name)
                 print(f"[levers] skipped {job.name}: {job.after} failed", flush=True)
-            ready = [j for j in pending if j.after is None or j.after in finished]
+            ready = [j for j in pending if j.after is None or j.after in finished or j.after not in names]
             while ready and len(running) < parallel:
                 job = ready.pop(0)
                 pending.remove(job)
@@ -266,14 +273,14 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) 
     if split != spec.split:
         names = [name for name in spec.test_levers if not spec.lever(name).test_only]
     ref = prediction_file(work, split, spec.reference.name)
-    rows, missing = [], []
+    rows, missing, memo = [], [], {}  # the reference is scored once, not once per lever
     for name in names:
         pred = prediction_file(work, split, name)
         if not pred.is_file():
             missing.append(name)
             continue
         lv = spec.lever(name)
-        result = score(pred, None if name == spec.reference.name else ref, encoder=encoder)
+        result = score(pred, None if name == spec.reference.name else ref, encoder=encoder, memo=memo)
         meta = pred.with_suffix(".meta.json")
         rows.append(
             {

@@ -127,17 +127,32 @@ def load_predictions(path: Path) -> list[dict]:
     return rows
 
 
-def per_row(rows: list[dict], encoder) -> dict:
-    per = per_example([r["prediction"] for r in rows], [r["reference"] for r in rows], encoder)
+def per_row(rows: list[dict], encoder, memo: dict | None = None) -> dict:
+    """Each metric per row. `memo` ({(prediction, reference): scores}) carries scores from one call to the next,
+    so that a file compared with many others is scored once."""
+    if memo is None:
+        per = per_example([r["prediction"] for r in rows], [r["reference"] for r in rows], encoder)
+    else:
+        todo = list(
+            dict.fromkeys(
+                (r["prediction"], r["reference"]) for r in rows if (r["prediction"], r["reference"]) not in memo
+            )
+        )
+        if todo:
+            fresh = per_example([p for p, _ in todo], [ref for _, ref in todo], encoder)
+            for i, pair in enumerate(todo):
+                memo[pair] = {m: v[i] for m, v in fresh.items()}
+        first = memo[(rows[0]["prediction"], rows[0]["reference"])]
+        per = {m: np.array([memo[(r["prediction"], r["reference"])][m] for r in rows]) for m in first}
     if all("hit_max_new_tokens" in r for r in rows):
         per["hit_max_new_tokens"] = np.array([float(r["hit_max_new_tokens"]) for r in rows])
     return per
 
 
-def score(pred_path: Path, baseline_path: Path | None = None, seed: int = 0, encoder=None) -> dict:
+def score(pred_path: Path, baseline_path: Path | None = None, seed: int = 0, encoder=None, memo=None) -> dict:
     rows = load_predictions(pred_path)
     encoder = encoder or embedder()
-    per = per_row(rows, encoder)
+    per = per_row(rows, encoder, memo)
     refs = [r["reference"] for r in rows]
     result = {
         "n": len(rows),
@@ -153,7 +168,7 @@ def score(pred_path: Path, baseline_path: Path | None = None, seed: int = 0, enc
         missing = [r["id"] for r in rows if r["id"] not in base_rows]
         if missing:
             raise UserError(baseline_path, f"{len(missing)} ids of {pred_path} are missing (first: {missing[0]})")
-        base_per = per_row([base_rows[r["id"]] for r in rows], encoder)
+        base_per = per_row([base_rows[r["id"]] for r in rows], encoder, memo)
         shared = [m for m in per if m in base_per]
         result["baseline"] = {
             "predictions": str(baseline_path),

@@ -24,7 +24,7 @@ def main():
     run = Run.open(args.run)
     model, tokenizer = load_model(run.base_model, run.adapter, "merged", run.dtype)
     tokenizer.chat_template = run.tokenizer().chat_template
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=1)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=1, cache="dynamic")  # no compile wait
 
     def answer(question: str) -> str:
         return generate_answers(model, tokenizer, [question], settings, progress=False)[0].text

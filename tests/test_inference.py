@@ -73,3 +73,20 @@ def test_stop_text_ends_an_answer(tiny_model, adapter):
     cut = generate_answers(model, tok, ["What is asthma?"], settings, False)[0]
     assert stop not in cut.text and not cut.hit_max_new_tokens
     assert first.text.startswith(cut.text)
+
+
+def test_static_cache_gives_the_answers_of_the_dynamic_one(tiny_model, adapter):
+    """The GPU default (a static cache: every batch padded to one size and prompt length, the decoding step
+    compiled) answers as the growing cache does; the padding rows added to the last batch are dropped."""
+    model, tok = load_model(str(tiny_model), adapter)
+    questions = ["What is asthma?", "What are the symptoms of the common cold in children?", "Flu?"]
+    answers = {
+        cache: generate_answers(model, tok, questions, GenerationSettings(8, batch_size=2, cache=cache), False)
+        for cache in ("static", "dynamic")
+    }
+    assert [a.text for a in answers["static"]] == [a.text for a in answers["dynamic"]]
+    assert len(answers["static"]) == 3 and any(a.text for a in answers["static"])
+    assert GenerationSettings().resolved_cache("cpu") == "dynamic"
+    assert GenerationSettings().resolved_cache("cuda") == "static"
+    with pytest.raises(ValueError, match="cache"):
+        GenerationSettings(cache="paged").resolved_cache("cpu")

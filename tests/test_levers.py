@@ -2,6 +2,7 @@
 and answers on CPU, and the table compares every lever with the reference."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import yaml
 from conftest import REPO, prepare_demo_data, run_script
 
 from medqa.errors import UserError
-from medqa.levers import load_spec, plan
+from medqa.levers import Job, load_spec, plan, run_jobs
 from medqa.recipe import load_recipe, resolve, validate
 
 SPEC = REPO / "eval" / "levers" / "levers.yml"
@@ -28,14 +29,17 @@ def test_committed_spec_plans_valid_runs():
         sets = [job.argv[i + 1] for i, a in enumerate(job.argv) if a == "--set"]
         validate(resolve(load_recipe(REPO / job.argv[2]), Path("d"), Path("o"), sets), job.name)
     # decoding levers reuse their model; base levers ask the base model with a trained run's prompt
+    def arg(job, flag):
+        return job.argv[job.argv.index(flag) + 1]
+
     rep = jobs["generate-val-rep-1.1"]
-    assert rep.after == "train-reference" and rep.argv[rep.argv.index("--repetition-penalty") + 1] == "1.1"
-    base = jobs["generate-val-base-nosys"]
-    assert base.after == "train-nosys-2048-x3" and base.argv[base.argv.index("--model") + 1] == "base"
-    check = jobs["generate-test-seed-2048-x3-rep-1.1-4bit"]
-    assert (
-        check.argv[check.argv.index("--weights") + 1] == "4bit" and "generate-val-seed-2048-x3-rep-1.1-4bit" not in jobs
-    )
+    assert rep.after == "train-reference" and arg(rep, "--repetition-penalty") == "1.1"
+    assert arg(jobs["generate-val-reference"], "--no-repeat-ngram-size") == "0"  # greedy unless a lever says not
+    base = jobs["generate-test-base-nrng-4"]
+    assert base.after == "train-reference" and arg(base, "--model") == "base"
+    assert arg(base, "--no-repeat-ngram-size") == "4" and arg(base, "--base-prompt") == "run"
+    check = jobs["generate-test-seed-2048-x3-nrng-4-4bit"]
+    assert arg(check, "--weights") == "4bit" and "generate-val-seed-2048-x3-nrng-4-4bit" not in jobs
 
 
 def test_the_reference_is_the_recipe_as_it_was():
@@ -146,3 +150,15 @@ def test_recipe_is_the_lever_that_was_measured():
     recipe = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
     keys = (set(measured) | set(recipe)) - BOOKKEEPING
     assert {k: measured.get(k) for k in keys} == {k: recipe.get(k) for k in keys}
+
+
+def test_a_run_is_trained_only_while_answers_still_need_it(tmp_path):
+    def touch(name, after=None):
+        path = tmp_path / name
+        return Job(name, [sys.executable, "-c", f"open({str(path)!r}, 'w')"], path, after)
+
+    (tmp_path / "generate-a").touch()  # a's answers exist from an earlier call; its model is gone
+    jobs = [touch("train-a"), touch("generate-a", "train-a"), touch("train-b"), touch("generate-b", "train-b")]
+    record = run_jobs(jobs, tmp_path / "work", parallel=2, gpus=0)
+    assert set(record) == {"train-b", "generate-b"}
+    assert not (tmp_path / "train-a").exists() and (tmp_path / "generate-b").exists()

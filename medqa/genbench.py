@@ -1,0 +1,170 @@
+"""Generation speed: how fast `make eval` answers held-out questions with a model of the flagship's shape.
+
+Every path answers the same questions (the test split, cycled to `n`) with `medqa.inference.generate_answers`,
+greedy, `make eval`'s decoding, in its own process; the model has random weights (speed and memory do not
+depend on the values, and every answer runs to max_new_tokens: the worst case). A path is how the tuned model
+is loaded (`4bit`: the adapter on the NF4 layers, as trained; `merged`: the adapter merged into the dequantised
+NF4 weights) plus the batch size and the KV cache (`medqa.inference.GenerationSettings`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from medqa.inference import GenerationSettings
+
+
+@dataclass
+class GenPath:
+    name: str
+    weights: str = "merged"  # medqa.inference.load_model
+    batch_size: int = GenerationSettings.batch_size
+    cache: str = GenerationSettings.cache
+    n: int | None = None  # questions (default: the bench's); the slow 4-bit path answers fewer
+
+    @property
+    def default(self) -> bool:
+        """The path `make eval` takes on a GPU: merged weights and GenerationSettings' defaults."""
+        d = GenerationSettings()
+        return self.weights == "merged" and (self.batch_size, self.cache) == (d.batch_size, d.resolved_cache("cuda"))
+
+
+PATHS = [
+    GenPath("4bit-b16-dynamic", "4bit", 16, "dynamic", n=32),
+    GenPath("merged-b64-dynamic", "merged", 64, "dynamic"),
+    GenPath("merged-b48-static", "merged", 48, "static"),
+    GenPath("merged-b64-static", "merged", 64, "static"),
+    GenPath("merged-b128-static", "merged", 128, "static"),
+]
+
+
+def make_adapter(model_dir: Path, out: Path, recipe: dict, template: str) -> None:
+    """A LoRA adapter with random weights in the recipe's shape (r, alpha, targets), saved with the tokenizer
+    and the recipe's chat template, as a finished run folder holds them."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    with torch.device("meta"):  # shapes only; the base weights are never read
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir), dtype=torch.bfloat16)
+    targets = recipe.get("lora_target_modules") or "all-linear"
+    config = LoraConfig(
+        r=recipe["lora_r"],
+        lora_alpha=recipe["lora_alpha"],
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,  # random B as well as A: the merge changes every targeted weight
+    )
+    peft_model = get_peft_model(model, config)
+    peft_model.to_empty(device="cpu")
+    torch.manual_seed(0)
+    for name, param in peft_model.named_parameters():
+        if "lora_" in name:
+            torch.nn.init.normal_(param, std=0.01)
+    peft_model.save_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(out)
+
+
+def measure(paths: list[GenPath], model_dir: Path, adapter: Path, questions: list[str], max_new_tokens: int):
+    """Load the model once the paths' way (all of them load it alike) and time each path's answers to
+    `questions`; yields one result per path. Compiled graphs and memory peaks are reset between paths."""
+    import torch
+
+    from medqa.inference import generate_answers, load_model
+
+    started = time.perf_counter()
+    model, tokenizer = load_model(str(model_dir), adapter, paths[0].weights, "bfloat16")
+    load_s = time.perf_counter() - started
+    cuda = torch.cuda.is_available()
+    for path in paths:
+        n = min(path.n or len(questions), len(questions))
+        settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=path.batch_size, cache=path.cache)
+        torch._dynamo.reset()  # each path compiles (or not) from scratch, as in a process of its own
+        model.__dict__.pop("_compiled_call", None)
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        answers = generate_answers(model, tokenizer, questions[:n], settings, progress=False)
+        if cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        yield {
+            "name": path.name,
+            "gpu": torch.cuda.get_device_name() if cuda else "cpu",
+            "n": n,
+            "max_new_tokens": max_new_tokens,
+            "answers_per_s": n / seconds,
+            "new_tokens_per_s": sum(a.new_tokens for a in answers) / seconds,
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+            "default": path.default,
+            "seconds": seconds,  # compilation included
+            "seconds_for_500": 500 * seconds / n,
+            "load_s": load_s,
+            "settings": dataclasses.asdict(settings),
+        }
+
+
+def run_paths(paths: list[GenPath], model_dir: Path, adapter: Path, questions_file: Path, n: int, max_new_tokens: int):
+    """One process per way of loading (its own memory); a path that fails is reported, not fatal. Yields one
+    result per path as it finishes."""
+    groups: dict[str, list[GenPath]] = {}
+    for path in paths:
+        groups.setdefault(path.weights, []).append(path)
+    for group in groups.values():
+        cmd = [sys.executable, "-m", "medqa.genbench", json.dumps([dataclasses.asdict(p) for p in group])]
+        cmd += [str(model_dir), str(adapter), str(questions_file), str(n), str(max_new_tokens)]
+        with tempfile.TemporaryFile("w+") as stderr:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            done = []
+            for line in proc.stdout:
+                if line.startswith("{"):
+                    done.append(json.loads(line))
+                    yield done[-1]
+            proc.wait()
+            stderr.seek(0)
+            err = stderr.read().strip().splitlines()
+        for path in group[len(done) :]:
+            tail = (err or ["no output"])[-1]
+            yield {"name": path.name, "default": path.default, "error": f"exit {proc.returncode}: {tail[:300]}"}
+
+
+def questions(questions_file: Path, n: int) -> list[str]:
+    from medqa.data import read_jsonl
+
+    rows = [r["question"] for r in read_jsonl(questions_file)]
+    return [rows[i % len(rows)] for i in range(n)]
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| path | GPU | answers | answers/s | new tokens/s | 500 answers | peak GiB | load s | make eval's |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | failed: {r['error']} | | | | | | | |")
+            continue
+        peak = "–" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
+        lines.append(
+            f"| {r['name']} | {r['gpu']} | {r['n']} | {r['answers_per_s']:.2f} | {r['new_tokens_per_s']:,.0f} | "
+            f"{r['seconds_for_500']:.0f} s | {peak} | {r['load_s']:.0f} | {'yes' if r['default'] else ''} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the paths that load the model alike, in a process of their own (run_paths)
+    spec, model_dir, adapter, qfile, count, max_new = sys.argv[1:]
+    group = [GenPath(**p) for p in json.loads(spec)]
+    for result in measure(group, Path(model_dir), Path(adapter), questions(Path(qfile), int(count)), int(max_new)):
+        print(json.dumps(result), flush=True)

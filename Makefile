@@ -10,7 +10,6 @@ export HF_HUB_OFFLINE ?= 1
 export AXOLOTL_DO_NOT_TRACK := 1
 export WANDB_MODE ?= disabled
 export TOKENIZERS_PARALLELISM := false
-export PYTHONWARNINGS ?= ignore
 
 INPUT  ?= ../shared/data/medquad/medquad_qa.csv
 DATA   ?= data/medqa
@@ -20,7 +19,7 @@ RECIPE ?= recipes/smollm2-135m-medqa-qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data plan finetune demo eval merge ask push levers bench scale-check test test-fast lint format clean
+.PHONY: help setup data plan finetune demo eval merge ask push levers bench bench-generation scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 
@@ -93,9 +92,13 @@ levers: setup  ## GPU: train and answer every lever of LEVERS side by side, then
 
 BENCH_MODEL ?= /tmp/medqa-llama2-7b-random
 BENCH_RUNS  ?= seed,axolotl-example,recipe,recipe+sequence_len=8192
-bench: setup  ## GPU: seed notebook vs Axolotl example vs the 7B recipe -> bench/<date>-<gpu>.{json,md}
+bench: setup  ## GPU: training (seed notebook vs Axolotl example vs the 7B recipe), then generation -> bench/<date>-<gpu>.{json,md}
 	$(PY) scripts/export_seed_text.py $(DATA) >/dev/null
 	$(PY) scripts/bench.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench --runs "$(BENCH_RUNS)"
+	$(PY) scripts/bench_generation.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench
+
+bench-generation: setup  ## GPU: make eval's generation path and the others, 7B shape, 500 answers -> bench/
+	$(PY) scripts/bench_generation.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench
 
 SCALE_GPUS ?= 2
 scale-check: setup  ## GPU (2+): the 7B recipe on 1 GPU, DDP and ZeRO-2 -> bench/<date>-<gpu>-scaling.{json,md}

@@ -13,7 +13,7 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_dir
-from medqa.recipe import complete_checkpoints
+from medqa.runs import complete_checkpoints
 from medqa.scoring import LOWER_IS_BETTER, QUALITY
 
 

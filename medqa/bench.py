@@ -16,6 +16,8 @@ from pathlib import Path
 from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
 
+from medqa.prompts import IGNORE_INDEX
+
 WARMUP_STEPS = int(os.environ.get("MEDQA_BENCH_WARMUP", "3"))
 
 
@@ -120,7 +122,7 @@ def real_tokens(inputs, pad_token_id: int | None) -> int:
     if pad_token_id is None or labels is None:
         mask = inputs.get("attention_mask")
         return int((mask != 0).sum()) if mask is not None else ids.numel()
-    return int(((ids != pad_token_id) | (labels != -100)).sum())
+    return int(((ids != pad_token_id) | (labels != IGNORE_INDEX)).sum())
 
 
 def dataset_tokens(dataset) -> int:

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medqa.errors import UserError
+from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir
 
 SPLITS = ("train", "val", "test")
@@ -112,7 +112,7 @@ def _read_hub(dataset_id: str) -> Table:
 
         ds = datasets.load_dataset(dataset_id, split="train")
     except Exception as err:  # the hub raises many kinds; all mean "cannot read it"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err, limit=10**6)
         raise UserError(dataset_id, f"cannot load this dataset from the hub: {first}") from None
     return Table(dataset_id, "hub", getattr(ds, "_fingerprint", None), ds.to_list(), list(ds.column_names))
 

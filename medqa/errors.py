@@ -14,6 +14,11 @@ class UserError(Exception):
         self.where, self.problem = str(where), problem
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (or its class name): for a one-line error about a library's failure."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
+
+
 def cli(main):
     """Decorate a script's main(): UserError becomes one line on stderr and exit code 2."""
 

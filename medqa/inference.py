@@ -7,7 +7,8 @@ from pathlib import Path
 
 from medqa import prompts
 from medqa.errors import UserError
-from medqa.recipe import RUN_RECIPE, load_recipe, recipe_tokenizer
+from medqa.prompts import recipe_tokenizer
+from medqa.recipe import RUN_RECIPE, load_recipe
 
 
 @dataclass

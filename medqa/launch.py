@@ -1,4 +1,5 @@
-"""How a recipe is launched: `accelerate launch` with one of the configs in recipes/accelerate/.
+"""How a recipe is launched: `accelerate launch` with one of the configs in recipes/accelerate/, and the
+training process watched for running out of GPU memory.
 
 one GPU                      single_gpu.yaml
 GPUS=N (DDP)                 multi_gpu.yaml       --num_processes N x NODES
@@ -9,12 +10,14 @@ no CUDA                      one CPU process (CPU-safe recipes only)
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from medqa.errors import UserError
 
-ACCELERATE_DIR = Path(__file__).resolve().parents[1] / "recipes" / "accelerate"
+ACCELERATE_DIR = Path("recipes/accelerate")  # default: the repository's, relative to where `make` runs
 CONFIGS = {
     "single": ACCELERATE_DIR / "single_gpu.yaml",
     "ddp": ACCELERATE_DIR / "multi_gpu.yaml",
@@ -34,8 +37,11 @@ class Topology:
     main_port: int = 29500
 
 
-def accelerate_args(cfg: dict, topo: Topology, cuda_devices: int, config: Path | None = None) -> list[str]:
-    """`accelerate launch` options for this topology; sets cfg["deepspeed"] for ZeRO-2 (Axolotl's switch)."""
+def accelerate_args(
+    cfg: dict, topo: Topology, cuda_devices: int, config: Path | None = None, configs: Path = ACCELERATE_DIR
+) -> list[str]:
+    """`accelerate launch` options for this topology, with the configs in `configs` (or `config`, one of the
+    user's own); sets cfg["deepspeed"] for ZeRO-2 (Axolotl's switch)."""
     if topo.dist not in ("ddp", "zero2"):
         raise UserError("DIST", f"unknown value {topo.dist!r}: use ddp or zero2")
     if topo.nodes < 1 or not 0 <= topo.node_rank < topo.nodes:
@@ -49,12 +55,12 @@ def accelerate_args(cfg: dict, topo: Topology, cuda_devices: int, config: Path |
     if gpus < 1 or gpus > cuda_devices:
         raise UserError("GPUS", f"asked for {gpus} GPUs, this machine has {cuda_devices}")
     if zero2:
-        ds_json = Path(cfg.get("deepspeed") or ZERO2_JSON).resolve()
+        ds_json = Path(cfg.get("deepspeed") or configs / ZERO2_JSON.name).resolve()
         if not ds_json.is_file():
             raise UserError(ds_json, "no such DeepSpeed config")
         cfg["deepspeed"] = str(ds_json)
     if config is None:
-        config = CONFIGS["zero2" if zero2 else "ddp" if gpus * topo.nodes > 1 else "single"]
+        config = configs / CONFIGS["zero2" if zero2 else "ddp" if gpus * topo.nodes > 1 else "single"].name
     args = ["--config_file", str(config)]
     if zero2:
         args += ["--deepspeed_config_file", cfg["deepspeed"]]
@@ -72,3 +78,28 @@ def accelerate_args(cfg: dict, topo: Topology, cuda_devices: int, config: Path |
             str(topo.main_port),
         ]
     return args
+
+
+OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError")
+
+
+def oom_advice(cfg: dict) -> str:
+    packing = "on" if cfg.get("sample_packing") else "off (turn it on)"
+    return (
+        f"the GPU ran out of memory; lower sequence_len (now {cfg.get('sequence_len')}) or micro_batch_size "
+        f"(now {cfg.get('micro_batch_size')}, raise gradient_accumulation_steps to keep the batch), keep "
+        f"gradient_checkpointing on (now {bool(cfg.get('gradient_checkpointing'))}); sample packing is {packing}"
+    )
+
+
+def train(launch: list[str], cfg: dict, recipe: Path) -> int:
+    """Run Axolotl, passing its output through; an out-of-memory death ends with one line naming the levers."""
+    oom = False
+    with subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            oom = oom or any(m in line for m in OOM_MARKERS)
+    if proc.returncode != 0 and oom:
+        print(f"error: {recipe}: {oom_advice(cfg)}", file=sys.stderr)
+        return 2
+    return proc.returncode

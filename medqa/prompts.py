@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from medqa.errors import UserError
+
 IGNORE_INDEX = -100
 _ANSWER = "\u2063ANSWER\u2063"  # stands for the answer while reading where the template puts it
 
@@ -86,3 +88,19 @@ def render(template: str, question: str, answer: str, **special_tokens: str) -> 
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)  # as transformers renders
     return env.from_string(template).render(messages=messages(question, answer), **special_tokens)
+
+
+def recipe_tokenizer(cfg: dict, where="recipe"):
+    """The base model's tokenizer with the recipe's chat template set, as Axolotl sets it before training."""
+    from axolotl.utils.chat_templates import get_chat_template_from_config
+    from axolotl.utils.dict import DictDefault
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(cfg.get("tokenizer_config") or cfg["base_model"]))
+    try:
+        if cfg.get("chat_template"):
+            tokenizer.chat_template = get_chat_template_from_config(DictDefault(cfg), tokenizer=tokenizer)
+        answer_frame(tokenizer)
+    except ValueError as err:
+        raise UserError(where, f"chat template: {err}") from None
+    return tokenizer

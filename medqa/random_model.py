@@ -6,31 +6,35 @@ the vocabulary is sized to it (49,152; Llama-2's is 32,000).
 
 from pathlib import Path
 
-TOKENIZER = Path(__file__).resolve().parents[1] / "models" / "SmolLM2-135M-Instruct"
+TOKENIZER = Path("models/SmolLM2-135M-Instruct")  # the embedded model `make setup` builds, relative to the repository
 SHAPES = {
     "llama2-7b": dict(
         hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32
     ),
-    "tiny": dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    "tiny": dict(  # the test suite's
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
     ),
 }
 
 
-def make_model(shape: str, out: Path) -> None:
+def make_model(shape: str, out: Path, tokenizer: Path = TOKENIZER) -> None:
     """A model of this shape with random weights, saved with the embedded tokenizer (vocabulary sized to it)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        max_position_embeddings=4096,
-        rms_norm_eps=1e-5,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **SHAPES[shape],
+        **{"max_position_embeddings": 4096, "rms_norm_eps": 1e-5, **SHAPES[shape]},
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)

@@ -1,4 +1,5 @@
-"""Recipes: Axolotl YAML files. Read one, check it with Axolotl's own schema, and say what it needs."""
+"""Recipes: Axolotl YAML files. Read one, check it with Axolotl's own schema, and resolve it for a run (--data,
+--output-dir, --set)."""
 
 from __future__ import annotations
 
@@ -40,34 +41,6 @@ def load_recipe(path: str | Path) -> dict:
     if not isinstance(cfg, dict):
         raise UserError(path, "a recipe is a YAML mapping of Axolotl keys")
     return cfg
-
-
-def recipe_tokenizer(cfg: dict, where="recipe"):
-    """The base model's tokenizer with the recipe's chat template set, as Axolotl sets it before training."""
-    from axolotl.utils.chat_templates import get_chat_template_from_config
-    from axolotl.utils.dict import DictDefault
-    from transformers import AutoTokenizer
-
-    from medqa.prompts import answer_frame
-
-    tokenizer = AutoTokenizer.from_pretrained(str(cfg.get("tokenizer_config") or cfg["base_model"]))
-    try:
-        if cfg.get("chat_template"):
-            tokenizer.chat_template = get_chat_template_from_config(DictDefault(cfg), tokenizer=tokenizer)
-        answer_frame(tokenizer)
-    except ValueError as err:
-        raise UserError(where, f"chat template: {err}") from None
-    return tokenizer
-
-
-def cuda_needs(cfg: dict) -> list[str]:
-    """The recipe's settings that only a CUDA GPU can run."""
-    needs = [k for k in ("bf16", "fp16", "tf32", "flash_attention") if cfg.get(k) in (True, "auto")]
-    needs += [
-        k for k in cfg if (k.startswith("lora_") and k.endswith("_kernel") or k.startswith("liger_")) and cfg[k] is True
-    ]
-    needs += [k for k in ("deepspeed", "fsdp", "fsdp_config") if cfg.get(k)]
-    return needs
 
 
 def validate(cfg: dict, where="recipe") -> None:
@@ -113,9 +86,6 @@ def validate(cfg: dict, where="recipe") -> None:
         raise UserError(where, f"{loc + ': ' if loc else ''}{first.get('msg')}") from None
 
 
-# --------------------------------------------------------------------------- a run's folder and inputs
-
-
 def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: list[str]) -> dict:
     cfg = dict(cfg)
     for item in overrides:
@@ -136,60 +106,3 @@ def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: li
         cfg["output_dir"] = str(output_dir)
         cfg["dataset_prepared_path"] = str(output_dir / "prepared")
     return cfg
-
-
-def complete_checkpoints(out: Path) -> list[Path]:
-    """Checkpoints whose save finished: the trainer writes trainer_state.json last."""
-    found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return sorted((p for p in found if (p / "trainer_state.json").is_file()), key=lambda p: int(p.name.split("-")[-1]))
-
-
-def resume_point(cfg: dict, out: Path) -> Path | None:
-    """Where an interrupted run of this same recipe stopped; refuse a folder that holds anything else."""
-    previous = out / RUN_RECIPE
-    if not previous.is_file():
-        if any(out.glob("checkpoint-*")) or (out / "adapter_model.safetensors").is_file():
-            raise UserError(out, f"holds a run without {RUN_RECIPE}; pass another --output-dir or remove the folder")
-        return None
-    before = load_recipe(previous)
-    changed = sorted(k for k in set(before) | set(cfg) if before.get(k) != cfg.get(k))
-    if changed:
-        raise UserError(
-            out,
-            f"holds a run of another recipe (differs in {', '.join(changed[:5])}); "
-            "pass another --output-dir or remove the folder",
-        )
-    if (out / "adapter_model.safetensors").is_file():
-        raise UserError(
-            out, "holds a finished run, which is never overwritten; pass another --output-dir or remove the folder"
-        )
-    checkpoints = complete_checkpoints(out)
-    return checkpoints[-1] if checkpoints else None
-
-
-def check_base_model(cfg: dict) -> None:
-    """The base model must be loadable before any GPU time is spent: a local folder, or a hub id we can reach."""
-    from transformers import AutoConfig
-
-    name = str(cfg.get("base_model", ""))
-    try:
-        AutoConfig.from_pretrained(name, trust_remote_code=bool(cfg.get("trust_remote_code", False)))
-    except Exception as err:  # hub and file errors come in many classes; each means "cannot load it"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        offline = (
-            " (HF_HUB_OFFLINE=1 is set: make sets it; HF_HUB_OFFLINE=0 lets it reach the hub)"
-            if (os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(name).exists())
-            else ""
-        )
-        raise UserError(name, f"cannot load the base model: {first}{offline}") from None
-
-
-def check_data(cfg: dict, where: str) -> None:
-    for d in (cfg.get("datasets") or []) + (cfg.get("test_datasets") or []):
-        path = Path(str(d.get("path", "")))
-        if d.get("ds_type") != "json":
-            continue
-        if not path.is_file():
-            raise UserError(path, f"no such data file (run `make data INPUT=...` first; used by {where})")
-        if not path.read_text(encoding="utf-8", errors="replace").strip():
-            raise UserError(path, f"no rows (a split left empty by prepare_data's fractions; used by {where})")

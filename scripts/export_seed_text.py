@@ -9,12 +9,13 @@ import argparse
 import json
 from pathlib import Path
 
+from medqa.contenders import SEED_TEMPLATE
 from medqa.data import read_jsonl
 from medqa.errors import cli
 from medqa.fsutil import atomic_write_text
 from medqa.prompts import render
 
-SEED_TEXT = Path(__file__).resolve().parents[1] / "recipes" / "templates" / "seed-text.jinja"
+SEED_TEXT = SEED_TEMPLATE
 
 
 @cli

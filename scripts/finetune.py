@@ -16,52 +16,19 @@ recipe, is refused rather than overwritten.
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from medqa.checks import check_base_model, check_data, cuda_needs
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
-from medqa.launch import Topology, accelerate_args
-from medqa.recipe import (
-    RUN_RECIPE,
-    check_base_model,
-    check_data,
-    cuda_needs,
-    load_recipe,
-    resolve,
-    resume_point,
-    validate,
-)
+from medqa.launch import Topology, accelerate_args, train
+from medqa.recipe import RUN_RECIPE, load_recipe, resolve, validate
+from medqa.runs import resume_point
 
 CPU_RECIPE = "recipes/smollm2-135m-medqa-qlora.yml"
-
-
-OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError")
-
-
-def oom_advice(cfg: dict) -> str:
-    packing = "on" if cfg.get("sample_packing") else "off (turn it on)"
-    return (
-        f"the GPU ran out of memory; lower sequence_len (now {cfg.get('sequence_len')}) or micro_batch_size "
-        f"(now {cfg.get('micro_batch_size')}, raise gradient_accumulation_steps to keep the batch), keep "
-        f"gradient_checkpointing on (now {bool(cfg.get('gradient_checkpointing'))}); sample packing is {packing}"
-    )
-
-
-def train(launch: list[str], cfg: dict, recipe: Path) -> int:
-    """Run Axolotl, passing its output through; an out-of-memory death ends with one line naming the levers."""
-    oom = False
-    with subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            oom = oom or any(m in line for m in OOM_MARKERS)
-    if proc.returncode != 0 and oom:
-        print(f"error: {recipe}: {oom_advice(cfg)}", file=sys.stderr)
-        return 2
-    return proc.returncode
 
 
 @cli

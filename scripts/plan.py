@@ -9,31 +9,15 @@ measured for this recipe (bench/*.json), where it has.
 """
 
 import argparse
-import json
 import math
 from pathlib import Path
 
+from medqa.checks import check_base_model, check_data, cuda_needs
+from medqa.contenders import bench_figures
 from medqa.data import read_jsonl
 from medqa.errors import cli
-from medqa.prompts import encode_example
-from medqa.recipe import check_base_model, check_data, cuda_needs, load_recipe, recipe_tokenizer, resolve, validate
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def bench_figures(recipe: Path) -> list[str]:
-    if recipe.resolve() != (REPO / "recipes" / "llama2-7b-medqa-qlora.yml").resolve():
-        return []
-    lines = []
-    for path in sorted((REPO / "bench").glob("*.json")):
-        for run in json.loads(path.read_text())["runs"]:
-            if run["name"] == "recipe" and run.get("tokens_per_s"):
-                lines.append(
-                    f"  {run['gpu']}: peak {run['peak_gib']:.1f} GiB allocated, "
-                    f"{run['peak_reserved_gib']:.1f} GiB reserved; epoch of 5,000 rows {run['epoch_s'] / 60:.0f} min "
-                    f"({path.name})"
-                )
-    return lines
+from medqa.prompts import encode_example, recipe_tokenizer
+from medqa.recipe import load_recipe, resolve, validate
 
 
 @cli

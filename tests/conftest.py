@@ -6,15 +6,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+os.chdir(REPO)  # recipes and defaults name paths relative to the repository root, where make runs
 MEDQUAD = REPO.parent / "shared" / "data" / "medquad" / "medquad_qa.csv"
 EMBEDDED_MODEL = REPO / "models" / "SmolLM2-135M-Instruct"
+RECIPES = sorted((REPO / "recipes").rglob("*.yml"))  # every recipe, the baselines included
 ENV = {
     **os.environ,
     "HF_HUB_OFFLINE": "1",
     "AXOLOTL_DO_NOT_TRACK": "1",
     "WANDB_MODE": "disabled",
     "TOKENIZERS_PARALLELISM": "false",
-    "PYTHONWARNINGS": "ignore",
 }
 
 
@@ -61,26 +62,10 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tokenizer):
     """A randomly initialised 2-layer Llama with the embedded model's tokenizer (vocabulary sized to it)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from medqa.random_model import make_model
 
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        tie_word_embeddings=True,
-    )
     path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    make_model("tiny", path, EMBEDDED_MODEL)
     return path
 
 
@@ -93,7 +78,8 @@ def tiny_run(tmp_path_factory, tiny_model):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from medqa.recipe import load_recipe, recipe_tokenizer
+    from medqa.prompts import recipe_tokenizer
+    from medqa.recipe import load_recipe
 
     run = tmp_path_factory.mktemp("tiny-run")
     recipe = {**load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml"), "base_model": str(tiny_model)}

@@ -1,6 +1,5 @@
 """make bench's code on CPU with a tiny model: it runs, and its figures come from what was trained."""
 
-import importlib.util
 import json
 import math
 
@@ -9,6 +8,8 @@ import torch
 from conftest import ENV, REPO, prepare_demo_data
 
 from medqa.bench import real_tokens
+from medqa.contenders import FLAGSHIP, axolotl_cfg
+from medqa.errors import UserError
 
 
 def test_padding_is_a_pad_id_without_a_label():
@@ -68,17 +69,9 @@ def test_bench_runs_and_counts_what_was_trained(tmp_path):
     assert recipe["detail"]["world_size"] == 1 and recipe["detail"]["tokens_all_steps"] > 0
 
 
-def load_bench_script():
-    spec = importlib.util.spec_from_file_location("bench_script", REPO / "scripts" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_contender_configs(tmp_path, monkeypatch):
-    bench = load_bench_script()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the GPU configs, built on any machine
-    cfg = lambda name: bench.axolotl_cfg(name, tmp_path / "m", tmp_path / "d", tmp_path / "o", 20)  # noqa: E731
+    cfg = lambda name: axolotl_cfg(name, FLAGSHIP, tmp_path / "m", tmp_path / "d", tmp_path / "o", 20)  # noqa: E731
     recipe = cfg("recipe")
     resume = "medqa.resume.PagedResumePlugin"
     assert recipe["plugins"] == ["axolotl.integrations.liger.LigerPlugin", resume, "medqa.bench.BenchPlugin"]
@@ -91,9 +84,44 @@ def test_contender_configs(tmp_path, monkeypatch):
     lever = cfg("recipe+sequence_len=8192+embeddings_skip_upcast=true")
     assert lever["sequence_len"] == 8192 and lever["embeddings_skip_upcast"] is True
     assert {k: v for k, v in lever.items() if k != "embeddings_skip_upcast"} == {**recipe, "sequence_len": 8192}
-    with pytest.raises(bench.UserError, match="lever 'ligr'"):
+    with pytest.raises(UserError, match="lever 'ligr'"):
         cfg("recipe+ligr")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cpu = cfg("recipe")
     assert cpu["plugins"] == [resume, "medqa.bench.BenchPlugin"] and not any(k.startswith("liger_") for k in cpu)
     assert cpu["optimizer"] == "adamw_torch" and cpu["bf16"] is False
+
+
+def test_generation_bench_times_each_path_and_marks_make_evals(tmp_path, tiny_model):
+    """scripts/bench_generation.py on the tiny model: one row per path in bench/<date>-<gpu>.json, the slow
+    4-bit path answering fewer questions, and on a CPU no path is make eval's (that is a GPU's path)."""
+    from conftest import run_script
+
+    from medqa.genbench import PATHS
+
+    data = prepare_demo_data(tmp_path / "data")
+    names = ["4bit-b16-dynamic", "merged-b64-dynamic"]
+    result = run_script(
+        "scripts/bench_generation.py",
+        "--model",
+        tiny_model,
+        "--data",
+        data,
+        "--out",
+        tmp_path / "bench",
+        "--n",
+        "40",
+        "--max-new-tokens",
+        "4",
+        "--paths",
+        ",".join(names),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [report] = (tmp_path / "bench").glob("*-cpu.json")
+    rows = json.loads(report.read_text())["generation"]["runs"]
+    assert [r["name"] for r in rows] == names and [r["n"] for r in rows] == [32, 40]
+    for r in rows:
+        assert r["max_new_tokens"] == 4 and r["answers_per_s"] > 0 and r["new_tokens_per_s"] > 0
+        assert r["default"] is False and r["peak_gib"] is None
+    assert sum(p.default for p in PATHS) == 1  # exactly one path is make eval's on a GPU
+    assert "| merged-b64-dynamic | cpu | 40 |" in report.with_suffix(".md").read_text()

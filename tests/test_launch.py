@@ -7,13 +7,12 @@ import pytest
 import yaml
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.commands.launch import _validate_launch_command, launch_command_parser
-from conftest import REPO, run_script
+from conftest import RECIPES, REPO, run_script
 
 from medqa.errors import UserError
 from medqa.launch import ACCELERATE_DIR, CONFIGS, ZERO2_JSON, Topology, accelerate_args
 from medqa.recipe import load_recipe
 
-RECIPES = sorted((REPO / "recipes").glob("*.yml"))
 # accelerate refuses these beside a deepspeed_config_file: they belong in the JSON
 DS_FILE_ONLY = {
     "gradient_accumulation_steps",
@@ -29,12 +28,13 @@ def launch(cfg, topo, devices=2):
     """accelerate_args, then accelerate's own parsing and validation of the resulting command line."""
     extra = accelerate_args(cfg, topo, devices)
     args = launch_command_parser().parse_args([*extra, "-m", "axolotl.cli.train", "run/recipe.yml"])
+    # accelerate has no public function that validates a launch command line short of launching it
     args, defaults, mp_from_config = _validate_launch_command(args)
     return extra, args, defaults, mp_from_config
 
 
 def test_configs_parse_and_leave_precision_to_the_recipe():
-    assert sorted(p.name for p in ACCELERATE_DIR.iterdir()) == [
+    assert sorted(p.name for p in (REPO / ACCELERATE_DIR).iterdir()) == [
         "deepspeed_zero2.yaml",
         "multi_gpu.yaml",
         "single_gpu.yaml",
@@ -47,7 +47,7 @@ def test_configs_parse_and_leave_precision_to_the_recipe():
     assert kinds["single"].mixed_precision == kinds["ddp"].mixed_precision == "no"
     raw = yaml.safe_load(CONFIGS["zero2"].read_text())
     assert "mixed_precision" not in raw and not DS_FILE_ONLY & set(raw["deepspeed_config"])
-    assert (REPO / raw["deepspeed_config"]["deepspeed_config_file"]).resolve() == ZERO2_JSON
+    assert (REPO / raw["deepspeed_config"]["deepspeed_config_file"]).resolve() == (REPO / ZERO2_JSON).resolve()
     assert json.loads(ZERO2_JSON.read_text())["zero_optimization"]["stage"] == 2
 
 
@@ -94,7 +94,7 @@ def test_zero2_sets_axolotls_key_and_passes_accelerates_checks(monkeypatch):
     cfg = {}
     extra, args, defaults, mp_from_config = launch(cfg, Topology(gpus=2, dist="zero2"))
     assert args.use_deepspeed and args.num_processes == 2
-    assert cfg["deepspeed"] == args.deepspeed_config_file == str(ZERO2_JSON)
+    assert cfg["deepspeed"] == args.deepspeed_config_file == str((REPO / ZERO2_JSON).resolve())
     # what launch_command hands the workers, checked by the plugin the workers build
     fields = [*defaults.deepspeed_config, *(["mixed_precision"] if mp_from_config else [])]
     monkeypatch.setenv("ACCELERATE_CONFIG_DS_FIELDS", ",".join(fields))

@@ -28,6 +28,7 @@ def test_committed_spec_plans_valid_runs():
     for job in trains:  # every run's resolved recipe passes Axolotl's schema
         sets = [job.argv[i + 1] for i, a in enumerate(job.argv) if a == "--set"]
         validate(resolve(load_recipe(REPO / job.argv[2]), Path("d"), Path("o"), sets), job.name)
+
     # decoding levers reuse their model; base levers ask the base model with a trained run's prompt
     def arg(job, flag):
         return job.argv[job.argv.index(flag) + 1]

@@ -8,11 +8,9 @@ import textwrap
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import RECIPES, REPO
 
 from medqa.resume import repage
-
-RECIPES = sorted((REPO / "recipes").glob("*.yml"))
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EMBEDDED_MODEL, REPO, run_script
+from conftest import EMBEDDED_MODEL, RECIPES, REPO, run_script
 
 from medqa import prompts
+from medqa.checks import cuda_needs
 from medqa.errors import UserError
-from medqa.prompts import IGNORE_INDEX
-from medqa.recipe import cuda_needs, load_recipe, recipe_tokenizer, validate
+from medqa.prompts import IGNORE_INDEX, recipe_tokenizer
+from medqa.recipe import load_recipe, validate
 
-RECIPES = sorted((REPO / "recipes").rglob("*.yml"))  # the baselines included
 OUR_RECIPES = [r for r in RECIPES if load_recipe(r)["datasets"][0]["type"] == "medqa.strategy"]
 QUESTION = "What are the symptoms of iron deficiency anemia?"
 ANSWER = "Tiredness, weakness, pale skin and shortness of breath."
@@ -206,25 +206,23 @@ def test_unreachable_base_model_gets_one_line(tmp_path):
 
 def test_out_of_memory_names_the_levers(capsys):
     """A training process that dies of CUDA OOM ends with one line naming sequence length, micro-batch, packing."""
-    import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location("finetune", REPO / "scripts" / "finetune.py")
-    finetune = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(finetune)
+    from medqa.launch import oom_advice, train
+
     fake = [
         sys.executable,
         "-c",
         "import sys; print('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate'); sys.exit(1)",
     ]
     cfg = {"sequence_len": 2048, "micro_batch_size": 2, "gradient_checkpointing": True, "sample_packing": True}
-    assert finetune.train(fake, cfg, Path("r.yml")) == 2
+    assert train(fake, cfg, Path("r.yml")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: r.yml: the GPU ran out of memory")
-    advice = finetune.oom_advice(cfg)
+    advice = oom_advice(cfg)
     assert "sequence_len (now 2048)" in advice and "micro_batch_size (now 2" in advice and "packing" in advice
     ok = [sys.executable, "-c", "print('fine')"]
-    assert finetune.train(ok, cfg, Path("r.yml")) == 0
+    assert train(ok, cfg, Path("r.yml")) == 0
 
 
 def test_turning_evaluation_off_is_one_override():

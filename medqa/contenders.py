@@ -1,0 +1,224 @@
+"""The contenders of `make bench`: the seed notebook's setup, Axolotl's example config and the project's recipe
+(with levers), each trained in a process of its own and metered by medqa.bench.Meter; and the figures a
+finished bench left for `make plan` to quote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from medqa.checks import cuda_needs
+from medqa.errors import UserError
+from medqa.recipe import load_recipe
+
+FLAGSHIP = Path("recipes/llama2-7b-medqa-qlora.yml")  # the recipe make bench measures (default of --recipe)
+SEED_TEMPLATE = Path("recipes/templates/seed-text.jinja")  # the seed notebook's prompt text
+# named levers: `recipe+liger` is short for the keys below
+LEVERS = {
+    "liger": {
+        "plugins": ["axolotl.integrations.liger.LigerPlugin"],
+        "liger_rms_norm": True,
+        "liger_glu_activation": True,
+        "liger_fused_linear_cross_entropy": True,
+    },
+}
+
+
+# ----------------------------------------------------------------------------- contenders
+
+
+def seed_run(model_dir: Path, data: Path, out: Path, steps: int) -> None:
+    """The seed notebook: transformers + peft + bitsandbytes, NF4 with fp16 compute, LoRA r64/16 on q,v,
+    no autocast, paged AdamW 32-bit, micro-batch 2 x 4, gradient checkpointing, no packing, group_by_length."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        BitsAndBytesConfig,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from medqa.bench import attach
+    from medqa.data import read_jsonl
+    from medqa.prompts import full_text
+
+    cuda = torch.cuda.is_available()
+    compute = torch.float16 if cuda else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.chat_template = SEED_TEMPLATE.read_text()  # the notebook's text
+    rows = read_jsonl(data / "train.jsonl")
+    texts = [full_text(tokenizer, r["question"], r["answer"]) for r in rows]
+    ds = Dataset.from_dict({"text": texts}).map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=1024), batched=True, remove_columns=["text"]
+    )
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute, bnb_4bit_use_double_quant=False
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, quantization_config=quant, dtype=compute, device_map={"": 0} if cuda else None
+    )
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=64,
+            lora_alpha=16,
+            lora_dropout=0.1,
+            bias="none",
+            task_type="CAUSAL_LM",
+            target_modules=["q_proj", "v_proj"],
+        ),
+    )
+    args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=4,
+        gradient_checkpointing=True,
+        optim="paged_adamw_32bit" if cuda else "adamw_torch",
+        learning_rate=2e-4,
+        lr_scheduler_type="constant",
+        max_grad_norm=0.3,
+        max_steps=steps,
+        train_sampling_strategy="group_by_length",
+        fp16=False,
+        bf16=False,
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        seed=42,
+        use_cpu=not cuda,
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=ds, data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    )
+    attach(trainer, out)
+    trainer.train()
+
+
+def axolotl_cfg(name: str, recipe: Path, model_dir: Path, data: Path, out: Path, steps: int) -> dict:
+    """The project's recipe, Axolotl's example-style config, and the recipe with one lever changed."""
+    cfg = load_recipe(recipe)
+    cfg.update(
+        base_model=str(model_dir),
+        max_steps=steps,
+        output_dir=str(out),
+        dataset_prepared_path=str(out / "prepared"),
+        save_strategy="no",
+        eval_strategy="no",
+        use_tensorboard=False,
+    )
+    cfg.pop("save_steps", None)
+    cfg.pop("eval_steps", None)
+    cfg.pop("test_datasets", None)
+    cfg["datasets"] = [{**cfg["datasets"][0], "path": str(data / "train.jsonl")}]
+    if name == "axolotl-example":  # examples/llama-2/qlora.yml, on the seed's text
+        cfg.update(
+            lora_r=32,
+            lora_alpha=16,
+            lora_dropout=0.05,
+            lora_target_linear=True,
+            sequence_len=4096,
+            sample_packing=True,
+            pad_to_sequence_len=True,
+            bf16=True,
+            tf32=False,
+            datasets=[{"path": str(data / "train_text.jsonl"), "ds_type": "json", "type": "completion"}],
+        )
+        cfg.pop("lora_target_modules")
+        for key in [k for k in cfg if k == "plugins" or k.startswith("liger_")]:  # the example has no Liger
+            del cfg[key]
+    elif name != "recipe":
+        for lever in name.split("+")[1:]:
+            key, eq, value = lever.partition("=")
+            if not eq and key not in LEVERS:
+                raise UserError(f"--runs {name}", f"lever {key!r} is neither KEY=VALUE nor one of {', '.join(LEVERS)}")
+            for k, v in LEVERS[key].items() if key in LEVERS else [(key, yaml.safe_load(value))]:
+                cfg[k] = [*cfg.get(k, []), *v] if k == "plugins" else v
+    cfg["plugins"] = [*cfg.get("plugins", []), "medqa.bench.BenchPlugin"]
+    import torch
+
+    if not torch.cuda.is_available():  # Triton kernels and paged optimizers need CUDA
+        cfg.update({key: False for key in cuda_needs(cfg)})
+        cfg["optimizer"] = "adamw_torch"
+        cfg = {k: v for k, v in cfg.items() if not k.startswith("liger_")}
+        cfg["plugins"] = [p for p in cfg["plugins"] if "liger" not in p]
+    return cfg
+
+
+def run_contender(
+    name: str, recipe: Path, model_dir: Path, data: Path, work: Path, steps: int, reuse: bool = False
+) -> dict:
+    """Train one contender in a process of its own; its figures from medqa.bench.Meter, or the error."""
+    out = work / re.sub(r"[^\w.=+-]", "_", name)
+    if reuse and (out / "bench.json").is_file():
+        return {"name": name, **json.loads((out / "bench.json").read_text())}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").unlink(missing_ok=True)
+    if name == "seed":
+        cmd = [sys.executable, "-m", "medqa.contenders", str(model_dir), str(data), str(out), str(steps)]
+    else:
+        cfg = axolotl_cfg(name, recipe, model_dir, data, out, steps)
+        (out / "recipe.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        cmd = [sys.executable, "-m", "axolotl.cli.train", str(out / "recipe.yml")]
+    env = {"AXOLOTL_DO_NOT_TRACK": "1", **os.environ}
+    with open(out / "log.txt", "w") as log:
+        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if rc != 0 or not (out / "bench.json").is_file():
+        tail = (out / "log.txt").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        return {"name": name, "error": f"exit {rc}: {tail[0][:300]}"}
+    result = json.loads((out / "bench.json").read_text())
+    if result["global_step"] < steps or not result["tokens_per_s"]:
+        return {"name": name, "error": f"trained {result['global_step']} of {steps} steps (too little data?)"}
+    return {"name": name, **result}
+
+
+def table(runs: list[dict]) -> str:
+    lines = [
+        "| run | GPU | tokens/s | s/step | peak alloc GiB | peak reserved GiB | epoch | vs seed | vs Axolotl |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        if "error" in r:
+            lines.append(f"| {r['name']} | failed: {r['error']} | | | | | | | |")
+            continue
+        fmt = lambda v, f: f.format(v) if v is not None else "–"  # noqa: E731
+        lines.append(
+            f"| {r['name']} | {r['gpu']} | {fmt(r['tokens_per_s'], '{:,.0f}')} | {fmt(r['step_s'], '{:.2f}')} "
+            f"| {fmt(r['peak_allocated_gib'], '{:.2f}')} | {fmt(r['peak_reserved_gib'], '{:.2f}')} "
+            f"| {fmt(r['epoch_s'], '{:,.0f}')} s | {fmt(r.get('speedup_vs_seed'), '{:.2f}×')} "
+            f"| {fmt(r.get('speedup_vs_axolotl'), '{:.2f}×')} |"
+        )
+    return "\n".join(lines)
+
+
+def bench_figures(recipe: Path, bench: Path = Path("bench"), benched: Path = FLAGSHIP) -> list[str]:
+    """The peak memory and epoch time `make bench` measured for the recipe it benches (`benched`), one line
+    per report in `bench`; none for any other recipe."""
+    if recipe.resolve() != benched.resolve():
+        return []
+    lines = []
+    for path in sorted(bench.glob("*.json")):
+        for run in json.loads(path.read_text()).get("runs", []):
+            if run["name"] == "recipe" and run.get("tokens_per_s"):
+                lines.append(
+                    f"  {run['gpu']}: peak {run['peak_gib']:.1f} GiB allocated, "
+                    f"{run['peak_reserved_gib']:.1f} GiB reserved; epoch of 5,000 rows {run['epoch_s'] / 60:.0f} min "
+                    f"({path.name})"
+                )
+    return lines
+
+
+if __name__ == "__main__":  # the seed notebook's run, in a process of its own (run_contender)
+    model_dir, data, out, steps = sys.argv[1:]
+    seed_run(Path(model_dir), Path(data), Path(out), int(steps))

@@ -42,6 +42,12 @@ def main():
     parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
     parser.add_argument("--no-repeat-ngram-size", type=int, default=defaults.no_repeat_ngram_size)
     parser.add_argument(
+        "--ngram-scope",
+        choices=("all", "answer"),
+        default=defaults.ngram_scope,
+        help="no_repeat_ngram_size over the prompt and answer (all: transformers') or the answer only",
+    )
+    parser.add_argument(
         "--cache",
         choices=("auto", "static", "dynamic"),
         default=defaults.cache,
@@ -67,6 +73,7 @@ def main():
         batch_size=args.batch_size,
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
+        ngram_scope=args.ngram_scope,
         cache=args.cache,
     )
     adapter = run.adapter if args.model == "tuned" else None

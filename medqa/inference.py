@@ -21,6 +21,9 @@ class GenerationSettings:
     max_new_tokens: int = 256
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 4
+    # where no n-gram may repeat: "all" (transformers': the prompt counts, so an answer cannot name a question's
+    # subject of n tokens or more) or "answer" (the answer's own n-grams only)
+    ngram_scope: str = "all"
     batch_size: int = 48
     # "static": a KV cache of fixed shape, every batch padded to the same size and prompt length, so that on a
     # GPU transformers compiles the decoding step once (torch.compile, CUDA graphs); "dynamic": a cache that
@@ -147,7 +150,9 @@ def generate_answers(
     text where the end is plain text (medqa.prompts.stop_text)."""
     import torch
     from tqdm.auto import tqdm
+    from transformers import LogitsProcessorList
 
+    AnswerNoRepeatNGram = _answer_no_repeat_ngram()
     settings = settings or GenerationSettings()
     ids = [prompts.encode_prompt(tokenizer, q) for q in questions]
     stop = prompts.stop_text(tokenizer)
@@ -163,6 +168,11 @@ def generate_answers(
     }
     if stop:
         gen.update(stop_strings=[stop], tokenizer=tokenizer)
+    if settings.ngram_scope not in ("all", "answer"):
+        raise ValueError(f"ngram_scope must be 'all' or 'answer', got {settings.ngram_scope!r}")
+    answer_only = settings.ngram_scope == "answer" and settings.no_repeat_ngram_size > 0
+    if answer_only:
+        gen["no_repeat_ngram_size"] = 0
     static = settings.resolved_cache(model.device.type) == "static"
     if static:
         gen["cache_implementation"] = "static"
@@ -180,6 +190,11 @@ def generate_answers(
             else:
                 batch = tokenizer.pad({"input_ids": rows}, return_tensors="pt")
             batch = batch.to(model.device)
+            if answer_only:
+                width = batch["input_ids"].shape[1]
+                gen["logits_processor"] = LogitsProcessorList(
+                    [AnswerNoRepeatNGram(settings.no_repeat_ngram_size, width)]
+                )
             out = model.generate(**batch, **gen)
             for i, new in zip(idx, out[: len(idx), batch["input_ids"].shape[1] :].tolist(), strict=True):
                 n = next((k for k, t in enumerate(new) if t in ends), None)
@@ -191,6 +206,22 @@ def generate_answers(
                 answers[i] = Answer(text.strip(), length, not stopped and length >= settings.max_new_tokens)
             bar.update(len(idx))
     return answers
+
+
+def _answer_no_repeat_ngram():
+    from transformers import NoRepeatNGramLogitsProcessor
+
+    class AnswerNoRepeatNGram(NoRepeatNGramLogitsProcessor):
+        """transformers' no-repeat-n-gram rule over the tokens after the (left-padded) prompt only."""
+
+        def __init__(self, ngram_size: int, prompt_length: int):
+            super().__init__(ngram_size)
+            self.prompt_length = prompt_length
+
+        def __call__(self, input_ids, scores):
+            return super().__call__(input_ids[:, self.prompt_length :], scores)
+
+    return AnswerNoRepeatNGram
 
 
 def answer_perplexity(model, tokenizer, rows: list[dict], max_len: int = 1024, batch_size: int = 4) -> float:

@@ -176,6 +176,8 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
                 str(s.repetition_penalty),
                 "--no-repeat-ngram-size",
                 str(s.no_repeat_ngram_size),
+                "--ngram-scope",
+                s.ngram_scope,
                 "--cache",
                 s.cache,
             ]

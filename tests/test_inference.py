@@ -90,3 +90,20 @@ def test_static_cache_gives_the_answers_of_the_dynamic_one(tiny_model, adapter):
     assert GenerationSettings().resolved_cache("cuda") == "static"
     with pytest.raises(ValueError, match="cache"):
         GenerationSettings(cache="paged").resolved_cache("cpu")
+
+
+def test_answer_scope_leaves_the_question_free_and_still_blocks_repeats():
+    """ngram_scope "answer": transformers' no-repeat-n-gram rule over the answer's tokens only, so an answer may
+    name the question's subject; "all" (transformers' own) counts the prompt, so it cannot."""
+    from transformers import NoRepeatNGramLogitsProcessor
+
+    from medqa.inference import _answer_no_repeat_ngram
+
+    answer_scope = _answer_no_repeat_ngram()(2, prompt_length=3)
+    scores = torch.zeros(1, 10)
+    named = torch.tensor([[1, 2, 9, 1]])  # prompt 1 2 9, answer 1: may the answer go on with 2?
+    assert torch.isinf(NoRepeatNGramLogitsProcessor(2)(named, scores.clone())[0, 2])
+    assert not torch.isinf(answer_scope(named, scores.clone())).any()
+    looping = torch.tensor([[1, 2, 9, 4, 5, 4]])  # answer 4 5 4: 5 would repeat the bigram (4, 5)
+    banned = torch.isinf(answer_scope(looping, scores.clone()))[0]
+    assert banned[5] and banned.sum() == 1

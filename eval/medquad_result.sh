@@ -9,7 +9,7 @@ set -euo pipefail
 PY=${PY:-python}
 SPEC=${SPEC:-eval/levers/levers.yml}
 WORK=${WORK:-outputs/levers}
-OURS=${OURS:-seed-2048-x3-nrng-4}        # chosen on the validation split
+OURS=${OURS:-seed-2048-x3-nrng-4}        # chosen on the validation split (make eval now: ...-nrng-4-answer, not yet run)
 BASE=${BASE:-base-nrng-4}           # the base model, decoded the same way
 PLAIN=${PLAIN:-plain-axolotl}
 OUT=${OUT:-eval/medquad-result}

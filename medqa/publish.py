@@ -33,14 +33,16 @@ def base_model_id(run: Run) -> tuple[str, str]:
 
 
 def generation_config(model, tokenizer, settings: GenerationSettings):
-    """`make eval`'s decoding, stopping at the end-of-turn token (and the template's stop text)."""
+    """`make eval`'s decoding, stopping at the end-of-turn token (and the template's stop text). transformers'
+    no_repeat_ngram_size counts the prompt, so an answer-only rule (ngram_scope "answer") is left out: the
+    model card says how to add it."""
     from transformers import GenerationConfig
 
     config = GenerationConfig(
         do_sample=False,
         max_new_tokens=settings.max_new_tokens,
         repetition_penalty=settings.repetition_penalty,
-        no_repeat_ngram_size=settings.no_repeat_ngram_size,
+        no_repeat_ngram_size=settings.no_repeat_ngram_size if settings.ngram_scope == "all" else 0,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=model.config.bos_token_id,
@@ -104,7 +106,13 @@ def model_card(run: Run, merged: bool = False) -> str:
         "- Prompt: the tokenizer's chat template is the training prompt; ask with "
         '`tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)`.',
         f"- Decoding used in evaluation: greedy, {settings.max_new_tokens} new tokens, no_repeat_ngram_size "
-        f"{settings.no_repeat_ngram_size}" + (" (the generation config)." if merged else "."),
+        f"{settings.no_repeat_ngram_size}"
+        + (
+            " (the generation config)."
+            if settings.ngram_scope == "all"
+            else " over the answer's tokens only (not the question's), which the generation config cannot express: "
+            "`medqa.inference.generate_answers` applies it; plain `generate` is greedy and may repeat itself."
+        ),
     ]
     results = eval_results(run)
     if results:

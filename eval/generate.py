@@ -21,6 +21,7 @@ from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
 from medqa.inference import WEIGHTS, GenerationSettings, Run, answer_perplexity, generate_answers, load_model
+from medqa.scoring import prediction_lines
 
 
 def run_data_dir(run: Run) -> Path:
@@ -89,22 +90,7 @@ def main():
     record = {**dataclasses.asdict(settings), "prompt": prompt, "dtype": str(model.dtype)}
     if adapter is not None:
         record["weights"] = args.weights
-    lines = [
-        json.dumps(
-            {
-                "id": r["id"],
-                "question": r["question"],
-                "reference": r["answer"],
-                "prediction": a.text,
-                "new_tokens": a.new_tokens,
-                "hit_max_new_tokens": a.hit_max_new_tokens,
-                "model": label,
-                "settings": record,
-            },
-            ensure_ascii=False,
-        )
-        for r, a in zip(rows, answers, strict=True)
-    ]
+    lines = prediction_lines(rows, answers, label, record)
     meta = {
         "model": label,
         "which": args.model,
@@ -119,7 +105,7 @@ def main():
         meta["reference_perplexity"] = answer_perplexity(
             model, tokenizer, refs, max_len=int(run.recipe.get("sequence_len", 1024))
         )
-    atomic_write_text(args.out, "\n".join(lines) + "\n")
+    atomic_write_text(args.out, lines)
     atomic_write_text(args.out.with_suffix(".meta.json"), json.dumps(meta, indent=2) + "\n")
     ppl = f", reference perplexity {meta['reference_perplexity']:.2f}" if "reference_perplexity" in meta else ""
     print(f"{args.out}: {len(rows)} answers from the {args.model} model in {seconds:.0f} s{ppl}")

@@ -12,95 +12,7 @@ from pathlib import Path
 
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
-from medqa.fsutil import atomic_dir
-from medqa.runs import complete_checkpoints
-from medqa.scoring import LOWER_IS_BETTER, QUALITY
-
-
-def newest_trainer_state(run: Path) -> dict | None:
-    checkpoints = complete_checkpoints(run)
-    return json.loads((checkpoints[-1] / "trainer_state.json").read_text()) if checkpoints else None
-
-
-def plots(out: Path, metrics: dict, state: dict | None, base: list, tuned: list) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    made = []
-    shown = [*QUALITY, *LOWER_IS_BETTER]
-    fig, axes = plt.subplots(1, len(shown), figsize=(2.2 * len(shown), 3))
-    for ax, m in zip(axes, shown, strict=True):
-        for x, (_label, res) in enumerate(
-            (("base", metrics["baseline"]["metrics"][m]), ("tuned", metrics["metrics"][m]))
-        ):
-            lo, hi = res["ci95"]
-            ax.bar(x, res["mean"], yerr=[[res["mean"] - lo], [hi - res["mean"]]], capsize=4, color=f"C{x}")
-        ax.set_xticks([0, 1], ["base", "tuned"])
-        ax.set_title(m, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "metrics.png", dpi=110)
-    made.append("metrics.png")
-    if state:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        train = [(e["step"], e["loss"]) for e in state["log_history"] if "loss" in e]
-        evals = [(e["step"], e["eval_loss"]) for e in state["log_history"] if "eval_loss" in e]
-        for points, label in ((train, "train loss"), (evals, "eval loss")):
-            if points:
-                ax.plot(*zip(*points, strict=True), marker="." if label == "eval loss" else None, label=label)
-        ax.set_xlabel("optimizer step")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "loss.png", dpi=110)
-        made.append("loss.png")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    lengths = {
-        "base": [r["prediction"] for r in base],
-        "tuned": [r["prediction"] for r in tuned],
-        "reference": [r["reference"] for r in tuned],
-    }
-    for label, texts in lengths.items():
-        ax.hist([len(t.split()) for t in texts], bins=30, alpha=0.5, label=label)
-    ax.set_xlabel("answer length (words)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "lengths.png", dpi=110)
-    made.append("lengths.png")
-    plt.close("all")
-    return made
-
-
-PICKS = ("largest gain", "upper quartile", "median", "lower quartile", "largest loss")
-
-
-def pick_examples(tuned: list[dict], base: list[dict], k: int = len(PICKS)) -> list[tuple[str, dict, dict]]:
-    """A fixed rule, not a hand pick: rank the questions by tuned minus base ROUGE-L and take evenly spaced
-    ranks, from the largest gain to the largest loss (ties keep the file's order)."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    by_id = {r["id"]: r for r in base}
-    pairs = [(t, by_id[t["id"]]) for t in tuned if t["id"] in by_id]
-    if not pairs:
-        return []
-
-    def gain(pair):
-        t, b = pair
-        return (
-            scorer.score(t["reference"], t["prediction"])["rougeL"].fmeasure
-            - scorer.score(b["reference"], b["prediction"])["rougeL"].fmeasure
-        )
-
-    ranked = sorted(pairs, key=gain, reverse=True)
-    k = min(k, len(ranked))
-    ranks = sorted({round(i * (len(ranked) - 1) / max(k - 1, 1)) for i in range(k)})
-    labels = PICKS if k == len(PICKS) else [f"rank {r + 1} of {len(ranked)}" for r in ranks]
-    return [(label, *ranked[r]) for label, r in zip(labels, ranks, strict=True)]
-
-
-def fmt_value(metric: str, value: float) -> str:
-    return f"{value:.1f}" if metric in ("words", "bleu", "chrf") else f"{value:.4f}"
+from medqa.report import write_report
 
 
 @cli
@@ -116,53 +28,9 @@ def main():
         raise UserError(args.dir / "metrics.json", "scored without --baseline: nothing to compare")
     base, tuned = read_jsonl(args.dir / "base.jsonl"), read_jsonl(args.dir / "tuned.jsonl")
     meta = {k: json.loads(p.read_text()) for k in ("base", "tuned") if (p := args.dir / f"{k}.meta.json").is_file()}
-    state = newest_trainer_state(args.run)
 
-    lines = [
-        f"# Evaluation: {args.run}",
-        "",
-        f"{metrics['n']} held-out questions; greedy decoding; "
-        "95% bootstrap confidence intervals; delta = tuned minus base, paired by question. "
-        f"loop_rate: share of answers in which some 4 words recur 4 or more times (lower is better; "
-        f"the references: {metrics['references']['loop_rate']:.3f}); words: mean answer length "
-        f"(references: {metrics['references']['words']:.0f}); hit_max_new_tokens: share cut off by the cap.",
-        "",
-        "| metric | base | tuned | delta [95% CI] |",
-        "|---|---|---|---|",
-    ]
-    for m, d in metrics["delta"].items():
-        b, t = metrics["baseline"]["metrics"][m], metrics["metrics"][m]
-        lo, hi = (fmt_value(m, v) for v in d["ci95"])
-        lines.append(
-            f"| {m} | {fmt_value(m, b['mean'])} | {fmt_value(m, t['mean'])} | "
-            f"{'+' if d['mean'] >= 0 else ''}{fmt_value(m, d['mean'])} [{lo}, {hi}] |"
-        )
-    if all("reference_perplexity" in meta.get(k, {}) for k in ("base", "tuned")):
-        lines.append(
-            f"| perplexity of references | {meta['base']['reference_perplexity']:.2f} | "
-            f"{meta['tuned']['reference_perplexity']:.2f} | |"
-        )
-    with atomic_dir(args.dir / "report") as tmp:
-        made = plots(tmp, metrics, state, base, tuned)
-        lines += ["", *[f"![{p}]({p})" for p in made], "", "## Answers side by side", ""]
-        lines += [
-            "Picked by rule: the questions ranked by tuned minus base ROUGE-L, at the largest gain, the quartiles, "
-            "the median and the largest loss.",
-            "",
-        ]
-        for label, row, base_row in pick_examples(tuned, base):
-            lines += [
-                f"### {label}",
-                "",
-                f"**Q:** {row['question']}",
-                "",
-                f"- *reference:* {row['reference']}",
-                f"- *base:* {base_row['prediction']}",
-                f"- *tuned:* {row['prediction']}",
-                "",
-            ]
-        (tmp / "report.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.dir / 'report' / 'report.md'}")
+    path = write_report(args.dir, args.run, metrics, base, tuned, meta)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ higher is better. `loop_rate` is the share of answers stuck in a loop (lower is 
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections import Counter
@@ -109,6 +110,28 @@ def summarise(values: np.ndarray, seed: int = 0) -> dict:
 # --------------------------------------------------------------------------- prediction files
 
 FIELDS = ("id", "question", "reference", "prediction")
+
+
+def prediction_lines(rows: list[dict], answers: list, model: str, settings: dict) -> str:
+    """A predictions file (JSONL, one row per question, FIELDS first) from prepared rows and their answers
+    (medqa.inference.Answer)."""
+    return "".join(
+        json.dumps(
+            {
+                "id": r["id"],
+                "question": r["question"],
+                "reference": r["answer"],
+                "prediction": a.text,
+                "new_tokens": a.new_tokens,
+                "hit_max_new_tokens": a.hit_max_new_tokens,
+                "model": model,
+                "settings": settings,
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for r, a in zip(rows, answers, strict=True)
+    )
 
 
 def load_predictions(path: Path) -> list[dict]:

@@ -15,7 +15,7 @@ INPUT  ?= ../shared/data/medquad/medquad_qa.csv
 DATA   ?= data/medqa
 LIMIT  ?= 5000
 SEED   ?= 42
-RECIPE ?= recipes/smollm2-135m-medqa-qlora.yml
+RECIPE ?= recipes/smollm2-135m/qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
@@ -58,7 +58,7 @@ demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers si
 	$(PY) scripts/prepare_data.py $(if $(filter command line,$(origin INPUT)),$(INPUT),$(DEMO_INPUT)) \
 	    --out data/demo --seed $(SEED) --limit 200 --val-fraction 0.1 --test-fraction 0.1
 	rm -rf outputs/demo
-	$(PY) scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml --data data/demo --output-dir outputs/demo \
+	$(PY) scripts/finetune.py recipes/smollm2-135m/qlora.yml --data data/demo --output-dir outputs/demo \
 	    --set num_epochs=6 --set sequence_len=256 --set micro_batch_size=2 --set learning_rate=1e-3 --set save_steps=5 --set eval_steps=5
 	$(PY) scripts/demo.py outputs/demo --data data/demo -n 4
 

@@ -20,7 +20,9 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
-from medqa.inference import WEIGHTS, GenerationSettings, Run, answer_perplexity, generate_answers, load_model
+from medqa.generation import add_arguments, from_arguments, generate_answers
+from medqa.inference import WEIGHTS, answer_perplexity, load_model
+from medqa.runs import Run
 from medqa.scoring import prediction_lines
 
 
@@ -37,24 +39,8 @@ def main():
     parser.add_argument("--split", default="test")
     parser.add_argument("--n", type=int, default=None, help="first N questions of the split")
     parser.add_argument("--out", type=Path, required=True)
-    defaults = GenerationSettings()
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
-    parser.add_argument("--no-repeat-ngram-size", type=int, default=defaults.no_repeat_ngram_size)
-    parser.add_argument(
-        "--ngram-scope",
-        choices=("all", "answer"),
-        default=defaults.ngram_scope,
-        help="no_repeat_ngram_size over the prompt and answer (all: transformers') or the answer only",
-    )
-    parser.add_argument(
-        "--cache",
-        choices=("auto", "static", "dynamic"),
-        default=defaults.cache,
-        help="KV cache: static compiles the decoding step (GPU), dynamic does not; auto: static on a GPU",
-    )
     parser.add_argument("--weights", choices=WEIGHTS, default="merged", help="tuned model: merged (default) or 4bit")
+    parser.add_argument("--epoch", type=float, default=None, help="tuned model: the checkpoint saved at this epoch")
     parser.add_argument(
         "--base-prompt",
         choices=("own", "run"),
@@ -62,6 +48,7 @@ def main():
         help="base model: its own chat template (default) or the run's",
     )
     parser.add_argument("--no-perplexity", action="store_true")
+    add_arguments(parser)
     args = parser.parse_args()
 
     run = Run.open(args.run)
@@ -69,17 +56,12 @@ def main():
     rows = read_jsonl(data / f"{args.split}.jsonl")[: args.n]
     if not rows:
         raise UserError(data / f"{args.split}.jsonl", "no rows to evaluate")
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size,
-        repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size,
-        ngram_scope=args.ngram_scope,
-        cache=args.cache,
-    )
-    adapter = run.adapter if args.model == "tuned" else None
+    settings = from_arguments(args)
+    adapter = None
+    if args.model == "tuned":
+        adapter = run.adapter if args.epoch is None else run.epoch_adapter(args.epoch)
     model, tokenizer = load_model(run.base_model, adapter, args.weights, run.dtype)
-    label = f"{run.base_model}" + (f"+{run.path}" if args.model == "tuned" else "")
+    label = f"{run.base_model}" + (f"+{adapter}" if adapter else "")
     if adapter is not None or args.base_prompt == "run" or not tokenizer.chat_template:
         tokenizer.chat_template = run.tokenizer().chat_template  # the prompt the run was trained with
 

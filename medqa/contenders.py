@@ -18,7 +18,7 @@ from medqa.checks import cuda_needs
 from medqa.errors import UserError
 from medqa.recipe import load_recipe
 
-FLAGSHIP = Path("recipes/llama2-7b-medqa-qlora.yml")  # the recipe make bench measures (default of --recipe)
+FLAGSHIP = Path("recipes/llama2-7b/qlora.yml")  # the recipe make bench measures (default of --recipe)
 SEED_TEMPLATE = Path("recipes/templates/seed-text.jinja")  # the seed notebook's prompt text
 # named levers: `recipe+liger` is short for the keys below
 LEVERS = {

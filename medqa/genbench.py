@@ -19,30 +19,47 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from medqa.inference import GenerationSettings
+from medqa.generation import GenerationSettings
 
 
 @dataclass
 class GenPath:
     name: str
     weights: str = "merged"  # medqa.inference.load_model
-    batch_size: int = GenerationSettings.batch_size
+    batch_size: int | str = GenerationSettings.batch_size
     cache: str = GenerationSettings.cache
     n: int | None = None  # questions (default: the bench's); the slow 4-bit path answers fewer
+    decoding: str = "default"  # "default": make eval's; "plain": greedy with no logits processor or stopping rule
+    memory_cap_gib: float | None = None  # the process limited to this much (a card of that size)
 
     @property
     def default(self) -> bool:
         """The path `make eval` takes on a GPU: merged weights and GenerationSettings' defaults."""
         d = GenerationSettings()
-        return self.weights == "merged" and (self.batch_size, self.cache) == (d.batch_size, d.resolved_cache("cuda"))
+        return (
+            self.weights == "merged"
+            and (self.batch_size, self.cache, self.decoding) == (d.batch_size, d.cache, "default")
+            and self.memory_cap_gib is None
+        )
+
+    def settings(self, max_new_tokens: int) -> GenerationSettings:
+        plain = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "stop_on_loop": False}
+        return GenerationSettings(
+            max_new_tokens=max_new_tokens,
+            batch_size=self.batch_size,
+            cache=self.cache,
+            **(plain if self.decoding == "plain" else {}),
+        )
 
 
+CONTEXT_GIB = 1.0  # of a card's memory, what the CUDA context and libraries take outside PyTorch's allocator
 PATHS = [
+    GenPath("merged-auto-static"),  # make eval's
+    GenPath("merged-auto-static-plain", decoding="plain"),  # the same without the decoding's per-step work
+    GenPath("merged-auto-static-24gb", memory_cap_gib=24),  # make eval's on a 24 GB card
+    GenPath("merged-b48-static", batch_size=48),  # the previous default
+    GenPath("merged-b128-static", batch_size=128),
     GenPath("4bit-b16-dynamic", "4bit", 16, "dynamic", n=32),
-    GenPath("merged-b64-dynamic", "merged", 64, "dynamic"),
-    GenPath("merged-b48-static", "merged", 48, "static"),
-    GenPath("merged-b64-static", "merged", 64, "static"),
-    GenPath("merged-b128-static", "merged", 128, "static"),
 ]
 
 
@@ -77,41 +94,63 @@ def make_adapter(model_dir: Path, out: Path, recipe: dict, template: str) -> Non
 
 def measure(paths: list[GenPath], model_dir: Path, adapter: Path, questions: list[str], max_new_tokens: int):
     """Load the model once the paths' way (all of them load it alike) and time each path's answers to
-    `questions`; yields one result per path. Compiled graphs and memory peaks are reset between paths."""
+    `questions`, twice: the first run compiles the decoding step (static cache), the second reuses it, so the
+    compile time is the difference. Yields one result per path. Graphs and peaks are reset between paths."""
     import torch
 
-    from medqa.inference import generate_answers, load_model
+    from medqa.generation import generate_answers
+    from medqa.inference import load_model
 
+    cuda = torch.cuda.is_available()
+    cap = next((p.memory_cap_gib for p in paths if p.memory_cap_gib), None)
+    if cap and cuda:  # before anything is allocated: the whole process lives inside the card's size
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction((cap - CONTEXT_GIB) * 2**30 / total)
     started = time.perf_counter()
     model, tokenizer = load_model(str(model_dir), adapter, paths[0].weights, "bfloat16")
     load_s = time.perf_counter() - started
-    cuda = torch.cuda.is_available()
     for path in paths:
         n = min(path.n or len(questions), len(questions))
-        settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=path.batch_size, cache=path.cache)
+        settings = path.settings(max_new_tokens)
         torch._dynamo.reset()  # each path compiles (or not) from scratch, as in a process of its own
         model.__dict__.pop("_compiled_call", None)
-        if cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        started = time.perf_counter()
-        answers = generate_answers(model, tokenizer, questions[:n], settings, progress=False)
-        if cuda:
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - started
+        times, stats = [], {}
+        static = settings.resolved_cache(model.device.type) == "static"
+        for _ in range(2 if static else 1):
+            if cuda:
+                torch.cuda.empty_cache()
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            started = time.perf_counter()
+            answers = generate_answers(model, tokenizer, questions[:n], settings, progress=False, log=None, stats=stats)
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+        seconds = times[0]
         yield {
             "name": path.name,
             "gpu": torch.cuda.get_device_name() if cuda else "cpu",
             "n": n,
             "max_new_tokens": max_new_tokens,
+            "batch_size": stats.get("batch_size"),
             "answers_per_s": n / seconds,
             "new_tokens_per_s": sum(a.new_tokens for a in answers) / seconds,
+            "new_tokens": sum(a.new_tokens for a in answers),
+            "stopped_at_loop": sum(a.stop == "loop" for a in answers),
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+            "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if cuda else None,
             "default": path.default,
-            "seconds": seconds,  # compilation included
+            "decoding": path.decoding,
+            "seconds": seconds,  # what a user waits: compilation included
+            "compile_s": times[0] - times[1] if len(times) > 1 else None,
+            "steady_s": times[-1],  # the same answers again, the decoding step already compiled
             "seconds_for_500": 500 * seconds / n,
             "load_s": load_s,
+            **(
+                {"memory_cap_gib": path.memory_cap_gib, "allocator_cap_gib": path.memory_cap_gib - CONTEXT_GIB}
+                if path.memory_cap_gib
+                else {}
+            ),
             "settings": dataclasses.asdict(settings),
         }
 
@@ -119,9 +158,9 @@ def measure(paths: list[GenPath], model_dir: Path, adapter: Path, questions: lis
 def run_paths(paths: list[GenPath], model_dir: Path, adapter: Path, questions_file: Path, n: int, max_new_tokens: int):
     """One process per way of loading (its own memory); a path that fails is reported, not fatal. Yields one
     result per path as it finishes."""
-    groups: dict[str, list[GenPath]] = {}
-    for path in paths:
-        groups.setdefault(path.weights, []).append(path)
+    groups: dict[tuple, list[GenPath]] = {}
+    for path in paths:  # a memory cap holds for the whole process: capped paths get one of their own
+        groups.setdefault((path.weights, path.memory_cap_gib), []).append(path)
     for group in groups.values():
         cmd = [sys.executable, "-m", "medqa.genbench", json.dumps([dataclasses.asdict(p) for p in group])]
         cmd += [str(model_dir), str(adapter), str(questions_file), str(n), str(max_new_tokens)]
@@ -149,17 +188,20 @@ def questions(questions_file: Path, n: int) -> list[str]:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| path | GPU | answers | answers/s | new tokens/s | 500 answers | peak GiB | load s | make eval's |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| path | GPU | batch | answers | 500 answers | of which compiling | compiled, again | new tokens/s "
+        "| peak GiB (reserved) | cap GiB | make eval's |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['name']} | failed: {r['error']} | | | | | | | |")
+            lines.append(f"| {r['name']} | failed: {r['error']} | | | | | | | | | |")
             continue
-        peak = "–" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
+        peak = "–" if r["peak_gib"] is None else f"{r['peak_gib']:.1f} ({r.get('peak_reserved_gib') or 0:.1f})"
+        compile_s = "–" if r.get("compile_s") is None else f"{r['compile_s']:.0f} s"
         lines.append(
-            f"| {r['name']} | {r['gpu']} | {r['n']} | {r['answers_per_s']:.2f} | {r['new_tokens_per_s']:,.0f} | "
-            f"{r['seconds_for_500']:.0f} s | {peak} | {r['load_s']:.0f} | {'yes' if r['default'] else ''} |"
+            f"| {r['name']} | {r['gpu']} | {r.get('batch_size', '–')} | {r['n']} | {r['seconds_for_500']:.0f} s | "
+            f"{compile_s} | {r.get('steady_s', r['seconds']) * 500 / r['n']:.0f} s | {r['new_tokens_per_s']:,.0f} | "
+            f"{peak} | {r.get('memory_cap_gib') or '–'} | {'yes' if r['default'] else ''} |"
         )
     return "\n".join(lines)
 

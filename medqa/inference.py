@@ -1,97 +1,12 @@
-"""Load a base model with a run's adapter, and generate answers with the run's own prompt format."""
+"""Load a base model, or a base model with a run's adapter as it was trained; the perplexity of reference answers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from medqa import prompts
-from medqa.errors import UserError
-from medqa.prompts import recipe_tokenizer
-from medqa.recipe import RUN_RECIPE, load_recipe
-
-
-@dataclass
-class GenerationSettings:
-    """Greedy decoding; `make eval`, `make ask` and `make demo` use these defaults, chosen in the lever study
-    (eval/levers/): no_repeat_ngram_size 4 gave the chosen SmolLM2 run its best validation ROUGE-L and kept all
-    but 0.4% of its answers out of a loop; applied to the answer's own tokens only (ngram_scope "answer"), the
-    question's subject can still be named (transformers' rule counts the prompt: with it, 34% of the test
-    answers named their subject, against 89% greedy). Batches of 48 with the static cache generate as fast as
-    64 on an H200 and fit the 7B on a 24 GB card (bench/)."""
-
-    max_new_tokens: int = 256
-    repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 4
-    # where no n-gram may repeat: "all" (transformers': the prompt counts, so an answer cannot name a question's
-    # subject of n tokens or more) or "answer" (the answer's own n-grams only)
-    ngram_scope: str = "answer"
-    batch_size: int = 48
-    # "static": a KV cache of fixed shape, every batch padded to the same size and prompt length, so that on a
-    # GPU transformers compiles the decoding step once (torch.compile, CUDA graphs); "dynamic": a cache that
-    # grows, no compilation; "auto": static on a GPU, dynamic on the CPU
-    cache: str = "auto"
-
-    def resolved_cache(self, device_type: str) -> str:
-        if self.cache not in ("auto", "static", "dynamic"):
-            raise ValueError(f"cache must be 'auto', 'static' or 'dynamic', got {self.cache!r}")
-        if self.cache == "auto":
-            return "static" if device_type == "cuda" else "dynamic"
-        return self.cache
-
-
-@dataclass
-class Answer:
-    text: str
-    new_tokens: int  # generated tokens, the end-of-turn token included
-    hit_max_new_tokens: bool  # cut off by the cap rather than ended by the model
-
 
 WEIGHTS = ("merged", "4bit")
-
-
-@dataclass
-class Run:
-    """A training run folder: its resolved recipe, base model, adapter and tokenizer (with the chat template)."""
-
-    path: Path
-    recipe: dict
-    base_model: str
-
-    @classmethod
-    def open(cls, path: str | Path) -> "Run":
-        path = Path(path)
-        if not (path / RUN_RECIPE).is_file():
-            raise UserError(path, f"not a run folder (no {RUN_RECIPE}; train one with `make finetune`)")
-        recipe = load_recipe(path / RUN_RECIPE)
-        return cls(path, recipe, str(recipe["base_model"]))
-
-    def tokenizer(self):
-        """The tokenizer the run saved (its chat template is the training prompt); before the run has saved
-        one, the base tokenizer with the recipe's template."""
-        from transformers import AutoTokenizer
-
-        if (self.path / "tokenizer_config.json").is_file():
-            tokenizer = AutoTokenizer.from_pretrained(self.path)
-            try:
-                prompts.answer_frame(tokenizer)
-            except ValueError as err:
-                raise UserError(self.path, f"chat template: {err}") from None
-            return tokenizer
-        return recipe_tokenizer(self.recipe, str(self.path / RUN_RECIPE))
-
-    @property
-    def adapter(self) -> Path:
-        if not (self.path / "adapter_config.json").is_file():
-            raise UserError(self.path, "no adapter_config.json: the run has not finished (see its checkpoints)")
-        return self.path
-
-    @property
-    def dtype(self) -> str:
-        """The precision the run computed in (Axolotl's torch_dtype): bf16, fp16 or fp32."""
-        if self.recipe.get("bf16") in (True, "auto"):
-            return "bfloat16"
-        return "float16" if self.recipe.get("fp16") else "float32"
 
 
 def load_model(base_model: str, adapter: Path | None = None, weights: str = "merged", dtype: str = "float32"):
@@ -138,92 +53,6 @@ def load_model(base_model: str, adapter: Path | None = None, weights: str = "mer
     tokenizer.padding_side = "left"
     model.eval()
     return model, tokenizer
-
-
-def generate_answers(
-    model,
-    tokenizer,
-    questions: list[str],
-    settings: GenerationSettings | None = None,
-    progress: bool = True,
-) -> list[Answer]:
-    """Greedy answers in the order of `questions`, each asked with the tokenizer's chat template; batches are
-    formed from prompts of similar length. An answer ends at the end-of-turn token, or at the template's stop
-    text where the end is plain text (medqa.prompts.stop_text)."""
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import LogitsProcessorList
-
-    AnswerNoRepeatNGram = _answer_no_repeat_ngram()
-    settings = settings or GenerationSettings()
-    ids = [prompts.encode_prompt(tokenizer, q) for q in questions]
-    stop = prompts.stop_text(tokenizer)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    answers: list[Answer | None] = [None] * len(ids)
-    gen = {
-        "max_new_tokens": settings.max_new_tokens,
-        "do_sample": False,
-        "repetition_penalty": settings.repetition_penalty,
-        "no_repeat_ngram_size": settings.no_repeat_ngram_size,
-        "pad_token_id": tokenizer.pad_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-    }
-    if stop:
-        gen.update(stop_strings=[stop], tokenizer=tokenizer)
-    if settings.ngram_scope not in ("all", "answer"):
-        raise ValueError(f"ngram_scope must be 'all' or 'answer', got {settings.ngram_scope!r}")
-    answer_only = settings.ngram_scope == "answer" and settings.no_repeat_ngram_size > 0
-    if answer_only:
-        gen["no_repeat_ngram_size"] = 0
-    static = settings.resolved_cache(model.device.type) == "static"
-    if static:
-        gen["cache_implementation"] = "static"
-    longest = max(map(len, ids), default=0)
-    ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
-    with torch.inference_mode(), tqdm(total=len(ids), desc="generate", disable=not progress) as bar:
-        for start in range(0, len(order), settings.batch_size):
-            idx = order[start : start + settings.batch_size]
-            rows = [ids[i] for i in idx]
-            if static:  # one shape for every batch: the compiled step is reused, not recompiled
-                rows += [rows[-1]] * (settings.batch_size - len(rows))
-                batch = tokenizer.pad(
-                    {"input_ids": rows}, padding="max_length", max_length=longest, return_tensors="pt"
-                )
-            else:
-                batch = tokenizer.pad({"input_ids": rows}, return_tensors="pt")
-            batch = batch.to(model.device)
-            if answer_only:
-                width = batch["input_ids"].shape[1]
-                gen["logits_processor"] = LogitsProcessorList(
-                    [AnswerNoRepeatNGram(settings.no_repeat_ngram_size, width)]
-                )
-            out = model.generate(**batch, **gen)
-            for i, new in zip(idx, out[: len(idx), batch["input_ids"].shape[1] :].tolist(), strict=True):
-                n = next((k for k, t in enumerate(new) if t in ends), None)
-                text = tokenizer.decode(new if n is None else new[:n], skip_special_tokens=True)
-                stopped = n is not None
-                if stop and stop in text:
-                    text, stopped = text[: text.index(stop)], True
-                length = len(new) if n is None else n + 1
-                answers[i] = Answer(text.strip(), length, not stopped and length >= settings.max_new_tokens)
-            bar.update(len(idx))
-    return answers
-
-
-def _answer_no_repeat_ngram():
-    from transformers import NoRepeatNGramLogitsProcessor
-
-    class AnswerNoRepeatNGram(NoRepeatNGramLogitsProcessor):
-        """transformers' no-repeat-n-gram rule over the tokens after the (left-padded) prompt only."""
-
-        def __init__(self, ngram_size: int, prompt_length: int):
-            super().__init__(ngram_size)
-            self.prompt_length = prompt_length
-
-        def __call__(self, input_ids, scores):
-            return super().__call__(input_ids[:, self.prompt_length :], scores)
-
-    return AnswerNoRepeatNGram
 
 
 def answer_perplexity(model, tokenizer, rows: list[dict], max_len: int = 1024, batch_size: int = 4) -> float:

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from medqa.errors import UserError
 from medqa.fsutil import atomic_dir
-from medqa.inference import GenerationSettings, Run, load_model
+from medqa.generation import GenerationSettings
+from medqa.inference import load_model
 from medqa.models import EMBEDDED_GGUF
 from medqa.prompts import stop_text
+from medqa.runs import Run
 
 EMBEDDED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 ADAPTER_FILES = (

@@ -1,11 +1,72 @@
-"""A run folder: its complete checkpoints, and whether a new launch resumes it, starts it, or is refused."""
+"""A run folder: what it holds (its resolved recipe, base model, adapter, tokenizer and checkpoints), and whether a
+new launch resumes it, starts it, or is refused."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from medqa import prompts
 from medqa.errors import UserError
 from medqa.recipe import RUN_RECIPE, load_recipe
+
+
+@dataclass
+class Run:
+    """A training run folder: its resolved recipe, base model, adapter and tokenizer (with the chat template)."""
+
+    path: Path
+    recipe: dict
+    base_model: str
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Run":
+        path = Path(path)
+        if not (path / RUN_RECIPE).is_file():
+            raise UserError(path, f"not a run folder (no {RUN_RECIPE}; train one with `make finetune`)")
+        recipe = load_recipe(path / RUN_RECIPE)
+        return cls(path, recipe, str(recipe["base_model"]))
+
+    def tokenizer(self):
+        """The tokenizer the run saved (its chat template is the training prompt); before the run has saved
+        one, the base tokenizer with the recipe's template."""
+        from transformers import AutoTokenizer
+
+        if (self.path / "tokenizer_config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            try:
+                prompts.answer_frame(tokenizer)
+            except ValueError as err:
+                raise UserError(self.path, f"chat template: {err}") from None
+            return tokenizer
+        return prompts.recipe_tokenizer(self.recipe, str(self.path / RUN_RECIPE))
+
+    @property
+    def adapter(self) -> Path:
+        if not (self.path / "adapter_config.json").is_file():
+            raise UserError(self.path, "no adapter_config.json: the run has not finished (see its checkpoints)")
+        return self.path
+
+    def epoch_adapter(self, epoch: float) -> Path:
+        """The checkpoint saved at the end of `epoch` (a run that saves once an epoch, `saves_per_epoch: 1`)."""
+        for checkpoint in complete_checkpoints(self.path):
+            state = json.loads((checkpoint / "trainer_state.json").read_text())
+            if abs(state.get("epoch", -1) - epoch) < 0.1 and (checkpoint / "adapter_config.json").is_file():
+                return checkpoint
+        raise UserError(self.path, f"no complete checkpoint at the end of epoch {epoch:g}")
+
+    @property
+    def dtype(self) -> str:
+        """The precision the run computed in, resolved as Axolotl resolves it for training (`bf16: auto` is bf16
+        where the GPU has it, else fp16): bfloat16, float16 or float32."""
+        from axolotl.utils.config import resolve_dtype
+        from axolotl.utils.dict import DictDefault
+
+        keys = ("bf16", "fp16", "bfloat16", "float16", "load_in_8bit")
+        cfg = DictDefault({k: self.recipe.get(k) for k in keys})
+        resolve_dtype(cfg)
+        return str(cfg.torch_dtype).removeprefix("torch.")
 
 
 def complete_checkpoints(out: Path) -> list[Path]:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from medqa.fsutil import atomic_write_text
@@ -20,6 +22,12 @@ from medqa.runs import complete_checkpoints
 
 def run_dir(work: Path, name: str) -> Path:
     return work / re.sub(r"\W+", "-", name).strip("-").lower()
+
+
+RUNS = ("1gpu", "ddp", "zero2", "nodes")  # scale-check's runs, in order
+# two machines simulated on one: each process sees one GPU and talks to the other through sockets, as across a
+# network (no shared memory, no peer-to-peer copies between the GPUs)
+TWO_MACHINES_ENV = {"NCCL_P2P_DISABLE": "1", "NCCL_SHM_DISABLE": "1"}
 
 
 def finetune(
@@ -32,8 +40,11 @@ def finetune(
     save_steps: int,
     extra: list[str],
     log: Path,
+    nodes: int = 1,
 ) -> tuple[int, str]:
-    """scripts/finetune.py on the recipe, made short and metered; (exit code, its output)."""
+    """scripts/finetune.py on the recipe, made short and metered; (exit code, its output). With nodes > 1, one
+    process per simulated machine (`--nodes N --node-rank r --main-address 127.0.0.1`), each with one GPU of its
+    own, started together; the exit code is the worst of theirs and the output the first machine's."""
     overrides = {
         "base_model": str(model),
         "datasets": [{"path": str(data / "train.jsonl"), "ds_type": "json", "type": "medqa.strategy"}],
@@ -48,9 +59,20 @@ def finetune(
     cmd = [sys.executable, "scripts/finetune.py", str(recipe), *extra]
     for key, value in overrides.items():
         cmd += ["--set", f"{key}={json.dumps(value)}"]  # JSON is YAML
-    with open(log, "w") as out:
-        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
-    return rc, log.read_text(errors="replace")
+    if nodes == 1:
+        with open(log, "w") as out:
+            rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
+        return rc, log.read_text(errors="replace")
+    procs, logs = [], [log.with_name(f"{log.stem}-node{r}{log.suffix}") for r in range(nodes)]
+    for rank, path in enumerate(logs):
+        node = ["--gpus", "1", "--nodes", str(nodes), "--node-rank", str(rank), "--main-address", "127.0.0.1"]
+        env = {**os.environ, **TWO_MACHINES_ENV, "CUDA_VISIBLE_DEVICES": str(rank)}
+        with open(path, "w") as out:
+            procs.append(subprocess.Popen([*cmd, *node], stdout=out, stderr=subprocess.STDOUT, env=env))
+        time.sleep(2 if rank == 0 else 0)  # the first machine writes the run's recipe.yml first
+    codes = [p.wait() for p in procs]
+    shutil.copyfile(logs[0], log)
+    return max(codes, key=abs), log.read_text(errors="replace")
 
 
 def measured_row(name: str, rc: int, run: Path) -> dict:
@@ -86,7 +108,7 @@ def passed(rows: list[dict]) -> bool:
 
 
 def write_report(rows: list[dict], out: Path, gpu: str, stem: str, steps: int) -> None:
-    base = rows[0]["tokens_per_s"]
+    base = next((r["tokens_per_s"] for r in rows if r["name"] == "1 GPU"), None)
     for row in rows:
         row["scaling_vs_1_gpu"] = row["tokens_per_s"] / base if base and row["tokens_per_s"] else None
     lines = [

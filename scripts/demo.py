@@ -9,7 +9,9 @@ from pathlib import Path
 
 from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
-from medqa.inference import GenerationSettings, Run, generate_answers, load_model
+from medqa.generation import GenerationSettings, generate_answers
+from medqa.inference import load_model
+from medqa.runs import Run
 
 
 def show(label: str, text: str, width: int = 100) -> None:

@@ -1,7 +1,7 @@
 """Fine-tune with Axolotl: check the recipe, then `accelerate launch -m axolotl.cli.train`.
 
-    python scripts/finetune.py recipes/smollm2-135m-medqa-qlora.yml [--data DIR] [--output-dir DIR] [--set K=V]
-    python scripts/finetune.py recipes/llama2-7b-medqa-qlora.yml --gpus 2 [--dist zero2] [--nodes 2 --node-rank 0
+    python scripts/finetune.py recipes/smollm2-135m/qlora.yml [--data DIR] [--output-dir DIR] [--set K=V]
+    python scripts/finetune.py recipes/llama2-7b/qlora.yml --gpus 2 [--dist zero2] [--nodes 2 --node-rank 0
         --main-address HOST]
 
 The recipe is validated with Axolotl's schema and refused, in one line, where this machine cannot
@@ -28,7 +28,7 @@ from medqa.launch import Topology, accelerate_args, train
 from medqa.recipe import RUN_RECIPE, load_recipe, resolve, validate
 from medqa.runs import resume_point
 
-CPU_RECIPE = "recipes/smollm2-135m-medqa-qlora.yml"
+CPU_RECIPE = "recipes/smollm2-135m/qlora.yml"
 
 
 @cli

@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 
 from medqa.errors import cli
-from medqa.inference import Run
 from medqa.publish import merge
+from medqa.runs import Run
 
 
 @cli

@@ -1,6 +1,6 @@
 """Check a recipe and its data before any GPU time, and say what the run will be.
 
-    python scripts/plan.py recipes/llama2-7b-medqa-qlora.yml [--data DIR] [--set KEY=VALUE]
+    python scripts/plan.py recipes/llama2-7b/qlora.yml [--data DIR] [--set KEY=VALUE]
 
 Validates the recipe (Axolotl's schema, unknown keys), the data files and the base model, tokenises the
 training rows with the recipe's own prompt format, and prints rows and tokens, optimizer steps per epoch,

@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 
 from medqa.errors import UserError, cli
-from medqa.inference import Run
 from medqa.publish import push
+from medqa.runs import Run
 
 
 @cli

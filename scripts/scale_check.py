@@ -1,8 +1,10 @@
-"""Check the flagship recipe on several GPUs: 1 GPU, DDP and DeepSpeed ZeRO-2, on one machine.
+"""Check the flagship recipe on several GPUs: 1 GPU, DDP and DeepSpeed ZeRO-2 on one machine, and two machines
+simulated on one (a process per GPU, each a "machine" that talks to the other through sockets).
 
     python scripts/scale_check.py --model /tmp/medqa-llama2-7b-random --data data/medqa --gpus 2 --out bench
+        [--runs 1gpu,ddp,zero2,nodes]
 
-Each run is `scripts/finetune.py recipes/llama2-7b-medqa-qlora.yml [--gpus N [--dist zero2]]` on a
+Each run is `scripts/finetune.py recipes/llama2-7b/qlora.yml [--gpus N [--dist zero2]]` on a
 Llama-2-7B-shaped model with random weights (made once, as in make bench), for --steps optimizer steps with a
 checkpoint every --save-steps, metered by medqa.bench.Meter (tokens summed over the GPUs). Then each
 multi-GPU run is resumed as after a crash: its final adapter and any checkpoint after the first are
@@ -20,7 +22,7 @@ from medqa.contenders import FLAGSHIP
 from medqa.errors import UserError, cli
 from medqa.fsutil import report_stem
 from medqa.random_model import make_model
-from medqa.scaling import crash_after_first_checkpoint, finetune, measured_row, passed, run_dir, write_report
+from medqa.scaling import RUNS, crash_after_first_checkpoint, finetune, measured_row, passed, run_dir, write_report
 
 
 @cli
@@ -34,7 +36,11 @@ def main():
     parser.add_argument("--gpus", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--save-steps", type=int, default=5)
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"which of {', '.join(RUNS)} (default: all)")
     args = parser.parse_args()
+    runs = args.runs.split(",")
+    if not runs or set(runs) - set(RUNS):
+        raise UserError("--runs", f"choose among {', '.join(RUNS)}, got {args.runs!r}")
     import torch
 
     if torch.cuda.device_count() < args.gpus:
@@ -50,21 +56,26 @@ def main():
     args.work.mkdir(parents=True)
     gpu = torch.cuda.get_device_name()
     stem = report_stem(gpu) + "-scaling"
-    plans = [("1 GPU", []), (f"{args.gpus} GPUs DDP", ["--gpus", str(args.gpus)])]
-    plans.append((f"{args.gpus} GPUs ZeRO-2", ["--gpus", str(args.gpus), "--dist", "zero2"]))
+    plans = {
+        "1gpu": ("1 GPU", [], 1),
+        "ddp": (f"{args.gpus} GPUs DDP", ["--gpus", str(args.gpus)], 1),
+        "zero2": (f"{args.gpus} GPUs ZeRO-2", ["--gpus", str(args.gpus), "--dist", "zero2"], 1),
+        "nodes": (f"{args.gpus} machines x 1 GPU", [], args.gpus),
+    }
+    plans = [plans[r] for r in runs]
     rows = []
     short = (args.recipe, args.model, args.data, args.work, args.steps, args.save_steps)
-    for name, extra in plans:  # all speed runs first, then the resumes: the report is rewritten after each
+    for name, extra, nodes in plans:  # all speed runs first, then the resumes: the report is rewritten after each
         run = run_dir(args.work, name)
-        rc, _ = finetune(run, *short, extra, args.work / f"{run.name}.log")
+        rc, _ = finetune(run, *short, extra, args.work / f"{run.name}.log", nodes)
         rows.append(measured_row(name, rc, run))
         write_report(rows, args.out, gpu, stem, args.steps)
-    for (name, extra), row in zip(plans, rows, strict=True):
-        if not extra or row["rc"] != 0 or not row["checkpoints"]:
+    for (name, extra, nodes), row in zip(plans, rows, strict=True):
+        if not (extra or nodes > 1) or row["rc"] != 0 or not row["checkpoints"]:
             continue
         run = run_dir(args.work, name)
         first = crash_after_first_checkpoint(run, row)
-        rc, log = finetune(run, *short, extra, args.work / f"{run.name}-resume.log")
+        rc, log = finetune(run, *short, extra, args.work / f"{run.name}-resume.log", nodes)
         resumed = f"resuming from {run / f'checkpoint-{first}'}" in log
         row["resume"] = {
             "from": first,

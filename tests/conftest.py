@@ -9,7 +9,9 @@ REPO = Path(__file__).resolve().parents[1]
 os.chdir(REPO)  # recipes and defaults name paths relative to the repository root, where make runs
 MEDQUAD = REPO.parent / "shared" / "data" / "medquad" / "medquad_qa.csv"
 EMBEDDED_MODEL = REPO / "models" / "SmolLM2-135M-Instruct"
-RECIPES = sorted((REPO / "recipes").rglob("*.yml"))  # every recipe, the baselines included
+RECIPES = sorted(  # every recipe, the baselines and the preference stage included (not the lever specs)
+    p for p in (REPO / "recipes").rglob("*.yml") if "\nbase_model:" in "\n" + p.read_text()
+)
 ENV = {
     **os.environ,
     "HF_HUB_OFFLINE": "1",
@@ -82,7 +84,7 @@ def tiny_run(tmp_path_factory, tiny_model):
     from medqa.recipe import load_recipe
 
     run = tmp_path_factory.mktemp("tiny-run")
-    recipe = {**load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml"), "base_model": str(tiny_model)}
+    recipe = {**load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml"), "base_model": str(tiny_model)}
     recipe["chat_template_jinja"] = str(REPO / recipe["chat_template_jinja"])
     (run / "recipe.yml").write_text(yaml.safe_dump(recipe))
     torch.manual_seed(1)

@@ -6,8 +6,10 @@ import math
 import pytest
 from conftest import EMBEDDED_MODEL, prepare_demo_data, run_script
 
-from medqa.inference import GenerationSettings, Run, generate_answers, load_model
+from medqa.generation import GenerationSettings, generate_answers
+from medqa.inference import load_model
 from medqa.prompts import IGNORE_INDEX
+from medqa.runs import Run
 
 
 def test_embedded_model_has_the_gguf_eos_and_pad():
@@ -25,7 +27,7 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
 
     result = run_script(
         "scripts/finetune.py",
-        "recipes/smollm2-135m-medqa-qlora.yml",
+        "recipes/smollm2-135m/qlora.yml",
         "--data",
         data,
         "--output-dir",

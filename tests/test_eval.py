@@ -144,3 +144,46 @@ def test_score_reports_length_and_cap_and_report_picks_by_rule(tmp_path):
         "largest loss",
     ]
     assert "answer number 4 about iron" in sections[0].split("*tuned:*")[1].splitlines()[0]
+
+
+def test_invented_numbers_are_those_in_neither_the_question_nor_the_reference(encoder):
+    from medqa.scoring import invented_numbers, numbers
+
+    assert numbers("type 13, 1,000 cases, 2.5 mg, FMR1 and 15q11.2.") == {"13", "1000", "2.5", "1", "15", "11.2"}
+    q, ref = "What are the symptoms of Glycogen storage disease type 13 ?", "Abnormality of the liver 50%"
+    assert invented_numbers("Glycogen storage disease type 41: liver 50%, eye 90%", q, ref) == {"41", "90"}
+    assert invented_numbers("Type 13 affects the liver in 50% of cases.", q, ref) == set()
+    scores = per_example(["type 41", "type 13", "no numbers"], [ref] * 3, encoder, [q] * 3)
+    assert list(scores["invented_numbers"]) == [1.0, 0.0, 0.0]
+
+
+def test_rouge_l_precision_and_recall_beside_f(encoder):
+    ref = "iron deficiency anemia is treated with iron"
+    scores = per_example(["iron deficiency anemia", ref + " supplements and a diet rich in meat"], [ref, ref], encoder)
+    assert scores["rougeL_precision"][0] == pytest.approx(1.0) and scores["rougeL_recall"][0] < 0.5
+    assert scores["rougeL_recall"][1] == pytest.approx(1.0) and scores["rougeL_precision"][1] < 0.6
+    p, r = scores["rougeL_precision"][0], scores["rougeL_recall"][0]
+    assert scores["rougeL"][0] == pytest.approx(2 * p * r / (p + r))
+
+
+def test_ended_counts_answers_the_model_ended_itself(tmp_path):
+    from medqa.scoring import score
+
+    stops = ["end", "loop", "length", "end"]
+    rows = [
+        {
+            "id": str(i),
+            "question": "q",
+            "reference": "r",
+            "prediction": "p",
+            "new_tokens": 3,
+            "hit_max_new_tokens": s == "length",
+            "stop": s,
+        }
+        for i, s in enumerate(stops)
+    ]
+    result = score(write_predictions(tmp_path / "p.jsonl", rows))
+    assert result["metrics"]["ended"]["mean"] == pytest.approx(0.5)
+    assert result["metrics"]["hit_max_new_tokens"]["mean"] == pytest.approx(0.25)
+    old = [{k: v for k, v in r.items() if k != "stop"} for r in rows]  # files from before `stop`: not capped
+    assert score(write_predictions(tmp_path / "old.jsonl", old))["metrics"]["ended"]["mean"] == pytest.approx(0.75)

@@ -5,7 +5,8 @@ unquantised base. Greedy generation stops at the end-of-turn token or the format
 import pytest
 import torch
 
-from medqa.inference import GenerationSettings, generate_answers, load_model
+from medqa.generation import GenerationSettings, generate_answers
+from medqa.inference import load_model
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def test_answer_scope_leaves_the_question_free_and_still_blocks_repeats():
     name the question's subject; "all" (transformers' own) counts the prompt, so it cannot."""
     from transformers import NoRepeatNGramLogitsProcessor
 
-    from medqa.inference import _answer_no_repeat_ngram
+    from medqa.generation import _answer_no_repeat_ngram
 
     answer_scope = _answer_no_repeat_ngram()(2, prompt_length=3)
     scores = torch.zeros(1, 10)
@@ -107,3 +108,60 @@ def test_answer_scope_leaves_the_question_free_and_still_blocks_repeats():
     looping = torch.tensor([[1, 2, 9, 4, 5, 4]])  # answer 4 5 4: 5 would repeat the bigram (4, 5)
     banned = torch.isinf(answer_scope(looping, scores.clone()))[0]
     assert banned[5] and banned.sum() == 1
+
+
+def test_every_decoding_option_comes_from_generation_settings():
+    """eval/generate.py's options, the lever runner's argument lists and the settings are one thing: a field added
+    to GenerationSettings reaches them all."""
+    import argparse
+    import dataclasses
+
+    from medqa.generation import add_arguments, from_arguments, to_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert from_arguments(parser.parse_args([])) == GenerationSettings()
+    custom = GenerationSettings(512, 1.1, 6, "all", False, 64, "dynamic")
+    assert from_arguments(parser.parse_args(to_arguments(custom))) == custom
+    options = {a.dest for a in parser._actions if a.dest != "help"}
+    assert options == {f.name for f in dataclasses.fields(GenerationSettings)}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--batch-size", "0"])
+
+
+class FakeCudaModel:
+    """What auto_batch_size reads of a model: its device, dtype and config (the 7B shape, SmolLM2's vocabulary)."""
+
+    def __init__(self):
+        from transformers import LlamaConfig
+
+        from medqa.random_model import SHAPES
+
+        self.device = torch.device("cuda", 0)
+        self.dtype = torch.bfloat16
+        self.config = LlamaConfig(vocab_size=49152, **SHAPES["llama2-7b"])
+
+
+@pytest.mark.parametrize("card_gib,cap_gib", [(24, None), (80, None), (141, None), (141, 24)])
+def test_auto_batch_fits_the_free_memory_of_the_card(monkeypatch, card_gib, cap_gib):
+    """The 7B in bf16 (12.9 GiB of weights) on a card of this size, capped or not: the batch's KV cache and working
+    memory fit what is left, and the batches are evened out."""
+    from medqa.generation import MAX_AUTO_BATCH, auto_batch_size, kv_bytes_per_token
+
+    gib, weights = 2**30, 12.9 * 2**30
+    total = card_gib * gib
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (total - weights - 0.5 * gib, total))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: weights)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: weights)
+    fraction = cap_gib / card_gib if cap_gib else 1.0
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device=None: fraction)
+    model = FakeCudaModel()
+    batch = auto_batch_size(model, rows=500, prompt_len=100, max_new_tokens=256)
+    budget = min(card_gib, cap_gib or card_gib) * gib - weights
+    kv = kv_bytes_per_token(model.config, 2) * 356 * batch
+    assert 1 <= batch <= min(500, MAX_AUTO_BATCH) and kv < 0.9 * budget
+    assert 500 % batch == 0 or 500 - (500 // batch) * batch > batch // 2 or batch == 500  # no nearly empty batch
+    if card_gib == 24 or cap_gib == 24:
+        assert 16 <= batch <= 64  # a 24 GB card holds the 7B and a few dozen answers
+    else:
+        assert batch >= 128

@@ -137,7 +137,7 @@ def test_make_finetune_gpus_on_cpu_is_one_line():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    result = run_script("scripts/finetune.py", "recipes/smollm2-135m-medqa-qlora.yml", "--gpus", "2", "--dist", "zero2")
+    result = run_script("scripts/finetune.py", "recipes/smollm2-135m/qlora.yml", "--gpus", "2", "--dist", "zero2")
     assert result.returncode == 2
     assert (
         result.stderr.strip() == "error: GPUS: several GPUs, machines or DeepSpeed need CUDA, and this machine has none"

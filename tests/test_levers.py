@@ -3,6 +3,7 @@ and answers on CPU, and the table compares every lever with the reference."""
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,39 +14,72 @@ from medqa.errors import UserError
 from medqa.levers import Job, load_spec, plan, run_jobs
 from medqa.recipe import load_recipe, resolve, validate
 
-SPEC = REPO / "eval" / "levers" / "levers.yml"
+SPEC = REPO / "recipes" / "smollm2-135m" / "levers" / "round-1-2.yml"
+ROUND3 = REPO / "recipes" / "smollm2-135m" / "levers" / "round-3.yml"
+SPECS = sorted((REPO / "recipes").glob("*/levers/round-*.yml"))
 
 
 def jobs_by_name(spec, work=Path("w"), data=Path("d")):
     return {j.name: j for j in plan(spec, work, data)}
 
 
-def test_committed_spec_plans_valid_runs():
-    spec = load_spec(SPEC)
+def sets_of(job):
+    return [job.argv[i + 1] for i, a in enumerate(job.argv) if a == "--set"]
+
+
+def arg(job, flag):
+    return job.argv[job.argv.index(flag) + 1]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_committed_specs_plan_valid_runs(path):
+    spec = load_spec(path)
     jobs = jobs_by_name(spec)
     trains = [j for j in jobs.values() if j.name.startswith("train-")]
     assert {f"train-{lv.name}" for lv in spec.levers if lv.trains} == {j.name for j in trains}
     for job in trains:  # every run's resolved recipe passes Axolotl's schema
-        sets = [job.argv[i + 1] for i, a in enumerate(job.argv) if a == "--set"]
-        validate(resolve(load_recipe(REPO / job.argv[2]), Path("d"), Path("o"), sets), job.name)
+        validate(resolve(load_recipe(REPO / job.argv[2]), Path("d"), Path("o"), sets_of(job)), job.name)
+    for job in jobs.values():  # every job waits only for jobs of the plan
+        assert all(a in jobs for a in job.after), job.name
 
-    # decoding levers reuse their model; base levers ask the base model with a trained run's prompt
-    def arg(job, flag):
-        return job.argv[job.argv.index(flag) + 1]
 
+def test_round_1_2_plans_as_it_ran():
+    jobs = jobs_by_name(load_spec(SPEC))
     rep = jobs["generate-val-rep-1.1"]
-    assert rep.after == "train-reference" and arg(rep, "--repetition-penalty") == "1.1"
+    assert rep.after == ("train-reference",) and arg(rep, "--repetition-penalty") == "1.1"
     assert arg(jobs["generate-val-reference"], "--no-repeat-ngram-size") == "0"  # greedy unless a lever says not
+    assert "--no-stop-on-loop" in jobs["generate-val-reference"].argv
     base = jobs["generate-test-base-nrng-4"]
-    assert base.after == "train-reference" and arg(base, "--model") == "base"
+    assert base.after == ("train-reference",) and arg(base, "--model") == "base"
     assert arg(base, "--no-repeat-ngram-size") == "4" and arg(base, "--base-prompt") == "run"
     check = jobs["generate-test-seed-2048-x3-nrng-4-4bit"]
     assert arg(check, "--weights") == "4bit" and "generate-val-seed-2048-x3-nrng-4-4bit" not in jobs
 
 
+def test_round_3_plans_epochs_a_preference_stage_and_other_data():
+    spec = load_spec(ROUND3)
+    jobs = jobs_by_name(spec, Path("w"), Path("d"))
+    # a checkpoint per epoch of one 6-epoch run stands for 4 and 5 epochs
+    assert arg(jobs["generate-val-epoch-4"], "--epoch") == "4"
+    assert jobs["generate-val-epoch-4"].after == ("train-epochs-6",)
+    # the preference stage trains on the merged first stage, with pairs made from it
+    dpo = jobs["train-dpo"]
+    assert dpo.after == ("merge-ours", "spin-ours") and arg(dpo, "--data") == str(Path("w/spin/ours"))
+    assert "base_model=w/runs/ours/merged" in sets_of(dpo)
+    assert jobs["spin-ours"].argv[-2:] == ["--n", "2000"] and jobs["merge-ours"].after == ("train-ours",)
+    # another data folder trains rows-all; every lever answers the same questions
+    assert arg(jobs["train-rows-all"], "--data") == "data/medqa-all"
+    assert {arg(j, "--data") for n, j in jobs.items() if n.startswith("generate-")} == {"d"}
+    # the base model is asked in its own template unless a lever names a run's prompt
+    assert "--base-prompt" not in jobs["generate-val-base-greedy"].argv
+    stop = jobs["generate-val-ours-stop"]
+    assert "--stop-on-loop" in stop.argv and arg(stop, "--max-new-tokens") == "256"
+    assert "--no-stop-on-loop" in jobs["generate-val-ours"].argv
+
+
 def test_the_reference_is_the_recipe_as_it_was():
     spec = load_spec(SPEC)
-    assert spec.reference.set == {} and Path(spec.recipe).name == "smollm2-135m-before.yml"
+    assert spec.reference.set == {} and Path(spec.recipe).name == "before.yml"
 
 
 @pytest.mark.parametrize(
@@ -59,6 +93,13 @@ def test_the_reference_is_the_recipe_as_it_was():
             "decode",
         ),
         (lambda s: s["test"]["levers"].append("nope"), "test lever 'nope'"),
+        (lambda s: s["levers"].append({"name": "x", "about": "", "model": "base", "epoch": 2}), "epoch"),
+        (lambda s: s["levers"].append({"name": "x", "about": "", "start": "nope"}), "start"),
+        (
+            lambda s: s["levers"].append({"name": "x", "about": "", "model": "reference", "compare_to": "y"}),
+            "compare_to",
+        ),
+        (lambda s: s.update(choose={"greedy": "reference", "candidates": ["nope"]}), "choose"),
         (lambda s: s.pop("levers"), "not a lever spec"),
     ],
 )
@@ -73,27 +114,39 @@ def test_bad_specs_are_refused_in_one_line(tmp_path, change, problem):
 
 @pytest.mark.slow
 def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
+    """The whole round on CPU with a tiny model: a run that saves each epoch, an earlier epoch of it, a preference
+    stage started from it (merge, self-play pairs, DPO), decodings, the base model, the choice and the tables."""
     data = prepare_demo_data(tmp_path / "data")
     spec = {
-        "recipe": "recipes/smollm2-135m-medqa-qlora.yml",
+        "recipe": "recipes/smollm2-135m/qlora.yml",
         "split": "val",
         "n": 3,
         "train": {
             "base_model": str(tiny_model),
-            "max_steps": 2,
+            "max_steps": None,
             "sequence_len": 128,
             "eval_strategy": "no",
             "eval_steps": None,
             "test_datasets": None,
-            "save_strategy": "no",
             "save_steps": None,
         },
-        "decode": {"max_new_tokens": 4, "batch_size": 4},
+        "decode": {"max_new_tokens": 4, "batch_size": 4, "stop_on_loop": False},
         "levers": [
-            {"name": "reference", "about": "the recipe"},
+            {"name": "reference", "about": "the recipe", "set": {"num_epochs": 2, "saves_per_epoch": 1}},
+            {"name": "epoch-1", "about": "1 epoch", "model": "reference", "epoch": 1},
             {"name": "rep", "about": "repetition penalty", "model": "reference", "decode": {"repetition_penalty": 1.3}},
-            {"name": "base-model", "about": "no fine-tuning", "model": "base"},
+            {"name": "stop", "about": "ended at loops", "model": "reference", "decode": {"stop_on_loop": True}},
+            {
+                "name": "dpo",
+                "about": "preference stage",
+                "recipe": "recipes/smollm2-135m/dpo.yml",
+                "start": "reference",
+                "pairs": 8,
+                "set": {"num_epochs": 1, "save_strategy": "no"},
+            },
+            {"name": "base-model", "about": "no fine-tuning", "model": "base", "compare_to": "stop"},
         ],
+        "choose": {"greedy": "reference", "candidates": ["reference", "rep", "stop"], "max_loop_rate": 1.0},
         "test": {"n": 2, "levers": ["reference"]},
     }
     path = tmp_path / "spec.yml"
@@ -104,13 +157,25 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
     jobs = json.loads((work / "jobs.json").read_text())
     assert set(jobs) == {
         "train-reference",
+        "merge-reference",
+        "spin-reference",
+        "train-dpo",
         "generate-val-reference",
+        "generate-val-epoch-1",
         "generate-val-rep",
+        "generate-val-stop",
+        "generate-val-dpo",
         "generate-val-base-model",
         "generate-test-reference",
     } and all(j["rc"] == 0 for j in jobs.values())
     rows = [json.loads(x) for x in (work / "preds" / "val" / "rep.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and rows[0]["settings"]["repetition_penalty"] == 1.3
+    epoch_1 = json.loads((work / "preds" / "val" / "epoch-1.meta.json").read_text())
+    assert epoch_1["model"].endswith("checkpoint-" + epoch_1["model"].rsplit("-", 1)[1])
+    pairs = [json.loads(x) for x in (work / "spin" / "reference" / "train.jsonl").read_text().splitlines()]
+    assert len(pairs) == 8 and set(pairs[0]) == {"id", "prompt", "chosen", "rejected"}
+    dpo = load_recipe(work / "runs" / "dpo" / "recipe.yml")
+    assert dpo["rl"] == "dpo" and dpo["base_model"] == str(work / "runs" / "reference" / "merged")
 
     again = run_script("eval/levers.py", "run", path, "--data", data, "--work", work)  # finished: nothing to do
     assert again.returncode == 0 and "start" not in again.stdout
@@ -119,9 +184,12 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
     result = run_script("eval/levers.py", "table", path, "--work", work, "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     table = json.loads(out.with_suffix(".json").read_text())
-    assert [r["name"] for r in table["rows"]] == ["reference", "rep", "base-model"]
-    assert table["rows"][0]["delta"] is None and "rougeL" in table["rows"][1]["delta"]
-    assert "| rep | repetition penalty |" in out.with_suffix(".md").read_text()
+    assert [r["name"] for r in table["rows"]] == ["reference", "epoch-1", "rep", "stop", "dpo", "base-model"]
+    assert table["rows"][0]["delta"] is None and "invented_numbers" in table["rows"][2]["delta"]
+    assert table["rows"][-1]["compared_with"] == "stop"
+    assert table["choice"]["winner"] in {"reference", "rep", "stop"}
+    md = out.with_suffix(".md").read_text()
+    assert "| rep | repetition penalty | reference |" in md and "Decoding chosen by rule" in md
     assert (tmp_path / "table" / "levers-test.md").is_file()
 
 
@@ -141,25 +209,44 @@ BOOKKEEPING = {
 
 
 def test_recipe_is_the_lever_that_was_measured():
-    """recipes/smollm2-135m-medqa-qlora.yml trains what the chosen lever trained: the recipe as it was plus the
+    """recipes/smollm2-135m/qlora.yml trains what the chosen lever trained: the recipe as it was plus the
     lever's settings (evaluation, checkpoints and logging aside)."""
     spec = load_spec(SPEC)
     chosen = spec.lever("seed-2048-x3")
     job = jobs_by_name(spec)[f"train-{chosen.name}"]
     sets = [job.argv[i + 1] for i, a in enumerate(job.argv) if a == "--set"]
     measured = resolve(load_recipe(REPO / spec.recipe), None, None, sets)
-    recipe = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    recipe = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     keys = (set(measured) | set(recipe)) - BOOKKEEPING
     assert {k: measured.get(k) for k in keys} == {k: recipe.get(k) for k in keys}
 
 
 def test_a_run_is_trained_only_while_answers_still_need_it(tmp_path):
-    def touch(name, after=None):
+    def touch(name, after=()):
         path = tmp_path / name
-        return Job(name, [sys.executable, "-c", f"open({str(path)!r}, 'w')"], path, after)
+        return Job(name, [sys.executable, "-c", f"open({str(path)!r}, 'w')"], path, tuple(after))
 
     (tmp_path / "generate-a").touch()  # a's answers exist from an earlier call; its model is gone
-    jobs = [touch("train-a"), touch("generate-a", "train-a"), touch("train-b"), touch("generate-b", "train-b")]
+    jobs = [touch("train-a"), touch("generate-a", ["train-a"]), touch("train-b"), touch("generate-b", ["train-b"])]
     record = run_jobs(jobs, tmp_path / "work", parallel=2, gpus=0)
     assert set(record) == {"train-b", "generate-b"}
     assert not (tmp_path / "train-a").exists() and (tmp_path / "generate-b").exists()
+
+
+def test_a_job_waits_for_the_run_of_another_runner(tmp_path):
+    """Two runners on one work folder, each with its own jobs (--only) and GPUs: generating waits for the other's
+    training."""
+    import threading
+
+    marker = tmp_path / "train-b"
+    train = Job("train-b", [sys.executable, "-c", f"import time; time.sleep(3); open({str(marker)!r}, 'w')"], marker)
+    answer = tmp_path / "generate-b"
+    generate = Job("generate-b", [sys.executable, "-c", f"open({str(answer)!r}, 'w')"], answer, ("train-b",))
+    jobs = [train, generate]
+    waiting = threading.Thread(target=run_jobs, args=(jobs, tmp_path / "w", 1, 0, 60, {"generate-b"}))
+    waiting.start()
+    time.sleep(1)
+    assert not answer.exists()  # nothing to answer with yet
+    run_jobs(jobs, tmp_path / "w", 1, 0, 60, {"train-b"})
+    waiting.join(timeout=30)
+    assert answer.exists() and not waiting.is_alive()

@@ -14,7 +14,7 @@ def test_plan_counts_rows_steps_and_checkpoints(tmp_path):
     n_train = len((data / "train.jsonl").read_text().splitlines())
     result = run_script(
         "scripts/plan.py",
-        "recipes/smollm2-135m-medqa-qlora.yml",
+        "recipes/smollm2-135m/qlora.yml",
         "--data",
         data,
         "--set",
@@ -30,13 +30,13 @@ def test_plan_counts_rows_steps_and_checkpoints(tmp_path):
 
 
 def test_plan_refuses_bad_recipes_in_one_line(tmp_path):
-    result = run_script("scripts/plan.py", "recipes/smollm2-135m-medqa-qlora.yml", "--data", tmp_path / "none")
+    result = run_script("scripts/plan.py", "recipes/smollm2-135m/qlora.yml", "--data", tmp_path / "none")
     assert result.returncode == 2 and "no such data file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_plan_quotes_the_bench_figures_for_the_flagship():
-    lines = bench_figures(REPO / "recipes" / "llama2-7b-medqa-qlora.yml")
+    lines = bench_figures(REPO / "recipes" / "llama2-7b" / "qlora.yml")
     runs = [
         r
         for p in sorted((REPO / "bench").glob("*.json"))
@@ -45,4 +45,4 @@ def test_plan_quotes_the_bench_figures_for_the_flagship():
     ]
     assert len(lines) == len(runs) >= 1
     assert f"peak {runs[0]['peak_gib']:.1f} GiB allocated" in lines[0]
-    assert bench_figures(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml") == []
+    assert bench_figures(REPO / "recipes" / "smollm2-135m" / "qlora.yml") == []

@@ -13,7 +13,7 @@ from medqa.errors import UserError
 from medqa.prompts import IGNORE_INDEX, recipe_tokenizer
 from medqa.recipe import load_recipe, validate
 
-OUR_RECIPES = [r for r in RECIPES if load_recipe(r)["datasets"][0]["type"] == "medqa.strategy"]
+OUR_RECIPES = [r for r in RECIPES if load_recipe(r)["datasets"][0].get("type") == "medqa.strategy"]
 QUESTION = "What are the symptoms of iron deficiency anemia?"
 ANSWER = "Tiredness, weakness, pale skin and shortness of breath."
 
@@ -60,7 +60,7 @@ def test_flagship_template_is_the_seed_notebook_text():
 
 def test_smollm2_prompt_is_the_seed_text_with_a_literal_end_tag(tokenizer):
     """SmolLM2 has no `</s>` token: the model is trained to write ` </s>` and then its end-of-turn token."""
-    cfg = offline(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg = offline(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     tok = recipe_tokenizer(cfg)
     assert prompts.prompt_text(tok, QUESTION) == f"<s>[INST] <<SYS>> Answer the Question <</SYS>> {QUESTION} [/INST]"
     example = prompts.encode_example(tok, QUESTION, ANSWER)
@@ -69,7 +69,7 @@ def test_smollm2_prompt_is_the_seed_text_with_a_literal_end_tag(tokenizer):
 
 
 def test_lever_reference_prompt_is_the_chat_template_with_the_medical_system_prompt(tokenizer):
-    tok = recipe_tokenizer(offline(REPO / "eval" / "levers" / "smollm2-135m-before.yml"))
+    tok = recipe_tokenizer(offline(REPO / "recipes" / "smollm2-135m" / "levers" / "before.yml"))
     system = "You are a medical assistant. Answer the question accurately and concisely."
     assert prompts.prompt_text(tok, QUESTION) == tokenizer.apply_chat_template(
         [{"role": "system", "content": system}, {"role": "user", "content": QUESTION}],
@@ -80,14 +80,14 @@ def test_lever_reference_prompt_is_the_chat_template_with_the_medical_system_pro
 
 
 def test_a_tokenizer_without_a_template_is_refused_in_one_line():
-    cfg = offline(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg = offline(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     cfg["chat_template_jinja"] = "{{ messages[0]['content'] }}"  # no room for an answer
     with pytest.raises(UserError, match="chat template"):
         recipe_tokenizer(cfg, "r.yml")
 
 
 def test_long_answers_are_truncated_not_dropped():
-    cfg = offline(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg = offline(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     tok = recipe_tokenizer(cfg)
     example = axolotl_example(
         tok, cfg["datasets"][0]["type"], {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64
@@ -102,7 +102,7 @@ def test_recipe_passes_axolotl_schema(recipe):
 
 
 def test_flagship_recipe_has_the_seed_settings():
-    cfg = load_recipe(REPO / "recipes" / "llama2-7b-medqa-qlora.yml")
+    cfg = load_recipe(REPO / "recipes" / "llama2-7b" / "qlora.yml")
     expected = {
         "base_model": "abhishek/llama-2-7b-hf-small-shards",
         "load_in_4bit": True,
@@ -128,23 +128,23 @@ def test_flagship_recipe_has_the_seed_settings():
 
 
 def test_misspelt_key_is_an_error_with_a_suggestion():
-    cfg = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     cfg["lora_alpah"] = 16
     with pytest.raises(UserError, match="unknown key 'lora_alpah' .*did you mean 'lora_alpha'"):
         validate(cfg, "r.yml")
-    cfg = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     cfg["learning_rate"] = "fast"
     with pytest.raises(UserError, match="learning_rate"):
         validate(cfg, "r.yml")
 
 
 def test_plugin_keys_are_known_only_with_their_plugin():
-    cfg = load_recipe(REPO / "recipes" / "llama2-7b-medqa-qlora.yml")
+    cfg = load_recipe(REPO / "recipes" / "llama2-7b" / "qlora.yml")
     validate(cfg, "r.yml")  # liger_* keys come from the Liger plugin's schema
     cfg["liger_rms_nrm"] = True
     with pytest.raises(UserError, match="unknown key 'liger_rms_nrm' .*did you mean 'liger_rms_norm'"):
         validate(cfg, "r.yml")
-    cfg = load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml")
+    cfg = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     cfg["liger_rms_norm"] = True  # no plugin, no key
     with pytest.raises(UserError, match="unknown key 'liger_rms_norm'"):
         validate(cfg, "r.yml")
@@ -158,7 +158,7 @@ def test_gpu_recipe_is_refused_on_cpu_in_one_line():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    result = run_script("scripts/finetune.py", "recipes/llama2-7b-medqa-qlora.yml")
+    result = run_script("scripts/finetune.py", "recipes/llama2-7b/qlora.yml")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "needs a CUDA GPU" in result.stderr and "make demo" in result.stderr
@@ -229,6 +229,6 @@ def test_turning_evaluation_off_is_one_override():
     """`--set eval_strategy=no` (YAML reads `no` as false) is enough: the recipe's eval_steps goes with it."""
     from medqa.recipe import resolve
 
-    cfg = resolve(load_recipe(REPO / "recipes" / "smollm2-135m-medqa-qlora.yml"), None, None, ["eval_strategy=no"])
+    cfg = resolve(load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml"), None, None, ["eval_strategy=no"])
     assert cfg["eval_strategy"] == "no" and "eval_steps" not in cfg
     validate(cfg, "r.yml")

@@ -9,8 +9,9 @@ import torch
 from conftest import run_script
 
 from medqa.errors import UserError
-from medqa.inference import Run, load_model
+from medqa.inference import load_model
 from medqa.publish import model_card, push
+from medqa.runs import Run
 
 QUESTION = "What is asthma?"
 

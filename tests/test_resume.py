@@ -15,7 +15,7 @@ from conftest import ENV, REPO, prepare_demo_data, run_script
 def finetune_args(data, run, model):
     return [
         "scripts/finetune.py",
-        "recipes/smollm2-135m-medqa-qlora.yml",
+        "recipes/smollm2-135m/qlora.yml",
         "--data",
         str(data),
         "--output-dir",

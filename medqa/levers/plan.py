@@ -1,0 +1,110 @@
+"""A lever spec as jobs: the command lines that train each lever's run (scripts/finetune.py), make a preference
+stage's starting point (scripts/merge.py, scripts/spin_data.py) and answer the held-out questions
+(eval/generate.py), each with the file that exists once it has finished and the jobs it waits for."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from medqa.generation import to_arguments
+from medqa.levers.spec import BASE, Spec
+from medqa.recipe import load_recipe
+
+
+@dataclass
+class Job:
+    name: str
+    argv: list[str]
+    done: Path  # the file that exists once the job has finished
+    after: tuple[str, ...] = ()  # the jobs that must finish first
+    weight: float = 1.0  # rough length, to start the longest first
+
+
+def yaml_value(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...")
+
+
+def run_dir(work: Path, name: str) -> Path:
+    return work / "runs" / name
+
+
+def merged_dir(work: Path, name: str) -> Path:
+    return run_dir(work, name) / "merged"
+
+
+def spin_dir(work: Path, name: str) -> Path:
+    return work / "spin" / name
+
+
+def prediction_file(work: Path, split: str, name: str) -> Path:
+    return work / "preds" / split / f"{name}.jsonl"
+
+
+def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
+    """Training jobs (one per lever that trains, after the merge and the pairs its preference stage starts from)
+    and generation jobs (one per lever and split). Every lever answers the questions of `data`."""
+    py = sys.executable
+    jobs: dict[str, Job] = {}
+    for lv in spec.levers:
+        if not lv.trains:
+            continue
+        overrides = {**spec.train, **lv.set}
+        train_data, after = Path(lv.data) if lv.data else data, ()
+        if lv.start:
+            start = run_dir(work, lv.start)
+            merge, spin = f"merge-{lv.start}", f"spin-{lv.start}"
+            jobs[merge] = Job(
+                merge,
+                [py, "scripts/merge.py", str(start), "--out", str(merged_dir(work, lv.start))],
+                merged_dir(work, lv.start) / "config.json",
+                (f"train-{lv.start}",),
+                0.5,
+            )
+            spin_argv = [
+                py,
+                "scripts/spin_data.py",
+                str(start),
+                "--data",
+                str(data),
+                "--out",
+                str(spin_dir(work, lv.start)),
+            ]
+            jobs[spin] = Job(
+                spin,
+                [*spin_argv, "--n", str(lv.pairs)],
+                spin_dir(work, lv.start) / "train.jsonl",
+                (f"train-{lv.start}",),
+                0.5,
+            )
+            overrides = {**overrides, "base_model": str(merged_dir(work, lv.start))}  # whatever `train:` says
+            train_data, after = spin_dir(work, lv.start), (merge, spin)
+        argv = [py, "scripts/finetune.py", lv.recipe, "--data", str(train_data)]
+        argv += ["--output-dir", str(run_dir(work, lv.name))]
+        for key, value in overrides.items():
+            argv += ["--set", f"{key}={yaml_value(value)}"]
+        epochs = float(overrides.get("num_epochs", load_recipe(lv.recipe).get("num_epochs", 1)))
+        name = f"train-{lv.name}"
+        jobs[name] = Job(name, argv, run_dir(work, lv.name) / "adapter_model.safetensors", after, epochs)
+    splits = [(spec.split, spec.n, [lv.name for lv in spec.levers if not lv.test_only])]
+    if spec.test_n:
+        splits.append(("test", spec.test_n, spec.test_levers))
+    for split, n, names in splits:
+        for name in names:
+            lv = spec.lever(name)
+            source = (lv.prompt or spec.reference.name) if lv.model == BASE else lv.source
+            out = prediction_file(work, split, name)
+            argv = [py, "eval/generate.py", str(run_dir(work, source))]
+            if lv.model == BASE:
+                argv += ["--model", "base"] + (["--base-prompt", "run"] if lv.prompt else [])
+            else:
+                argv += ["--model", "tuned", "--weights", lv.weights]
+                argv += ["--epoch", f"{lv.epoch:g}"] if lv.epoch is not None else []
+            argv += ["--data", str(data), "--split", split, "--n", str(lv.n or n), "--out", str(out)]
+            argv += to_arguments(spec.settings(lv))
+            job = Job(f"generate-{split}-{name}", argv, out, (f"train-{source}",), 0.1)
+            jobs[job.name] = job
+    return list(jobs.values())

@@ -1,0 +1,152 @@
+"""A lever spec (YAML): a reference recipe and its variants, one change at a time.
+
+Each lever either trains its own run (the recipe with `set:` overrides, another `recipe:`, other `data:`, or a
+preference stage `start:`ed from another lever's run) or reuses another lever's model (`model: NAME` or
+`model: base`, at an `epoch:` of that run if it saved one per epoch) with other decoding settings (`decode:`).
+Every lever answers the same held-out questions; the table compares each with the reference (or the lever named
+by `compare_to:`), paired by question.
+
+    recipe: recipes/smollm2-135m/qlora.yml
+    split: val            # where levers are compared (choose on val, report on test)
+    n: 500
+    train: {...}          # overrides for every training run that change speed, not the model's maths
+    decode: {max_new_tokens: 256}
+    levers:
+      - {name: reference, about: the recipe as it is}
+      - {name: epochs-6, about: 6 epochs, set: {num_epochs: 6, saves_per_epoch: 1}}
+      - {name: epoch-4, about: 4 epochs, model: epochs-6, epoch: 4}
+      - {name: rep-1.2, about: repetition_penalty 1.2, model: reference, decode: {repetition_penalty: 1.2}}
+      - {name: dpo, about: a preference stage, recipe: recipes/smollm2-135m/dpo.yml, start: reference, pairs: 2000}
+    choose: {greedy: reference, candidates: [reference, rep-1.2], max_loop_rate: 0.05}
+    test: {n: 1000, levers: [reference]}   # also answer the test split with these
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medqa.errors import UserError
+from medqa.generation import GenerationSettings
+from medqa.recipe import load_recipe
+
+BASE = "base"
+
+
+@dataclass
+class Lever:
+    name: str
+    about: str
+    recipe: str
+    set: dict = field(default_factory=dict)
+    data: str | None = None  # a prepared data folder of its own to train on (default: the runner's --data)
+    start: str | None = None  # a preference stage on top of this lever's run: its merged model and SPIN pairs
+    pairs: int = 2000  # start: training questions the pairs are made from
+    model: str | None = None  # another lever whose trained model this one reuses, or "base"
+    epoch: float | None = None  # model: that run's checkpoint at the end of this epoch
+    decode: dict = field(default_factory=dict)
+    weights: str = "merged"  # how a tuned model is loaded (medqa.inference.load_model)
+    n: int | None = None  # questions to answer (default: the spec's)
+    test_only: bool = False  # answer the test split only (a check, not a lever to compare on the spec's split)
+    prompt: str | None = None  # model: base: ask it with this trained lever's prompt (default: its own template)
+    compare_to: str | None = None  # the table's paired difference: against this lever (default: the reference)
+
+    @property
+    def trains(self) -> bool:
+        return self.model is None
+
+    @property
+    def source(self) -> str:
+        return self.name if self.model is None else self.model
+
+
+@dataclass
+class Choice:
+    """How the decoding is chosen: among `candidates` (levers of one model), those that invent numbers in no
+    more answers than `greedy` (plain greedy decoding of the same model) and loop in at most `max_loop_rate` of
+    them; the best ROUGE-L wins."""
+
+    greedy: str
+    candidates: list[str]
+    max_loop_rate: float = 0.05
+
+
+@dataclass
+class Spec:
+    path: Path
+    recipe: str
+    split: str
+    n: int
+    train: dict
+    decode: dict
+    levers: list[Lever]
+    test_n: int = 0
+    test_levers: list[str] = field(default_factory=list)
+    choose: Choice | None = None
+
+    @property
+    def reference(self) -> Lever:
+        return self.levers[0]
+
+    def lever(self, name: str) -> Lever:
+        return next(lv for lv in self.levers if lv.name == name)
+
+    def settings(self, lever: Lever) -> GenerationSettings:
+        return GenerationSettings(**{**self.decode, **lever.decode})
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    raw = load_recipe(path)  # a YAML mapping, read with the same one-line errors as recipes
+    known = {f.name for f in dataclasses.fields(GenerationSettings)}
+    try:
+        levers = [Lever(**{"recipe": raw["recipe"], **item}) for item in raw["levers"]]
+        spec = Spec(
+            path,
+            raw["recipe"],
+            raw.get("split", "val"),
+            int(raw.get("n", 500)),
+            raw.get("train") or {},
+            raw.get("decode") or {},
+            levers,
+            int((raw.get("test") or {}).get("n", 0)),
+            list((raw.get("test") or {}).get("levers", [])),
+            Choice(**raw["choose"]) if raw.get("choose") else None,
+        )
+    except (KeyError, TypeError) as err:
+        raise UserError(path, f"not a lever spec ({err})") from None
+    names = [lv.name for lv in levers]
+    if len(set(names)) != len(names) or BASE in names:
+        raise UserError(path, f"lever names must be unique and not {BASE!r}")
+    if not levers or not levers[0].trains:
+        raise UserError(path, "the first lever is the reference and must train a model")
+
+    def training(name):
+        return name in names and spec.lever(name).trains
+
+    for lv in levers:
+        if lv.model not in (None, BASE) and not training(lv.model):
+            raise UserError(path, f"lever {lv.name!r}: model {lv.model!r} is not a lever that trains")
+        if lv.prompt is not None and (lv.model != BASE or not training(lv.prompt)):
+            raise UserError(path, f"lever {lv.name!r}: prompt: names a lever that trains, for model: base only")
+        if lv.epoch is not None and lv.model in (None, BASE):
+            raise UserError(path, f"lever {lv.name!r}: epoch: needs model: (a lever that trains)")
+        if lv.start is not None and (not lv.trains or not training(lv.start) or lv.start == lv.name):
+            raise UserError(path, f"lever {lv.name!r}: start: names another lever that trains")
+        if lv.compare_to is not None and lv.compare_to not in names:
+            raise UserError(path, f"lever {lv.name!r}: compare_to {lv.compare_to!r} is not a lever")
+        if set(lv.decode) - known:
+            raise UserError(path, f"lever {lv.name!r}: unknown decode key(s) {sorted(set(lv.decode) - known)}")
+        try:
+            spec.settings(lv)
+        except ValueError as err:
+            raise UserError(path, f"lever {lv.name!r}: {err}") from None
+    for name in spec.test_levers:
+        if name not in names:
+            raise UserError(path, f"test lever {name!r} is not in levers")
+    if spec.choose:
+        for name in [spec.choose.greedy, *spec.choose.candidates]:
+            if name not in names:
+                raise UserError(path, f"choose: {name!r} is not a lever")
+    return spec

@@ -1,0 +1,221 @@
+"""The lever tables: each lever's scores and its paired difference from the reference (or its `compare_to`), the
+decoding chosen by the spec's rule, and the check that the 4-bit model and the merged weights answer alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from medqa.levers.plan import prediction_file
+from medqa.levers.spec import Spec
+
+
+def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) -> dict:
+    """Each lever's scores on `split` and its paired difference from the lever it is compared with."""
+    from medqa.scoring import embedder, score
+
+    split = split or spec.split
+    encoder = encoder or embedder()
+    names = [lv.name for lv in spec.levers if not lv.test_only]
+    if split != spec.split:
+        names = [name for name in spec.test_levers if not spec.lever(name).test_only]
+    rows, missing, memo = [], [], {}  # each file is scored once, however many levers it is compared with
+    for name in names:
+        pred = prediction_file(work, split, name)
+        lv = spec.lever(name)
+        other = lv.compare_to or spec.reference.name
+        ref = prediction_file(work, split, other)
+        if not pred.is_file():
+            missing.append(name)
+            continue
+        result = score(pred, None if name == other or not ref.is_file() else ref, encoder=encoder, memo=memo)
+        meta = pred.with_suffix(".meta.json")
+        rows.append(
+            {
+                "name": name,
+                "about": lv.about,
+                "n": result["n"],
+                "model": lv.source,
+                "epoch": lv.epoch,
+                "set": {**spec.train, **lv.set} if lv.trains else None,
+                "decode": dataclasses.asdict(spec.settings(lv)),
+                "compared_with": other if "delta" in result else None,
+                "metrics": result["metrics"],
+                "delta": result.get("delta"),
+                "references": result["references"],
+                "reference_perplexity": json.loads(meta.read_text()).get("reference_perplexity")
+                if meta.is_file()
+                else None,
+            }
+        )
+    table = {
+        "spec": str(spec.path),
+        "split": split,
+        "rows": rows,
+        "missing": missing,
+        "weights_checks": weights_checks(spec, work, split),
+    }
+    if spec.choose and split == spec.split:
+        table["choice"] = choose_decoding(spec, rows)
+    return table
+
+
+def choose_decoding(spec: Spec, rows: list[dict]) -> dict:
+    """The spec's rule: among the candidates, those that invent numbers in no more answers than greedy decoding of
+    the same model and loop in at most max_loop_rate of them; the best ROUGE-L of those wins."""
+    rule = spec.choose
+    by_name = {r["name"]: r for r in rows}
+    greedy = by_name.get(rule.greedy)
+    verdicts = []
+    for name in rule.candidates:
+        row = by_name.get(name)
+        if row is None or greedy is None:
+            verdicts.append({"name": name, "eligible": False, "why": "not measured"})
+            continue
+        m = row["metrics"]
+        invented, loops = m["invented_numbers"]["mean"], m["loop_rate"]["mean"]
+        why = []
+        if invented > greedy["metrics"]["invented_numbers"]["mean"]:
+            why.append(
+                f"invents numbers in {invented:.1%} of answers, greedy in "
+                f"{greedy['metrics']['invented_numbers']['mean']:.1%}"
+            )
+        if loops > rule.max_loop_rate:
+            why.append(f"loops in {loops:.1%} of answers (at most {rule.max_loop_rate:.0%})")
+        verdicts.append(
+            {
+                "name": name,
+                "eligible": not why,
+                "why": "; ".join(why),
+                "rougeL": m["rougeL"]["mean"],
+                "invented_numbers": invented,
+                "loop_rate": loops,
+            }
+        )
+    eligible = [v for v in verdicts if v["eligible"]]
+    winner = max(eligible, key=lambda v: v["rougeL"])["name"] if eligible else None
+    return {
+        "greedy": rule.greedy,
+        "max_loop_rate": rule.max_loop_rate,
+        "candidates": verdicts,
+        "winner": winner,
+        "decode": by_name[winner]["decode"] if winner else None,
+    }
+
+
+def weights_checks(spec: Spec, work: Path, split: str) -> list[dict]:
+    """Each 4-bit lever (the adapter on the NF4 layers: the training forward) against the lever that decodes
+    the same model the same way from merged weights: how many answers are identical, and the paired difference
+    of the scores."""
+    from medqa.scoring import load_predictions, score
+
+    def decoding(lever):  # what decides the answers (batch size and cache only decide the speed)
+        return {**dataclasses.asdict(spec.settings(lever)), "batch_size": None, "cache": None}
+
+    checks = []
+    for lv in spec.levers:
+        twin = next(
+            (
+                o
+                for o in spec.levers
+                if o.weights == "merged"
+                and (o.source, o.epoch) == (lv.source, lv.epoch)
+                and decoding(o) == decoding(lv)
+            ),
+            None,
+        )
+        four_bit, merged = prediction_file(work, split, lv.name), twin and prediction_file(work, split, twin.name)
+        if lv.weights != "4bit" or not twin or not four_bit.is_file() or not merged.is_file():
+            continue
+        mine = load_predictions(four_bit)
+        theirs = {r["id"]: r for r in load_predictions(merged)}
+        pairs = [(r, theirs[r["id"]]) for r in mine if r["id"] in theirs]
+        paired = score(four_bit, merged)
+        checks.append(
+            {
+                "4bit": lv.name,
+                "merged": twin.name,
+                "n": len(pairs),
+                "identical": sum(a["prediction"] == b["prediction"] for a, b in pairs),
+                "delta": {m: paired["delta"][m] for m in ("rougeL", "invented_numbers", "embed_sim")},
+            }
+        )
+    return checks
+
+
+def _ci(d: dict, digits: int, pct: bool = False) -> str:
+    lo, hi = d["ci95"]
+    if pct:
+        return f"{100 * d['mean']:+.1f} pp [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    return f"{d['mean']:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def _mark(d: dict, digits: int) -> str:
+    lo, hi = d["ci95"]
+    return f"{d['mean']:+.{digits}f}" + ("†" if lo > 0 or hi < 0 else "")
+
+
+def table_markdown(table: dict, title: str) -> str:
+    lines = [
+        f"# {title}",
+        "",
+        f"Split `{table['split']}`; every lever answers the same questions and is compared, paired by question, with "
+        "the lever in `vs` (95% bootstrap CI; † where the CI of a difference excludes 0). P / R: ROUGE-L precision "
+        "and recall. invented: share of answers with a number found in neither the question nor the reference. "
+        "loop: share of answers in which some 4 words recur 4 or more times. ended: share the model ended on its "
+        "own (not cut by the cap or where it started to loop).",
+        "",
+        "| lever | change | vs | ROUGE-L | Δ ROUGE-L [95% CI] | P / R | Δ ROUGE-2 | Δ token F1 | Δ embed | invented "
+        "| Δ invented [95% CI] | loop | ended | words |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in table["rows"]:
+        m, d = row["metrics"], row["delta"]
+        ended = m.get("ended", {}).get("mean")
+        lines.append(
+            " | ".join(
+                [
+                    f"| {row['name']}",
+                    row["about"],
+                    row["compared_with"] or "–",
+                    f"{m['rougeL']['mean']:.3f}",
+                    _ci(d["rougeL"], 3) if d else "–",
+                    f"{m['rougeL_precision']['mean']:.2f} / {m['rougeL_recall']['mean']:.2f}",
+                    *([_mark(d[k], 3) for k in ("rouge2", "token_f1", "embed_sim")] if d else ["–"] * 3),
+                    f"{m['invented_numbers']['mean']:.1%}",
+                    _ci(d["invented_numbers"], 3, pct=True) if d else "–",
+                    f"{m['loop_rate']['mean']:.1%}",
+                    "–" if ended is None else f"{ended:.0%}",
+                    f"{m['words']['mean']:.0f} |",
+                ]
+            )
+        )
+    refs = table["rows"][0]["references"] if table["rows"] else None
+    if refs:
+        lines += ["", f"The reference answers themselves: loop {refs['loop_rate']:.1%}, {refs['words']:.0f} words."]
+    if table.get("missing"):
+        lines += ["", f"Not measured (no predictions in the work folder): {', '.join(table['missing'])}."]
+    choice = table.get("choice")
+    if choice:
+        lines += [
+            "",
+            f"**Decoding chosen by rule**: among the candidates, those that invent numbers in no more answers than "
+            f"greedy decoding (`{choice['greedy']}`) and loop in at most {choice['max_loop_rate']:.0%} of them; the "
+            f"best ROUGE-L wins: **{choice['winner'] or 'none eligible'}**.",
+            "",
+        ]
+        for v in choice["candidates"]:
+            verdict = "eligible" if v["eligible"] else f"out: {v['why']}"
+            score = f"ROUGE-L {v['rougeL']:.3f}, " if "rougeL" in v else ""
+            lines.append(f"- `{v['name']}`: {score}{verdict}")
+    for c in table.get("weights_checks", []):
+        d = c["delta"]
+        lines += [
+            "",
+            f"The model as trained (`{c['4bit']}`: the adapter on the 4-bit NF4 layers) and the merged weights "
+            f"(`{c['merged']}`) gave identical answers to {c['identical']} of {c['n']} questions; 4-bit minus merged: "
+            f"ROUGE-L {_ci(d['rougeL'], 4)}, invented numbers {_ci(d['invented_numbers'], 3, pct=True)}, "
+            f"embedding similarity {_ci(d['embed_sim'], 4)}.",
+        ]
+    return "\n".join(lines) + "\n"

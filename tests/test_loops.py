@@ -1,0 +1,63 @@
+"""Where an answer starts to loop: by hand, and the stopping criterion against the same cut made afterwards, on
+the embedded model's own greedy answers."""
+
+import pytest
+from conftest import EMBEDDED_MODEL
+
+from medqa.loops import LoopWatch, cut_loop, loop_cut
+
+
+def test_a_block_written_again_right_after_itself_is_a_loop():
+    text = "Iron helps. It carries oxygen in the blood. It carries oxygen in the blood. It carries"
+    assert cut_loop(text) == ("Iron helps. It carries oxygen in the blood.", True)
+    assert loop_cut("A B C D a b c d") == len("A B C D ")  # words compare lower-cased
+
+
+def test_short_repeats_need_more_copies():
+    assert loop_cut("very " * 7) is None and loop_cut("very " * 8) == len("very ")
+    assert loop_cut("a b a b a b a") is None and loop_cut("a b a b a b a b") == len("a b ")
+    assert loop_cut("x y z x y z x") is None and loop_cut("x y z x y z x y") == len("x y z ")
+
+
+def test_lists_and_recurring_phrases_are_not_loops():
+    table = "Abnormality of the eye 90% Abnormality of the skin 90% Abnormality of the liver 50% "
+    assert loop_cut(table) is None
+    prose = "The disease is inherited. The disease is rare. The disease is treated with diet and exercise."
+    assert loop_cut(prose) is None
+    assert cut_loop("Nothing repeats here at all.") == ("Nothing repeats here at all.", False)
+
+
+def test_the_first_loop_to_complete_is_cut():
+    text = "one two three four one two three four five five five five five five five five"
+    assert loop_cut(text) == len("one two three four ")
+    watch = LoopWatch()
+    found = [watch.add(w) for w in text.split()]
+    assert found.index(4) == 7 and all(f is None for f in found[:7])  # complete at the 8th word, cut at the 5th
+
+
+QUESTIONS = [  # the embedded model loops on some of these under greedy decoding within 256 tokens
+    "What is the outlook for lung cancer?",
+    "How can colon cancer be prevented?",
+    "What is the outlook for stomach cancer?",
+    "How to prevent skin cancer?",
+]
+
+
+@pytest.mark.slow
+def test_stopping_at_a_loop_is_the_greedy_answer_cut_there():
+    from medqa.generation import GenerationSettings, generate_answers
+    from medqa.inference import load_model
+
+    model, tok = load_model(str(EMBEDDED_MODEL))
+    greedy = GenerationSettings(max_new_tokens=256, stop_on_loop=False, batch_size=4)
+    plain = generate_answers(model, tok, QUESTIONS, greedy, progress=False)
+    stopped = generate_answers(
+        model, tok, QUESTIONS, GenerationSettings(**{**vars(greedy), "stop_on_loop": True}), False
+    )
+    cuts = [cut_loop(a.text) for a in plain]
+    assert [s.text for s in stopped] == [text for text, _ in cuts]
+    assert [s.stop == "loop" for s in stopped] == [looped for _, looped in cuts]
+    assert any(looped for _, looped in cuts) and not all(looped for _, looped in cuts)
+    for s, p in zip(stopped, plain, strict=True):  # a loop ends the generation, not only the text
+        assert s.new_tokens <= p.new_tokens if s.stop == "loop" else s.new_tokens == p.new_tokens
+    assert sum(s.new_tokens for s in stopped) < sum(p.new_tokens for p in plain)

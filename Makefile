@@ -11,15 +11,19 @@ export AXOLOTL_DO_NOT_TRACK := 1
 export WANDB_MODE ?= disabled
 export TOKENIZERS_PARALLELISM := false
 
-INPUT  ?= ../shared/data/medquad/medquad_qa.csv
+MEDQUAD := ../shared/data/medquad/medquad_qa.csv
+INPUT  ?= $(MEDQUAD)
 DATA   ?= data/medqa
+DATA_ALL ?= $(DATA)-all
+# the data's name and licence, for model cards (MedQuAD's are known)
+DATA_META = $(if $(filter $(MEDQUAD),$(INPUT)),--name MedQuAD --license cc-by-4.0,$(if $(DATA_NAME),--name "$(DATA_NAME)") $(if $(DATA_LICENSE),--license $(DATA_LICENSE)))
 LIMIT  ?= 5000
 SEED   ?= 42
 RECIPE ?= recipes/smollm2-135m/qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data plan finetune demo eval merge ask push levers bench bench-generation scale-check test test-fast lint format clean
+.PHONY: help setup data plan finetune demo eval merge spin ask push levers bench bench-generation scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 
@@ -42,8 +46,9 @@ $(MODEL)/medqa_build.json: $(VENV)/.installed
 	$(PY) scripts/build_base_model.py --out $(MODEL)
 	touch $@
 
-data: setup  ## INPUT=file.csv|jsonl|hub-id -> DATA=data/medqa/{train,val,test}.jsonl (LIMIT=5000 SEED=42)
-	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA) --seed $(SEED) $(if $(LIMIT),--limit $(LIMIT))
+data: setup  ## INPUT=file.csv|jsonl|hub-id -> DATA=data/medqa (LIMIT=5000 training rows) and data/medqa-all (every row)
+	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA) --seed $(SEED) $(if $(LIMIT),--limit $(LIMIT)) $(DATA_META)
+	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA_ALL) --seed $(SEED) $(DATA_META)
 
 plan: setup  ## RECIPE=recipes/...: check recipe + data, print rows, tokens, steps, checkpoints, measured memory/time
 	$(PY) scripts/plan.py $(RECIPE) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA))
@@ -71,9 +76,13 @@ eval: setup  ## RUN=outputs/... [SPLIT=test] [N=100]: base vs tuned answers, sco
 	$(PY) eval/score.py $(EVAL_DIR)/tuned.jsonl --baseline $(EVAL_DIR)/base.jsonl --out $(EVAL_DIR)
 	$(PY) eval/report.py $(EVAL_DIR) --run $(RUN)
 
-merge: setup  ## RUN=outputs/... [OUT=RUN/merged]: a standalone model, the training prompt in its tokenizer
+merge: setup  ## RUN=outputs/... [OUT=RUN/merged]: a standalone model (Axolotl's merge-lora), the training prompt in its tokenizer
 	$(NEED_RUN)
 	$(PY) scripts/merge.py $(RUN) $(if $(OUT),--out $(OUT))
+
+spin: setup  ## RUN=outputs/... [N=2000]: preference pairs for the DPO stage: reference chosen, the run's greedy answer rejected
+	$(NEED_RUN)
+	$(PY) scripts/spin_data.py $(RUN) --data $(DATA) --out $(DATA)-spin $(if $(N),--n $(N))
 
 ask: setup  ## RUN=outputs/... [Q="..."]: the tuned model's answer (without Q: a question a line, empty to end)
 	$(NEED_RUN)
@@ -83,12 +92,13 @@ push: setup  ## RUN=outputs/... REPO=user/name [MERGED=1] HF_HUB_OFFLINE=0: adap
 	$(NEED_RUN)
 	$(PY) scripts/push.py $(RUN) $(if $(REPO),--repo $(REPO)) $(if $(MERGED),--merged $(if $(OUT),$(OUT)))
 
-LEVERS   ?= eval/levers/levers.yml
+LEVERS   ?= recipes/smollm2-135m/levers/round-3.yml
 PARALLEL ?= 16
-levers: setup  ## GPU: train and answer every lever of LEVERS side by side, then the tables (eval/levers/)
+levers: setup  ## GPU: train and answer every lever of LEVERS side by side, then its tables (beside the spec)
 	$(PY) scripts/export_seed_text.py $(DATA) >/dev/null
+	$(PY) scripts/export_seed_text.py $(DATA_ALL) >/dev/null
 	$(PY) eval/levers.py run $(LEVERS) --data $(DATA) --parallel $(PARALLEL)
-	$(PY) eval/levers.py table $(LEVERS) --out $(basename $(LEVERS))
+	$(PY) eval/levers.py table $(LEVERS)
 
 BENCH_MODEL ?= /tmp/medqa-llama2-7b-random
 BENCH_RUNS  ?= seed,axolotl-example,recipe,recipe+sequence_len=8192
@@ -118,4 +128,4 @@ format:  ## ruff format + fix
 	$(VENV)/bin/ruff check --fix medqa scripts eval tests && $(VENV)/bin/ruff format medqa scripts eval tests
 
 clean:  ## remove outputs and prepared data (keeps .venv and models)
-	rm -rf outputs data/demo data/medqa
+	rm -rf outputs data/demo $(DATA) $(DATA_ALL) $(DATA)-spin

@@ -60,10 +60,12 @@ def main():
     adapter = None
     if args.model == "tuned":
         adapter = run.adapter if args.epoch is None else run.epoch_adapter(args.epoch)
-    model, tokenizer = load_model(run.base_model, adapter, args.weights, run.dtype)
+        model, tokenizer = run.load_model(args.weights, adapter)
+    else:
+        model, tokenizer = load_model(run.base_model, dtype=run.dtype)
+        if args.base_prompt == "run" or not tokenizer.chat_template:
+            tokenizer.chat_template = run.tokenizer().chat_template  # the prompt the run was trained with
     label = f"{run.base_model}" + (f"+{adapter}" if adapter else "")
-    if adapter is not None or args.base_prompt == "run" or not tokenizer.chat_template:
-        tokenizer.chat_template = run.tokenizer().chat_template  # the prompt the run was trained with
 
     start = time.time()
     answers = generate_answers(model, tokenizer, [r["question"] for r in rows], settings)

@@ -1,6 +1,5 @@
-"""The contenders of `make bench`: the seed notebook's setup, Axolotl's example config and the project's recipe
-(with levers), each trained in a process of its own and metered by medqa.bench.Meter; and the figures a
-finished bench left for `make plan` to quote.
+"""The contenders of `make bench`: the seed notebook's setup (medqa.seed), Axolotl's example config and the
+project's recipe (with levers), each trained in a process of its own and metered by medqa.bench.Meter; their table.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from medqa.errors import UserError
 from medqa.recipe import load_recipe
 
 FLAGSHIP = Path("recipes/llama2-7b/qlora.yml")  # the recipe make bench measures (default of --recipe)
-SEED_TEMPLATE = Path("recipes/templates/seed-text.jinja")  # the seed notebook's prompt text
 # named levers: `recipe+liger` is short for the keys below
 LEVERS = {
     "liger": {
@@ -29,81 +27,6 @@ LEVERS = {
         "liger_fused_linear_cross_entropy": True,
     },
 }
-
-
-# ----------------------------------------------------------------------------- contenders
-
-
-def seed_run(model_dir: Path, data: Path, out: Path, steps: int) -> None:
-    """The seed notebook: transformers + peft + bitsandbytes, NF4 with fp16 compute, LoRA r64/16 on q,v,
-    no autocast, paged AdamW 32-bit, micro-batch 2 x 4, gradient checkpointing, no packing, group_by_length."""
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        BitsAndBytesConfig,
-        DataCollatorForLanguageModeling,
-        Trainer,
-        TrainingArguments,
-    )
-
-    from medqa.bench import attach
-    from medqa.data import read_jsonl
-    from medqa.prompts import full_text
-
-    cuda = torch.cuda.is_available()
-    compute = torch.float16 if cuda else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.chat_template = SEED_TEMPLATE.read_text()  # the notebook's text
-    rows = read_jsonl(data / "train.jsonl")
-    texts = [full_text(tokenizer, r["question"], r["answer"]) for r in rows]
-    ds = Dataset.from_dict({"text": texts}).map(
-        lambda b: tokenizer(b["text"], truncation=True, max_length=1024), batched=True, remove_columns=["text"]
-    )
-    quant = BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute, bnb_4bit_use_double_quant=False
-    )
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, quantization_config=quant, dtype=compute, device_map={"": 0} if cuda else None
-    )
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=64,
-            lora_alpha=16,
-            lora_dropout=0.1,
-            bias="none",
-            task_type="CAUSAL_LM",
-            target_modules=["q_proj", "v_proj"],
-        ),
-    )
-    args = TrainingArguments(
-        output_dir=str(out),
-        per_device_train_batch_size=2,
-        gradient_accumulation_steps=4,
-        gradient_checkpointing=True,
-        optim="paged_adamw_32bit" if cuda else "adamw_torch",
-        learning_rate=2e-4,
-        lr_scheduler_type="constant",
-        max_grad_norm=0.3,
-        max_steps=steps,
-        train_sampling_strategy="group_by_length",
-        fp16=False,
-        bf16=False,
-        logging_steps=10,
-        save_strategy="no",
-        report_to=[],
-        seed=42,
-        use_cpu=not cuda,
-    )
-    trainer = Trainer(
-        model=model, args=args, train_dataset=ds, data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False)
-    )
-    attach(trainer, out)
-    trainer.train()
 
 
 def axolotl_cfg(name: str, recipe: Path, model_dir: Path, data: Path, out: Path, steps: int) -> dict:
@@ -166,7 +89,7 @@ def run_contender(
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").unlink(missing_ok=True)
     if name == "seed":
-        cmd = [sys.executable, "-m", "medqa.contenders", str(model_dir), str(data), str(out), str(steps)]
+        cmd = [sys.executable, "-m", "medqa.seed", str(model_dir), str(data), str(out), str(steps)]
     else:
         cfg = axolotl_cfg(name, recipe, model_dir, data, out, steps)
         (out / "recipe.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -200,25 +123,3 @@ def table(runs: list[dict]) -> str:
             f"| {fmt(r.get('speedup_vs_axolotl'), '{:.2f}×')} |"
         )
     return "\n".join(lines)
-
-
-def bench_figures(recipe: Path, bench: Path = Path("bench"), benched: Path = FLAGSHIP) -> list[str]:
-    """The peak memory and epoch time `make bench` measured for the recipe it benches (`benched`), one line
-    per report in `bench`; none for any other recipe."""
-    if recipe.resolve() != benched.resolve():
-        return []
-    lines = []
-    for path in sorted(bench.glob("*.json")):
-        for run in json.loads(path.read_text()).get("runs", []):
-            if run["name"] == "recipe" and run.get("tokens_per_s"):
-                lines.append(
-                    f"  {run['gpu']}: peak {run['peak_gib']:.1f} GiB allocated, "
-                    f"{run['peak_reserved_gib']:.1f} GiB reserved; epoch of 5,000 rows {run['epoch_s'] / 60:.0f} min "
-                    f"({path.name})"
-                )
-    return lines
-
-
-if __name__ == "__main__":  # the seed notebook's run, in a process of its own (run_contender)
-    model_dir, data, out, steps = sys.argv[1:]
-    seed_run(Path(model_dir), Path(data), Path(out), int(steps))

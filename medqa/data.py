@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import random
 import re
 from collections import Counter
@@ -74,6 +75,7 @@ def _read_csv(path: Path, text: str, sep: str) -> tuple[list[dict], list[str]]:
         header = next(reader, None)
         if not header:
             raise UserError(path, "empty file")
+        header = [h.strip() for h in header]  # "question, answer", as people type it
         rows = []
         for record in reader:
             if not record:
@@ -87,7 +89,7 @@ def _read_csv(path: Path, text: str, sep: str) -> tuple[list[dict], list[str]]:
             rows.append({k: (None if v in NA_VALUES else v) for k, v in zip(header, record, strict=True)})
     except csv.Error as err:
         raise UserError(path, f"malformed CSV: line {reader.line_num}: {err}") from None
-    return rows, [h.strip() for h in header]
+    return rows, header
 
 
 def _read_jsonl(path: Path, text: str) -> tuple[list[dict], list[str]]:
@@ -107,6 +109,12 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[dict], list[str]]:
 
 
 def _read_hub(dataset_id: str) -> Table:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise UserError(
+            dataset_id,
+            "no such file, and the hub is off (HF_HUB_OFFLINE=1, which make sets; HF_HUB_OFFLINE=0 lets a hub "
+            "dataset id through)",
+        )
     try:
         import datasets
 
@@ -117,10 +125,23 @@ def _read_hub(dataset_id: str) -> Table:
     return Table(dataset_id, "hub", getattr(ds, "_fingerprint", None), ds.to_list(), list(ds.column_names))
 
 
+FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".ndjson", ".gz", ".txt", ".parquet")
+
+
+def looks_like_hub_id(source: str) -> bool:
+    """`owner/name` that is not a path of this machine: no file suffix, and no local folder named like its owner."""
+    return (
+        bool(HUB_ID.match(source))
+        and not source.startswith((".", "/"))
+        and not source.lower().endswith(FILE_SUFFIXES)
+        and not Path(source.split("/")[0]).is_dir()
+    )
+
+
 def read_table(source: str | Path) -> Table:
     path = Path(source)
     if not path.exists():
-        if HUB_ID.match(str(source)) and not str(source).startswith((".", "/")):
+        if looks_like_hub_id(str(source)):
             return _read_hub(str(source))
         raise UserError(source, "no such file")
     if path.is_dir():
@@ -265,8 +286,17 @@ def limit_rows(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
 # --------------------------------------------------------------------------- writing
 
 
-def prepare(source, out: Path, limit=None, seed=42, val_fraction=0.05, test_fraction=0.1) -> dict:
-    """Read, clean, split and write `out/{train,val,test}.jsonl` and `out/manifest.json` atomically."""
+def messages(row: dict) -> list[dict]:
+    """The row as a conversation, the form Axolotl's `type: chat_template` reads (field_messages: messages)."""
+    return [{"role": "user", "content": row["question"]}, {"role": "assistant", "content": row["answer"]}]
+
+
+def prepare(
+    source, out: Path, limit=None, seed=42, val_fraction=0.05, test_fraction=0.1, name=None, license=None
+) -> dict:
+    """Read, clean, split and write `out/{train,val,test}.jsonl` and `out/manifest.json` atomically. Rows are
+    {"id", "question", "answer", "group", "messages"}; `name` and `license` (of the data) go into the manifest,
+    for model cards."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise UserError("options", "--val-fraction and --test-fraction must be in [0, 1) and sum below 1")
     if limit is not None and limit < 1:
@@ -280,6 +310,8 @@ def prepare(source, out: Path, limit=None, seed=42, val_fraction=0.05, test_frac
     if not parts["train"]:
         raise UserError(source, f"no rows left for training after the split ({len(cleaned.rows)} usable rows)")
     manifest = {
+        "name": name,
+        "license": license,
         "input": str(source),
         "input_kind": table.kind,
         "sha256": table.sha256,
@@ -294,10 +326,10 @@ def prepare(source, out: Path, limit=None, seed=42, val_fraction=0.05, test_frac
         "dropped": dict(sorted(cleaned.dropped.items())),
     }
     with atomic_dir(Path(out)) as tmp:
-        for name in SPLITS:
-            with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as f:
-                for row in parts[name]:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for split_name in SPLITS:
+            with open(tmp / f"{split_name}.jsonl", "w", encoding="utf-8") as f:
+                for row in parts[split_name]:
+                    f.write(json.dumps({**row, "messages": messages(row)}, ensure_ascii=False) + "\n")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 

@@ -267,3 +267,24 @@ def _answer_no_repeat_ngram():
             return super().__call__(input_ids[:, self.prompt_length :], scores)
 
     return AnswerNoRepeatNGram
+
+
+def generation_config(settings: GenerationSettings, tokenizer, bos_token_id: int | None = None):
+    """The settings as a transformers GenerationConfig, as far as one can say them: greedy, the cap, the repetition
+    penalty, an n-gram rule that counts the prompt (ngram_scope "all"), the end at the end-of-turn token and at the
+    template's stop text. An answer-only n-gram rule and stop_on_loop need generate_answers."""
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(
+        do_sample=False,
+        max_new_tokens=settings.max_new_tokens,
+        repetition_penalty=settings.repetition_penalty,
+        no_repeat_ngram_size=settings.no_repeat_ngram_size if settings.ngram_scope == "all" else 0,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=bos_token_id,
+    )
+    stop = prompts.stop_text(tokenizer)
+    if stop:
+        config.stop_strings = [stop]
+    return config

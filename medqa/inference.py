@@ -9,32 +9,46 @@ from medqa import prompts
 WEIGHTS = ("merged", "4bit")
 
 
-def load_model(base_model: str, adapter: Path | None = None, weights: str = "merged", dtype: str = "float32"):
+def load_model(
+    base_model: str,
+    adapter: Path | None = None,
+    weights: str = "merged",
+    dtype: str = "float32",
+    quantized: bool = True,
+    bnb_kwargs: dict | None = None,
+):
     """The base model as published, or the fine-tuned model as it was trained.
 
-    With an adapter the base is loaded in 4-bit NF4 with double quantisation, exactly as Axolotl loads it
-    for QLoRA, and then either
+    With the adapter of a QLoRA run (`quantized`, the recipe's load_in_4bit) the base is loaded in 4-bit NF4
+    with double quantisation, exactly as Axolotl loads it for QLoRA, and then either
       - "merged": the NF4 weights are dequantised (transformers' `dequantize`) and the adapter is merged
         into them: the weights the adapter was trained against, as plain tensors (fast generation);
       - "4bit": the adapter stays on top of the 4-bit layers, the training forward itself (slow).
-    Merging into the unquantised base instead would score a model that was never trained.
+    Merging into the unquantised base instead would score a model that was never trained. The adapter of a
+    LoRA run (not quantized) is merged into the base as it is. `bnb_kwargs`: the recipe's bnb_config_kwargs, which
+    Axolotl lays over its NF4 settings.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if weights == "4bit" and not quantized:
+        raise ValueError("weights '4bit' is for the adapter of a QLoRA run (load_in_4bit)")
     cuda = torch.cuda.is_available()
     kwargs = {"dtype": getattr(torch, dtype if cuda else "float32")}
     if cuda:
         kwargs["device_map"] = {"": 0}
-    if adapter is not None:
+    if adapter is not None and quantized:
         kwargs["quantization_config"] = BitsAndBytesConfig(  # as axolotl.loaders.model does for qlora
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=kwargs["dtype"],
-            bnb_4bit_quant_storage=torch.bfloat16,
+            **{
+                "load_in_4bit": True,
+                "bnb_4bit_quant_type": "nf4",
+                "bnb_4bit_use_double_quant": True,
+                "bnb_4bit_compute_dtype": kwargs["dtype"],
+                "bnb_4bit_quant_storage": torch.bfloat16,
+                **(bnb_kwargs or {}),
+            }
         )
     model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
     tok_source = adapter if adapter and (Path(adapter) / "tokenizer_config.json").is_file() else base_model
@@ -42,7 +56,7 @@ def load_model(base_model: str, adapter: Path | None = None, weights: str = "mer
     if adapter is not None:
         from peft import PeftModel
 
-        if weights == "merged":
+        if weights == "merged" and quantized:
             # before any forward pass: on CPU, bitsandbytes repacks 4-bit weights at the first one
             model = model.dequantize().to(kwargs["dtype"])
         model = PeftModel.from_pretrained(model, str(adapter))

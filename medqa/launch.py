@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from medqa import quiet
 from medqa.errors import UserError
 
 ACCELERATE_DIR = Path("recipes/accelerate")  # default: the repository's, relative to where `make` runs
@@ -97,8 +98,9 @@ def train(launch: list[str], cfg: dict, recipe: Path) -> int:
     oom = False
     with subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         for line in proc.stdout:
-            sys.stdout.write(line)
             oom = oom or any(m in line for m in OOM_MARKERS)
+            if not quiet.noise(line):  # known third-party noise (VERBOSE=1 shows it)
+                sys.stdout.write(line)
     if proc.returncode != 0 and oom:
         print(f"error: {recipe}: {oom_advice(cfg)}", file=sys.stderr)
         return 2

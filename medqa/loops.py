@@ -1,11 +1,16 @@
 """Where an answer starts to loop, and a stopping criterion that ends it there.
 
-A loop is a block of words written again right after itself: a unit of p words followed by the same p words,
-repeated until the copies cover at least `max(2p, MIN_WORDS)` words ("A B C D A B C D" is a loop; "very very"
-is not, eight times "very" is). The answer starts to loop where the second copy begins: cutting there keeps
-the first copy and everything before it. Words are compared lower-cased, split on whitespace.
+An answer loops when it repeats itself, in either of two ways:
+- a block of words written again right after itself: a unit of p words followed by the same p words, repeated
+  until the copies cover at least `max(2p, MIN_WORDS)` words ("A B C D A B C D"; "very very" is not a loop,
+  eight times "very" is); it starts to loop where the second copy begins;
+- a phrase that keeps coming back: a sequence of LOOP_WORDS words written for the LOOP_TIMES-th time (what
+  `medqa.scoring` counts as a loop: "It is more common in men older than 65. It is more common in men older
+  than 55. ..."); it starts to loop where the phrase came back the first time.
+Cutting where it starts to loop keeps the first copy and everything before it, so a cut answer never loops by
+the scorer's count. Words are compared lower-cased, split on whitespace.
 
-The same `LoopWatch` reads an answer after the fact (`loop_cut`) and while it is generated (`LoopStop`, a
+The same `LoopWatch` reads an answer after the fact (`loop_cut`) and while it is generated (`loop_stop`, a
 transformers stopping criterion): both stop at the first loop to be completed and cut it at the same place,
 so a greedy answer generated with the criterion is the greedy answer without it, cut.
 """
@@ -13,19 +18,29 @@ so a greedy answer generated with the criterion is the greedy answer without it,
 from __future__ import annotations
 
 import re
+from collections import Counter
 
-MIN_WORDS = 8  # the copies of a loop cover at least this many words
+MIN_WORDS = 8  # the copies of a repeated block cover at least this many words
+LOOP_WORDS, LOOP_TIMES = 4, 4  # a phrase of 4 words written a 4th time
 _WORD = re.compile(r"\S+")
 
 
-class LoopWatch:
-    """Reads words one at a time; `add` returns the index of the word where a loop starts (its second copy)
-    once the first loop is complete, else None."""
+def has_loop(text: str, n: int = LOOP_WORDS, times: int = LOOP_TIMES) -> bool:
+    """True when some sequence of `n` words (lower-cased, split on whitespace) occurs `times` times or more."""
+    words = text.lower().split()
+    counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    return bool(counts) and max(counts.values()) >= times
 
-    def __init__(self, min_words: int = MIN_WORDS):
-        self.min_words = min_words
+
+class LoopWatch:
+    """Reads words one at a time; `add` returns the index of the word where the answer starts to loop once the
+    first loop is complete, else None."""
+
+    def __init__(self, min_words: int = MIN_WORDS, n: int = LOOP_WORDS, times: int = LOOP_TIMES):
+        self.min_words, self.n, self.times = min_words, n, times
         self.words: list[str] = []
         self.runs: list[int] = [0]  # runs[p]: how many words in a row (up to the last) equal the word p before
+        self.phrases: dict[tuple, list[int]] = {}  # where each n-word phrase starts
 
     def add(self, word: str) -> int | None:
         words, runs, e = self.words, self.runs, len(self.words)
@@ -36,11 +51,16 @@ class LoopWatch:
         for p in range(1, e + 1):
             if word == words[e - p]:
                 runs[p] += 1
-                # the copies cover runs[p] + p >= max(2p, min_words) words: the first loop to complete
-                if found is None and runs[p] >= p and runs[p] + p >= self.min_words:
-                    found = e + 1 - runs[p]
+                # the copies cover runs[p] + p >= max(2p, min_words) words: a repeated block is complete
+                if runs[p] >= p and runs[p] + p >= self.min_words:
+                    found = min(found if found is not None else e, e + 1 - runs[p])
             else:
                 runs[p] = 0
+        if e + 1 >= self.n:
+            starts = self.phrases.setdefault(tuple(words[e + 1 - self.n :]), [])
+            starts.append(e + 1 - self.n)
+            if len(starts) >= self.times:  # a phrase written the times-th time: cut where it first came back
+                found = min(found if found is not None else e, starts[1])
         return found
 
 

@@ -33,6 +33,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def gguf_license(gguf: Path) -> str | None:
+    """The licence a GGUF's metadata states (general.license), e.g. apache-2.0 for SmolLM2."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(gguf).fields.get("general.license")
+    return bytes(field.parts[field.data[0]]).decode() if field else None
+
+
 def build_embedded_model(out: Path, gguf: Path | None = None) -> bool:
     """Convert the GGUF into a normal HF folder at `out`. Returns False if it is already there."""
     import torch
@@ -45,7 +53,9 @@ def build_embedded_model(out: Path, gguf: Path | None = None) -> bool:
         return False
     with atomic_dir(out) as tmp:
         kwargs = {"gguf_file": gguf.name}
-        try:  # newer transformers keep GGUF blocks packed unless asked to dequantise
+        # transformers >= 5.17 (the GPU machine's image) keeps GGUF blocks packed unless asked to dequantise;
+        # 5.16.1 (pinned here) dequantises on load and has no GgufConfig
+        try:
             from transformers import GgufConfig
 
             kwargs["quantization_config"] = GgufConfig(dequantize=True)
@@ -59,5 +69,6 @@ def build_embedded_model(out: Path, gguf: Path | None = None) -> bool:
             config.eos_token_id = config.pad_token_id = eos_id
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "medqa_build.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": digest}, indent=2))
+        stamp_data = {"gguf": gguf.name, "gguf_sha256": digest, "license": gguf_license(gguf)}
+        (tmp / "medqa_build.json").write_text(json.dumps(stamp_data, indent=2))
     return True

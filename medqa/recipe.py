@@ -98,6 +98,8 @@ def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: li
     for kind in ("eval", "save"):  # turning one off is one override: its interval goes with it
         if cfg.get(f"{kind}_strategy") == "no":
             cfg.pop(f"{kind}_steps", None)
+    if cfg.get("eval_strategy") == "no":  # and its data: Axolotl evaluates at step 0 whenever it has an eval set
+        cfg.pop("test_datasets", None)
     if data is not None:  # the same files, read from another prepared folder
         for key in ("datasets", "test_datasets"):
             if cfg.get(key):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medqa.fsutil import atomic_dir
 from medqa.runs import complete_checkpoints
-from medqa.scoring import LOWER_IS_BETTER, QUALITY
+from medqa.scoring import LOWER_IS_BETTER, QUALITY, mark_invented
 
 
 def newest_trainer_state(run: Path) -> dict | None:
@@ -102,12 +102,21 @@ def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tune
     lines = [
         f"# Evaluation: {run}",
         "",
-        f"{metrics['n']} held-out questions; greedy decoding; "
+        f"{metrics['n']} held-out questions; "
         "95% bootstrap confidence intervals; delta = tuned minus base, paired by question. "
+        "rougeL_precision / rougeL_recall: how much of the answer is in the reference / of the reference in the "
+        "answer. invented_numbers: share of answers with a number found in neither the question nor the reference "
+        "(lower is better; marked <mark>so</mark> in the answers below). "
         f"loop_rate: share of answers in which some 4 words recur 4 or more times (lower is better; "
-        f"the references: {metrics['references']['loop_rate']:.3f}); words: mean answer length "
+        f"the references: {metrics['references']['loop_rate']:.3f}). ended: share of answers the model ended itself "
+        f"(not cut by the cap or where it started to loop). words: mean answer length "
         f"(references: {metrics['references']['words']:.0f}); hit_max_new_tokens: share cut off by the cap.",
         "",
+        *(
+            [f"Decoding: {', '.join(f'{k} {v}' for k, v in tuned[0]['settings'].items())}.", ""]
+            if tuned and tuned[0].get("settings")
+            else []
+        ),
         "| metric | base | tuned | delta [95% CI] |",
         "|---|---|---|---|",
     ]
@@ -139,8 +148,8 @@ def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tune
                 f"**Q:** {row['question']}",
                 "",
                 f"- *reference:* {row['reference']}",
-                f"- *base:* {base_row['prediction']}",
-                f"- *tuned:* {row['prediction']}",
+                f"- *base:* {mark_invented(base_row['prediction'], row['question'], row['reference'])}",
+                f"- *tuned:* {mark_invented(row['prediction'], row['question'], row['reference'])}",
                 "",
             ]
         (tmp / "report.md").write_text("\n".join(lines) + "\n")

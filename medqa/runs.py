@@ -56,6 +56,17 @@ class Run:
                 return checkpoint
         raise UserError(self.path, f"no complete checkpoint at the end of epoch {epoch:g}")
 
+    def load_model(self, weights: str = "merged", adapter: Path | None = None):
+        """The model as it was trained (medqa.inference.load_model), with this run's adapter or `adapter` (a
+        checkpoint of it), and the tokenizer with the run's chat template."""
+        from medqa.inference import load_model
+
+        quantized = bool(self.recipe.get("load_in_4bit"))
+        bnb = self.recipe.get("bnb_config_kwargs")
+        model, tokenizer = load_model(self.base_model, adapter or self.adapter, weights, self.dtype, quantized, bnb)
+        tokenizer.chat_template = self.tokenizer().chat_template  # the prompt the run was trained with
+        return model, tokenizer
+
     @property
     def dtype(self) -> str:
         """The precision the run computed in, resolved as Axolotl resolves it for training (`bf16: auto` is bf16

@@ -47,7 +47,7 @@ def finetune(
     own, started together; the exit code is the worst of theirs and the output the first machine's."""
     overrides = {
         "base_model": str(model),
-        "datasets": [{"path": str(data / "train.jsonl"), "ds_type": "json", "type": "medqa.strategy"}],
+        "datasets": [{**d, "path": str(data / "train.jsonl")} for d in load_recipe(recipe)["datasets"]],
         "test_datasets": None,  # Axolotl evaluates at step 0 when there is an eval set: not what is measured here
         "output_dir": str(run),
         "dataset_prepared_path": str(work / "prepared"),
@@ -130,3 +130,54 @@ def write_report(rows: list[dict], out: Path, gpu: str, stem: str, steps: int) -
     atomic_write_text(out / f"{stem}.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     print(lines[-1], flush=True)
+
+
+def check(
+    recipe: Path,
+    model: Path,
+    data: Path,
+    work: Path,
+    out: Path,
+    gpus: int,
+    steps: int,
+    save_steps: int,
+    runs: list[str],
+) -> bool:
+    """The chosen runs of the recipe (RUNS), each metered, then each multi-GPU or multi-machine run resumed as
+    after a crash; the report (out/<date>-<gpu>-scaling.{json,md}) rewritten after each. True when all passed."""
+    import torch
+
+    from medqa.fsutil import report_stem
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    gpu = torch.cuda.get_device_name()
+    stem = report_stem(gpu) + "-scaling"
+    plans = {
+        "1gpu": ("1 GPU", [], 1),
+        "ddp": (f"{gpus} GPUs DDP", ["--gpus", str(gpus)], 1),
+        "zero2": (f"{gpus} GPUs ZeRO-2", ["--gpus", str(gpus), "--dist", "zero2"], 1),
+        "nodes": (f"{gpus} machines x 1 GPU", [], gpus),
+    }
+    plans = [plans[r] for r in runs]
+    rows = []
+    short = (recipe, model, data, work, steps, save_steps)
+    for name, extra, nodes in plans:  # all speed runs first, then the resumes: the report is rewritten after each
+        run = run_dir(work, name)
+        rc, _ = finetune(run, *short, extra, work / f"{run.name}.log", nodes)
+        rows.append(measured_row(name, rc, run))
+        write_report(rows, out, gpu, stem, steps)
+    for (name, extra, nodes), row in zip(plans, rows, strict=True):
+        if not (extra or nodes > 1) or row["rc"] != 0 or not row["checkpoints"]:
+            continue
+        run = run_dir(work, name)
+        first = crash_after_first_checkpoint(run, row)
+        rc, log = finetune(run, *short, extra, work / f"{run.name}-resume.log", nodes)
+        resumed = f"resuming from {run / f'checkpoint-{first}'}" in log
+        row["resume"] = {
+            "from": first,
+            "rc": rc,
+            "finished": rc == 0 and resumed and (run / "adapter_model.safetensors").is_file(),
+        }
+        write_report(rows, out, gpu, stem, steps)
+    return passed(rows)

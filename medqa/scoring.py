@@ -21,6 +21,7 @@ import numpy as np
 
 from medqa.data import read_jsonl
 from medqa.errors import UserError
+from medqa.loops import has_loop  # the loop the scorer counts is one that generation stops at
 
 QUALITY = (
     "rougeL",
@@ -35,7 +36,6 @@ QUALITY = (
 )  # higher is better
 LOWER_IS_BETTER = ("invented_numbers", "loop_rate")
 METRICS = (*QUALITY, *LOWER_IS_BETTER, "words")
-LOOP_WORDS, LOOP_TIMES = 4, 4  # a loop: some sequence of 4 words occurs 4 or more times
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 # a number: digits with thousands separators ("1,000") or a decimal part ("2.5"); digits inside a name count
 # too ("type 13", "FMR1", "15q11.2")
@@ -49,6 +49,14 @@ def numbers(text: str) -> set[str]:
 def invented_numbers(prediction: str, question: str, reference: str) -> set[str]:
     """The numbers of an answer found in neither its question nor its reference answer."""
     return numbers(prediction) - numbers(question) - numbers(reference)
+
+
+def mark_invented(prediction: str, question: str, reference: str, before: str = "<mark>", after: str = "</mark>"):
+    """The answer with each invented number (invented_numbers) wrapped in `before` ... `after`."""
+    invented = invented_numbers(prediction, question, reference)
+    return NUMBER.sub(
+        lambda m: f"{before}{m.group()}{after}" if m.group().replace(",", "") in invented else m.group(), prediction
+    )
 
 
 def _normalise_tokens(text: str) -> list[str]:
@@ -65,13 +73,6 @@ def token_f1(prediction: str, reference: str) -> float:
         return 0.0
     precision, recall = common / len(pred), common / len(ref)
     return 2 * precision * recall / (precision + recall)
-
-
-def has_loop(text: str, n: int = LOOP_WORDS, times: int = LOOP_TIMES) -> bool:
-    """True when some sequence of `n` words (lower-cased, split on whitespace) occurs `times` times or more."""
-    words = text.lower().split()
-    counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    return bool(counts) and max(counts.values()) >= times
 
 
 class CachedEncoder:

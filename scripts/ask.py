@@ -12,7 +12,6 @@ from pathlib import Path
 
 from medqa.errors import cli
 from medqa.generation import GenerationSettings, generate_answers
-from medqa.inference import load_model
 from medqa.runs import Run
 
 
@@ -24,8 +23,7 @@ def main():
     parser.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens)
     args = parser.parse_args()
     run = Run.open(args.run)
-    model, tokenizer = load_model(run.base_model, run.adapter, "merged", run.dtype)
-    tokenizer.chat_template = run.tokenizer().chat_template
+    model, tokenizer = run.load_model("merged")
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=1, cache="dynamic")  # no compile wait
 
     def answer(question: str) -> str:

@@ -35,10 +35,12 @@ def main():
     questions = [r["question"] for r in rows]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.n)
     answers = {}
-    for label, adapter in (("base", None), ("tuned", run.adapter)):
-        model, tokenizer = load_model(run.base_model, adapter, dtype=run.dtype)
-        if adapter or not tokenizer.chat_template:  # the base in its own template, as make eval asks it
-            tokenizer.chat_template = run.tokenizer().chat_template
+    for label in ("base", "tuned"):
+        if label == "tuned":
+            model, tokenizer = run.load_model()
+        else:  # the base in its own template, as make eval asks it
+            model, tokenizer = load_model(run.base_model, dtype=run.dtype)
+            tokenizer.chat_template = tokenizer.chat_template or run.tokenizer().chat_template
         answers[label] = [a.text for a in generate_answers(model, tokenizer, questions, settings, False)]
         del model
     print(

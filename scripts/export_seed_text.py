@@ -9,11 +9,11 @@ import argparse
 import json
 from pathlib import Path
 
-from medqa.contenders import SEED_TEMPLATE
 from medqa.data import read_jsonl
 from medqa.errors import cli
 from medqa.fsutil import atomic_write_text
 from medqa.prompts import render
+from medqa.seed import SEED_TEMPLATE
 
 SEED_TEXT = SEED_TEMPLATE
 

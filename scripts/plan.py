@@ -9,14 +9,11 @@ measured for this recipe (bench/*.json), where it has.
 """
 
 import argparse
-import math
 from pathlib import Path
 
 from medqa.checks import check_base_model, check_data, cuda_needs
-from medqa.contenders import bench_figures
-from medqa.data import read_jsonl
 from medqa.errors import cli
-from medqa.prompts import encode_example, recipe_tokenizer
+from medqa.plan import bench_figures, describe
 from medqa.recipe import load_recipe, resolve, validate
 
 
@@ -32,32 +29,18 @@ def main():
     validate(cfg, str(args.recipe))
     check_data(cfg, str(args.recipe))
     check_base_model(cfg)
-    tokenizer = recipe_tokenizer(cfg, str(args.recipe))
-    seq_len = int(cfg.get("sequence_len", 2048))
-    train = Path(str(cfg["datasets"][0]["path"]))
-    rows = read_jsonl(train)
-    lengths = [len(encode_example(tokenizer, r["question"], r["answer"])["input_ids"]) for r in rows]
-    tokens = sum(min(n, seq_len) for n in lengths)
-    per_step = int(cfg["micro_batch_size"]) * int(cfg.get("gradient_accumulation_steps", 1))
-    if cfg.get("sample_packing"):
-        steps = math.ceil(tokens / (seq_len * per_step))
-        how = f"packed into {seq_len}-token sequences, {per_step} a step (at least; packing is never perfect)"
-    else:
-        steps = math.ceil(len(rows) / per_step)
-        how = f"{per_step} rows a step"
-    total = int(cfg.get("max_steps") or steps * float(cfg.get("num_epochs", 1)))
-    save = int(cfg.get("save_steps") or 0)
-    saves = [s for s in range(save, total, save)] if save else []
-
+    run = describe(cfg, str(args.recipe))
     template = cfg.get("chat_template_jinja") or "the tokenizer's"
     needs = ", ".join(cuda_needs(cfg)) or "no"
     print(f"recipe      {args.recipe}  (chat template {template}; needs CUDA: {needs})")
     print(
-        f"data        {train}: {len(rows):,} rows, {tokens:,} tokens "
-        f"({sum(n > seq_len for n in lengths):,} rows truncated to {seq_len})"
+        f"data        {run['train']}: {run['rows']:,} rows, {run['tokens']:,} tokens "
+        f"({run['truncated']:,} rows truncated to {run['sequence_len']})"
     )
-    print(f"steps       about {steps:,} optimizer steps per epoch ({how}); {total:,} in all")
-    print(f"checkpoints at steps {', '.join(map(str, saves)) or 'none before the end'}, and the final adapter")
+    per_epoch = f"about {run['steps_per_epoch']:,} optimizer steps per epoch ({run['how']})"
+    print(f"steps       {per_epoch}; {run['steps']:,} in all")
+    checkpoints = ", ".join(map(str, run["checkpoints"])) or "none before the end"
+    print(f"checkpoints at steps {checkpoints}, and the final adapter")
     print(f"output      {cfg['output_dir']}")
     figures = bench_figures(args.recipe)
     print(

@@ -23,6 +23,8 @@ def main():
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--val-fraction", type=float, default=0.05)
     parser.add_argument("--test-fraction", type=float, default=0.1)
+    parser.add_argument("--name", default=None, help="the data's name, for model cards (default: the input)")
+    parser.add_argument("--license", default=None, help="the data's licence (a Hub licence id, e.g. cc-by-4.0)")
     args = parser.parse_args()
     manifest = prepare(
         args.input,
@@ -31,6 +33,8 @@ def main():
         seed=args.seed,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
+        name=args.name,
+        license=args.license,
     )
     rows = manifest["rows"]
     dropped = ", ".join(f"{n} {reason}" for reason, n in manifest["dropped"].items()) or "none"

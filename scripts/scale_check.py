@@ -14,15 +14,13 @@ checkpoints, resume.
 """
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from medqa.contenders import FLAGSHIP
 from medqa.errors import UserError, cli
-from medqa.fsutil import report_stem
 from medqa.random_model import make_model
-from medqa.scaling import RUNS, crash_after_first_checkpoint, finetune, measured_row, passed, run_dir, write_report
+from medqa.scaling import RUNS, check
 
 
 @cli
@@ -52,38 +50,7 @@ def main():
     if args.save_steps >= args.steps:
         raise UserError("--save-steps", f"must be below --steps ({args.steps}) so that a checkpoint is written")
 
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
-    gpu = torch.cuda.get_device_name()
-    stem = report_stem(gpu) + "-scaling"
-    plans = {
-        "1gpu": ("1 GPU", [], 1),
-        "ddp": (f"{args.gpus} GPUs DDP", ["--gpus", str(args.gpus)], 1),
-        "zero2": (f"{args.gpus} GPUs ZeRO-2", ["--gpus", str(args.gpus), "--dist", "zero2"], 1),
-        "nodes": (f"{args.gpus} machines x 1 GPU", [], args.gpus),
-    }
-    plans = [plans[r] for r in runs]
-    rows = []
-    short = (args.recipe, args.model, args.data, args.work, args.steps, args.save_steps)
-    for name, extra, nodes in plans:  # all speed runs first, then the resumes: the report is rewritten after each
-        run = run_dir(args.work, name)
-        rc, _ = finetune(run, *short, extra, args.work / f"{run.name}.log", nodes)
-        rows.append(measured_row(name, rc, run))
-        write_report(rows, args.out, gpu, stem, args.steps)
-    for (name, extra, nodes), row in zip(plans, rows, strict=True):
-        if not (extra or nodes > 1) or row["rc"] != 0 or not row["checkpoints"]:
-            continue
-        run = run_dir(args.work, name)
-        first = crash_after_first_checkpoint(run, row)
-        rc, log = finetune(run, *short, extra, args.work / f"{run.name}-resume.log", nodes)
-        resumed = f"resuming from {run / f'checkpoint-{first}'}" in log
-        row["resume"] = {
-            "from": first,
-            "rc": rc,
-            "finished": rc == 0 and resumed and (run / "adapter_model.safetensors").is_file(),
-        }
-        write_report(rows, args.out, gpu, stem, args.steps)
-    ok = passed(rows)
+    ok = check(args.recipe, args.model, args.data, args.work, args.out, args.gpus, args.steps, args.save_steps, runs)
     sys.exit(0 if ok else 1)
 
 

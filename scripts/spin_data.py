@@ -17,7 +17,6 @@ from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_dir
 from medqa.generation import generate_answers
-from medqa.inference import load_model
 from medqa.runs import Run
 from medqa.spin import GREEDY, pairs
 
@@ -34,8 +33,7 @@ def main():
     rows = read_jsonl(args.data / "train.jsonl")[: args.n]
     if not rows:
         raise UserError(args.data / "train.jsonl", "no training rows")
-    model, tokenizer = load_model(run.base_model, run.adapter, "merged", run.dtype)
-    tokenizer.chat_template = run.tokenizer().chat_template  # the prompt the run was trained with
+    model, tokenizer = run.load_model("merged")
     answers = generate_answers(model, tokenizer, [r["question"] for r in rows], GREEDY)
     made, same = pairs(tokenizer, rows, [a.text for a in answers])
     manifest = {

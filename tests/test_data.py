@@ -45,7 +45,12 @@ def test_csv_case_insensitive_columns_and_extra_columns(tmp_path):
     assert m["columns"]["question"] == "Question" and m["columns"]["answer"] == "ANSWER"
     rows = all_rows(tmp_path / "out")
     assert sum(len(r) for r in rows.values()) == 20
-    assert set(rows["train"][0]) == {"id", "question", "answer", "group"}
+    row = rows["train"][0]
+    assert set(row) == {"id", "question", "answer", "group", "messages"}
+    assert row["messages"] == [
+        {"role": "user", "content": row["question"]},
+        {"role": "assistant", "content": row["answer"]},
+    ]
 
 
 def test_csv_gz_and_jsonl_give_the_same_rows_as_csv(tmp_path):
@@ -126,10 +131,25 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, name):
 
 
 def test_missing_file_and_unreachable_hub_id(tmp_path):
-    for source, problem in ((tmp_path / "nope.csv", "no such file"), ("no-such-org/no-such-dataset", "hub")):
-        result = run_script("scripts/prepare_data.py", source, "--out", tmp_path / "out")
+    (tmp_path / "data").mkdir()
+    cases = (
+        (tmp_path / "nope.csv", "no such file"),
+        ("data/medquad.csv", "no such file"),  # one slash, but a file name: a local path, mistyped
+        ("no-such-org/no-such-dataset", "HF_HUB_OFFLINE=1"),  # a hub id, with the hub off
+    )
+    for source, problem in cases:
+        result = run_script(REPO / "scripts" / "prepare_data.py", source, "--out", tmp_path / "out", cwd=tmp_path)
         assert result.returncode == 2 and problem in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+        assert ("hub" in result.stderr) == (problem != "no such file")  # a mistyped path is not sent to the hub
+
+
+def test_a_header_typed_with_spaces_is_read(tmp_path):
+    path = tmp_path / "qa.csv"
+    path.write_text("question, answer\nWhat is flu?, A viral infection.\nWhat is a cold?, A mild viral infection.\n")
+    prepare(path, tmp_path / "out", val_fraction=0, test_fraction=0)
+    rows = [json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert sorted(r["answer"] for r in rows) == ["A mild viral infection.", "A viral infection."]
 
 
 def test_failed_run_keeps_the_previous_output_whole(tmp_path):

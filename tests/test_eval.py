@@ -144,6 +144,15 @@ def test_score_reports_length_and_cap_and_report_picks_by_rule(tmp_path):
         "largest loss",
     ]
     assert "answer number 4 about iron" in sections[0].split("*tuned:*")[1].splitlines()[0]
+    assert "| invented_numbers |" in report and "| rougeL_recall |" in report
+
+
+def test_report_marks_invented_numbers():
+    from medqa.scoring import mark_invented
+
+    q, ref = "What is Glycogen storage disease type 13 ?", "Type 13 affects the liver in 50% of cases."
+    marked = mark_invented("Type 13 and type 41 affect 50% to 90% of people", q, ref)
+    assert marked == "Type 13 and type <mark>41</mark> affect 50% to <mark>90</mark>% of people"
 
 
 def test_invented_numbers_are_those_in_neither_the_question_nor_the_reference(encoder):

@@ -79,7 +79,7 @@ def test_round_3_plans_epochs_a_preference_stage_and_other_data():
 
 def test_the_reference_is_the_recipe_as_it_was():
     spec = load_spec(SPEC)
-    assert spec.reference.set == {} and Path(spec.recipe).name == "before.yml"
+    assert spec.reference.set == {} and Path(spec.recipe).name == "before-round-1.yml"
 
 
 @pytest.mark.parametrize(
@@ -208,17 +208,33 @@ BOOKKEEPING = {
 }
 
 
+SPEED_ON_A_GPU = {"bf16", "gradient_checkpointing"}  # the recipe is CPU-safe; a GPU run sets bf16 (README)
+SAID_SINCE = {"bnb_config_kwargs"}  # Axolotl's default (double quantisation), written out for merge-lora since
+
+
+def measured(spec_path, lever_name):
+    spec = load_spec(spec_path)
+    lever = spec.lever(lever_name)
+    job = jobs_by_name(spec)[f"train-{lever.name}"]
+    data = Path(lever.data) if lever.data else None
+    return resolve(load_recipe(REPO / spec.recipe), data, None, sets_of(job)), spec
+
+
+def same_training(a: dict, b: dict, ignore=BOOKKEEPING) -> bool:
+    keys = (set(a) | set(b)) - ignore
+    return {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}
+
+
 def test_recipe_is_the_lever_that_was_measured():
-    """recipes/smollm2-135m/qlora.yml trains what the chosen lever trained: the recipe as it was plus the
-    lever's settings (evaluation, checkpoints and logging aside)."""
-    spec = load_spec(SPEC)
-    chosen = spec.lever("seed-2048-x3")
-    job = jobs_by_name(spec)[f"train-{chosen.name}"]
-    sets = [job.argv[i + 1] for i, a in enumerate(job.argv) if a == "--set"]
-    measured = resolve(load_recipe(REPO / spec.recipe), None, None, sets)
+    """recipes/smollm2-135m/qlora.yml trains what round 3's chosen lever trained (every training row), and round
+    3 started from what round 2 chose: evaluation, checkpoints, logging and GPU speed settings aside."""
+    rows_all, spec = measured(ROUND3, "rows-all")
     recipe = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
-    keys = (set(measured) | set(recipe)) - BOOKKEEPING
-    assert {k: measured.get(k) for k in keys} == {k: recipe.get(k) for k in keys}
+    assert same_training(rows_all, recipe, BOOKKEEPING | SPEED_ON_A_GPU | SAID_SINCE)
+    assert recipe["bnb_config_kwargs"] == {"bnb_4bit_use_double_quant": True}  # what Axolotl's QLoRA loader does
+    assert rows_all["datasets"][0]["path"] == recipe["datasets"][0]["path"] == "data/medqa-all/train.jsonl"
+    round_2, _ = measured(SPEC, "seed-2048-x3")
+    assert same_training(round_2, load_recipe(REPO / spec.recipe))
 
 
 def test_a_run_is_trained_only_while_answers_still_need_it(tmp_path):

@@ -4,7 +4,7 @@ the embedded model's own greedy answers."""
 import pytest
 from conftest import EMBEDDED_MODEL
 
-from medqa.loops import LoopWatch, cut_loop, loop_cut
+from medqa.loops import LoopWatch, cut_loop, has_loop, loop_cut
 
 
 def test_a_block_written_again_right_after_itself_is_a_loop():
@@ -14,7 +14,7 @@ def test_a_block_written_again_right_after_itself_is_a_loop():
 
 
 def test_short_repeats_need_more_copies():
-    assert loop_cut("very " * 7) is None and loop_cut("very " * 8) == len("very ")
+    assert loop_cut("very " * 6) is None and loop_cut("very " * 7) == len("very ")  # 4 words written a 4th time
     assert loop_cut("a b a b a b a") is None and loop_cut("a b a b a b a b") == len("a b ")
     assert loop_cut("x y z x y z x") is None and loop_cut("x y z x y z x y") == len("x y z ")
 
@@ -25,6 +25,26 @@ def test_lists_and_recurring_phrases_are_not_loops():
     prose = "The disease is inherited. The disease is rare. The disease is treated with diet and exercise."
     assert loop_cut(prose) is None
     assert cut_loop("Nothing repeats here at all.") == ("Nothing repeats here at all.", False)
+
+
+def test_a_phrase_written_a_fourth_time_is_a_loop_cut_where_it_first_came_back():
+    text = " ".join(f"It is more common in men older than {age}." for age in (65, 55, 45, 40, 30))
+    assert has_loop(text)
+    assert cut_loop(text) == ("It is more common in men older than 65.", True)
+    three = " ".join(f"It is more common in men older than {age}." for age in (65, 55, 45))
+    assert cut_loop(three) == (three, False)  # three times is not yet a loop, for the scorer either
+    assert not has_loop(three)
+
+
+def test_a_cut_answer_never_loops_by_the_scorers_count():
+    import random
+
+    rng = random.Random(0)
+    vocab = "the a disease gene is rare common of in and causes".split()
+    for _ in range(300):
+        text = " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 120)))
+        cut, looped = cut_loop(text)
+        assert not has_loop(cut) and looped == (cut != text)
 
 
 def test_the_first_loop_to_complete_is_cut():
@@ -57,6 +77,7 @@ def test_stopping_at_a_loop_is_the_greedy_answer_cut_there():
     cuts = [cut_loop(a.text) for a in plain]
     assert [s.text for s in stopped] == [text for text, _ in cuts]
     assert [s.stop == "loop" for s in stopped] == [looped for _, looped in cuts]
+    assert not any(has_loop(s.text) for s in stopped)
     assert any(looped for _, looped in cuts) and not all(looped for _, looped in cuts)
     for s, p in zip(stopped, plain, strict=True):  # a loop ends the generation, not only the text
         assert s.new_tokens <= p.new_tokens if s.stop == "loop" else s.new_tokens == p.new_tokens

@@ -13,7 +13,8 @@ from medqa.errors import UserError
 from medqa.prompts import IGNORE_INDEX, recipe_tokenizer
 from medqa.recipe import load_recipe, validate
 
-OUR_RECIPES = [r for r in RECIPES if load_recipe(r)["datasets"][0].get("type") == "medqa.strategy"]
+# the recipes that train on prepared question/answer rows (the others: plain text, preference pairs)
+QA_RECIPES = [r for r in RECIPES if load_recipe(r)["datasets"][0].get("type") in ("medqa.strategy", "chat_template")]
 QUESTION = "What are the symptoms of iron deficiency anemia?"
 ANSWER = "Tiredness, weakness, pale skin and shortness of breath."
 
@@ -23,23 +24,31 @@ def offline(recipe):
     return {**load_recipe(recipe), "base_model": str(EMBEDDED_MODEL)}
 
 
-def axolotl_example(tokenizer, strategy, row, sequence_len=512):
+def axolotl_example(tokenizer, cfg, row, sequence_len=512):
+    """The training example Axolotl makes of a prepared row, with the recipe's dataset type and settings."""
     from axolotl.prompt_strategies import load
     from axolotl.utils.dict import DictDefault
 
-    cfg = DictDefault({"train_on_inputs": False, "sequence_len": sequence_len})
-    loaded = load(strategy, tokenizer, cfg, DictDefault({"type": strategy}))
-    assert loaded is not None, f"Axolotl could not load {strategy}"
-    return loaded.tokenize_prompt(row)
+    from medqa.data import messages
+
+    dataset = cfg["datasets"][0]
+    loaded = load(
+        dataset["type"],
+        tokenizer,
+        DictDefault({**cfg, "train_on_inputs": False, "sequence_len": sequence_len}),
+        DictDefault(dataset),
+    )
+    assert loaded is not None, f"Axolotl could not load {dataset['type']}"
+    return loaded.tokenize_prompt({**row, "messages": messages(row)})
 
 
-@pytest.mark.parametrize("recipe", OUR_RECIPES, ids=lambda p: p.name)
+@pytest.mark.parametrize("recipe", QA_RECIPES, ids=lambda p: p.name)
 def test_inference_prompt_equals_training_prompt(recipe):
     """Axolotl's training example starts, token for token, with what plain transformers' apply_chat_template
     makes of the question alone; the loss covers the whole answer and its end."""
     cfg = offline(recipe)
     tokenizer = recipe_tokenizer(cfg)  # the template set the way Axolotl sets it before tokenising
-    example = axolotl_example(tokenizer, cfg["datasets"][0]["type"], {"question": QUESTION, "answer": ANSWER})
+    example = axolotl_example(tokenizer, cfg, {"question": QUESTION, "answer": ANSWER})
     user = [{"role": "user", "content": QUESTION}]
     prompt = tokenizer.apply_chat_template(user, add_generation_prompt=True)["input_ids"]
     n = len(prompt)
@@ -69,7 +78,7 @@ def test_smollm2_prompt_is_the_seed_text_with_a_literal_end_tag(tokenizer):
 
 
 def test_lever_reference_prompt_is_the_chat_template_with_the_medical_system_prompt(tokenizer):
-    tok = recipe_tokenizer(offline(REPO / "recipes" / "smollm2-135m" / "levers" / "before.yml"))
+    tok = recipe_tokenizer(offline(REPO / "recipes" / "smollm2-135m" / "levers" / "before-round-1.yml"))
     system = "You are a medical assistant. Answer the question accurately and concisely."
     assert prompts.prompt_text(tok, QUESTION) == tokenizer.apply_chat_template(
         [{"role": "system", "content": system}, {"role": "user", "content": QUESTION}],
@@ -89,9 +98,7 @@ def test_a_tokenizer_without_a_template_is_refused_in_one_line():
 def test_long_answers_are_truncated_not_dropped():
     cfg = offline(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     tok = recipe_tokenizer(cfg)
-    example = axolotl_example(
-        tok, cfg["datasets"][0]["type"], {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64
-    )
+    example = axolotl_example(tok, cfg, {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64)
     assert len(example["input_ids"]) == len(example["labels"]) == 64
     assert example["input_ids"][:10] == prompts.encode_prompt(tok, QUESTION)[:10]
 
@@ -226,9 +233,12 @@ def test_out_of_memory_names_the_levers(capsys):
 
 
 def test_turning_evaluation_off_is_one_override():
-    """`--set eval_strategy=no` (YAML reads `no` as false) is enough: the recipe's eval_steps goes with it."""
+    """`--set eval_strategy=no` (YAML reads `no` as false) is enough: the recipe's eval_steps and its validation set
+    go with it (with an eval set, Axolotl evaluates at step 0 whatever the strategy: eval_on_start)."""
     from medqa.recipe import resolve
 
-    cfg = resolve(load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml"), None, None, ["eval_strategy=no"])
-    assert cfg["eval_strategy"] == "no" and "eval_steps" not in cfg
+    recipe = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
+    assert recipe["test_datasets"] and recipe["eval_steps"]
+    cfg = resolve(recipe, None, None, ["eval_strategy=no"])
+    assert cfg["eval_strategy"] == "no" and "eval_steps" not in cfg and "test_datasets" not in cfg
     validate(cfg, "r.yml")

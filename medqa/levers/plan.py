@@ -1,6 +1,7 @@
 """A lever spec as jobs: the command lines that train each lever's run (scripts/finetune.py), make a preference
-stage's starting point (scripts/merge.py, scripts/spin_data.py) and answer the held-out questions
-(eval/generate.py), each with the file that exists once it has finished and the jobs it waits for."""
+stage's starting point (scripts/merge.py, scripts/spin_data.py), answer the held-out questions (eval/generate.py)
+or cut another lever's answers where they start to loop (eval/cut_loops.py), each with the file that exists once
+it has finished and the jobs it waits for."""
 
 from __future__ import annotations
 
@@ -95,8 +96,15 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
     for split, n, names in splits:
         for name in names:
             lv = spec.lever(name)
-            source = (lv.prompt or spec.reference.name) if lv.model == BASE else lv.source
             out = prediction_file(work, split, name)
+            if lv.cut_from:
+                answers = prediction_file(work, split, lv.cut_from)
+                argv = [py, "eval/cut_loops.py", str(answers), "--out", str(out)]
+                jobs[f"cut-{split}-{name}"] = Job(
+                    f"cut-{split}-{name}", argv, out, (f"generate-{split}-{lv.cut_from}",), 0.01
+                )
+                continue
+            source = (lv.prompt or spec.reference.name) if lv.model == BASE else lv.source
             argv = [py, "eval/generate.py", str(run_dir(work, source))]
             if lv.model == BASE:
                 argv += ["--model", "base"] + (["--base-prompt", "run"] if lv.prompt else [])

@@ -44,6 +44,7 @@ class Lever:
     start: str | None = None  # a preference stage on top of this lever's run: its merged model and SPIN pairs
     pairs: int = 2000  # start: training questions the pairs are made from
     model: str | None = None  # another lever whose trained model this one reuses, or "base"
+    cut_from: str | None = None  # another lever's greedy answers, cut where they start to loop (eval/cut_loops.py)
     epoch: float | None = None  # model: that run's checkpoint at the end of this epoch
     decode: dict = field(default_factory=dict)
     weights: str = "merged"  # how a tuned model is loaded (medqa.inference.load_model)
@@ -54,11 +55,11 @@ class Lever:
 
     @property
     def trains(self) -> bool:
-        return self.model is None
+        return self.model is None and self.cut_from is None
 
     @property
     def source(self) -> str:
-        return self.name if self.model is None else self.model
+        return self.name if self.trains else self.model or self.cut_from
 
 
 @dataclass
@@ -93,6 +94,10 @@ class Spec:
         return next(lv for lv in self.levers if lv.name == name)
 
     def settings(self, lever: Lever) -> GenerationSettings:
+        if lever.cut_from:  # what stop_on_loop writes with the source's decoding
+            return GenerationSettings(
+                **{**dataclasses.asdict(self.settings(self.lever(lever.cut_from))), "stop_on_loop": True}
+            )
         return GenerationSettings(**{**self.decode, **lever.decode})
 
 
@@ -134,6 +139,10 @@ def load_spec(path: str | Path) -> Spec:
             raise UserError(path, f"lever {lv.name!r}: epoch: needs model: (a lever that trains)")
         if lv.start is not None and (not lv.trains or not training(lv.start) or lv.start == lv.name):
             raise UserError(path, f"lever {lv.name!r}: start: names another lever that trains")
+        if lv.cut_from is not None:
+            source = spec.lever(lv.cut_from) if lv.cut_from in names else None
+            if source is None or source.cut_from or lv.model or lv.decode or spec.settings(source).stop_on_loop:
+                raise UserError(path, f"lever {lv.name!r}: cut_from: names a lever answered without stop_on_loop")
         if lv.compare_to is not None and lv.compare_to not in names:
             raise UserError(path, f"lever {lv.name!r}: compare_to {lv.compare_to!r} is not a lever")
         if set(lv.decode) - known:
@@ -145,6 +154,8 @@ def load_spec(path: str | Path) -> Spec:
     for name in spec.test_levers:
         if name not in names:
             raise UserError(path, f"test lever {name!r} is not in levers")
+        if spec.lever(name).cut_from and spec.lever(name).cut_from not in spec.test_levers:
+            raise UserError(path, f"test lever {name!r}: its cut_from lever answers the test split too")
     if spec.choose:
         for name in [spec.choose.greedy, *spec.choose.candidates]:
             if name not in names:

@@ -1,0 +1,59 @@
+"""What a run will be, before any GPU time: rows and tokens in the recipe's own prompt format, optimizer steps,
+checkpoints, and the peak memory and epoch time `make bench` measured for the recipe (`make plan`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from medqa.contenders import FLAGSHIP
+from medqa.data import read_jsonl
+from medqa.prompts import encode_example, recipe_tokenizer
+
+
+def describe(cfg: dict, where: str) -> dict:
+    """Rows, tokens (cut at sequence_len), truncated rows, steps per epoch and in all, checkpoint steps."""
+    tokenizer = recipe_tokenizer(cfg, where)
+    seq_len = int(cfg.get("sequence_len", 2048))
+    train = Path(str(cfg["datasets"][0]["path"]))
+    rows = read_jsonl(train)
+    lengths = [len(encode_example(tokenizer, r["question"], r["answer"])["input_ids"]) for r in rows]
+    tokens = sum(min(n, seq_len) for n in lengths)
+    per_step = int(cfg["micro_batch_size"]) * int(cfg.get("gradient_accumulation_steps", 1))
+    if cfg.get("sample_packing"):
+        steps = math.ceil(tokens / (seq_len * per_step))
+        how = f"packed into {seq_len}-token sequences, {per_step} a step (at least; packing is never perfect)"
+    else:
+        steps = math.ceil(len(rows) / per_step)
+        how = f"{per_step} rows a step"
+    total = int(cfg.get("max_steps") or steps * float(cfg.get("num_epochs", 1)))
+    save = int(cfg.get("save_steps") or 0)
+    return {
+        "train": train,
+        "rows": len(rows),
+        "tokens": tokens,
+        "truncated": sum(n > seq_len for n in lengths),
+        "sequence_len": seq_len,
+        "steps_per_epoch": steps,
+        "how": how,
+        "steps": total,
+        "checkpoints": list(range(save, total, save)) if save else [],
+    }
+
+
+def bench_figures(recipe: Path, bench: Path = Path("bench"), benched: Path = FLAGSHIP) -> list[str]:
+    """The peak memory and epoch time `make bench` measured for the recipe it benches (`benched`), one line
+    per report in `bench`; none for any other recipe."""
+    if recipe.resolve() != benched.resolve():
+        return []
+    lines = []
+    for path in sorted(bench.glob("*.json")):
+        for run in json.loads(path.read_text()).get("runs", []):
+            if run["name"] == "recipe" and run.get("tokens_per_s"):
+                lines.append(
+                    f"  {run['gpu']}: peak {run['peak_gib']:.1f} GiB allocated, "
+                    f"{run['peak_reserved_gib']:.1f} GiB reserved; epoch of 5,000 rows {run['epoch_s'] / 60:.0f} min "
+                    f"({path.name})"
+                )
+    return lines

@@ -1,0 +1,58 @@
+"""Known third-party noise, silenced where it is made, so that a `make` target prints our progress and real warnings.
+Set VERBOSE=1 to see everything. Each entry names the library and why its message is noise here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+
+VERBOSE = os.environ.get("VERBOSE") == "1"
+
+# loggers whose warnings say nothing a user can act on
+LOGGERS = {
+    # torchao (imported by peft and Axolotl) tries to load its CUDA-only extension libraries on any machine and logs
+    # each one that a CPU machine cannot load
+    "torchao": logging.ERROR,
+    # torch warns each time a library registers an Enum with register_constant (torchao does, at import)
+    "torch.utils._pytree": logging.ERROR,
+    # bitsandbytes looks for an optional CPU 4-bit kernel on the Hub; offline (or untrusted) it falls back to its own
+    "bitsandbytes.backends.cpu.ops": logging.ERROR,
+    # transformers says which dtype it dequantised NF4 weights to: the run's, by design (medqa.inference)
+    "transformers.integrations.bitsandbytes": logging.ERROR,
+}
+# Python warnings: (message regex, category)
+WARNINGS = [
+    # bitsandbytes' optional kernel lookup, offline: the same fallback as above
+    (r"Skipping publisher trust check", UserWarning),
+    # bitsandbytes on a CPU: paged optimizers are a CUDA feature; the recipe's optimizer runs unpaged
+    (r"Paged optimizers are not supported on CPU", UserWarning),
+    # torch's DataLoader on a CPU: pin_memory has nothing to pin to
+    (r"'pin_memory' argument is set as true but no accelerator is found", UserWarning),
+]
+# lines of a child process (Axolotl's training) dropped from what `make finetune` shows: the same messages
+LINES = re.compile(
+    r"torchao/_C_\w+.*Could not load this library"
+    r"|is an Enum subclass and is now natively supported by torch\.compile"
+    r"|Failed to load CPU gemm_4bit_forward from kernels-community"
+    r"|Skipping publisher trust check"
+    r"|Paged optimizers are not supported on CPU"
+    r"|'pin_memory' argument is set as true but no accelerator is found"
+    r"|^\s*(state\[\"state1\"\] = self\.get_state_buffer|super\(\)\.__init__\(loader\))\s*$"
+)
+
+
+def install() -> None:
+    if VERBOSE:
+        return
+    for name, level in LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    for message, category in WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
+def noise(line: str) -> bool:
+    """Whether a line of a child process's output is known noise (never with VERBOSE=1)."""
+    return not VERBOSE and bool(LINES.search(line))

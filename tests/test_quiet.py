@@ -1,0 +1,29 @@
+"""Quiet by default: the third-party noise every command used to print (torchao's CUDA libraries, torch's
+register_constant deprecation, bitsandbytes' kernel lookup) is silenced where it is made; VERBOSE=1 shows it."""
+
+from conftest import ENV, run_script
+
+from medqa import quiet
+
+IMPORTS = "import medqa, peft, bitsandbytes, axolotl.utils.config"
+NOISE = ("Failed to load", "register_constant", "publisher trust")
+
+
+def test_our_processes_start_quietly_and_verbose_shows_everything():
+    quiet_run = run_script("-c", IMPORTS)
+    loud = run_script("-c", IMPORTS, env={**ENV, "VERBOSE": "1"})
+    assert quiet_run.returncode == 0 and loud.returncode == 0, quiet_run.stderr[-2000:]
+    assert not any(n in quiet_run.stderr + quiet_run.stdout for n in NOISE), quiet_run.stderr
+    assert any(n in loud.stderr + loud.stdout for n in NOISE)  # the noise is real: silenced, not gone
+
+
+def test_a_training_processs_known_noise_lines_are_dropped():
+    assert quiet.noise(
+        "Failed to load /x/torchao/_C_mxfp8.cpython-310-x86_64-linux-gnu.so: Could not load this library"
+    )
+    assert quiet.noise(
+        "W1128 torch/utils/_pytree.py:630] <enum 'X'> is an Enum subclass and is now natively supported by "
+        "torch.compile as an opaque value type."
+    )
+    assert not quiet.noise("{'loss': 2.31, 'grad_norm': 0.8, 'learning_rate': 0.0002, 'epoch': 0.5}")
+    assert not quiet.noise("error: recipes/x.yml: unknown key 'lora_rr'")

@@ -2,13 +2,14 @@
 
     python eval/generate.py outputs/demo --model tuned --split test --n 100 --out outputs/demo/eval/test/tuned.jsonl
 
-The tuned model answers in the run's exact training prompt (its tokenizer's chat template); it is the model as
-trained: the adapter merged into the dequantised NF4 weights it was trained against (`--weights 4bit` keeps
-the 4-bit layers and the adapter apart, as in training: slower, the same answers). `--model base` is the base
-model as published, asked in its own chat template (`--base-prompt run`: in the run's). Greedy decoding
-with max_new_tokens, batches of similar-length prompts. Writes JSONL rows {"id", "question", "reference", "prediction",
-"new_tokens", "hit_max_new_tokens", "model", "settings"} and, beside them, FILE.meta.json with the reference
-answers' perplexity and the timing.
+The tuned model answers in the run's exact training prompt (its tokenizer's chat template) and is the model as
+trained: for a QLoRA run, the adapter merged into the dequantised NF4 weights it was trained against (`--weights
+4bit` keeps the 4-bit layers and the adapter apart, as in training: slower, the same model); `--epoch E`: the
+checkpoint saved at the end of epoch E. `--model base` is the base model as published, asked in its own chat
+template (`--base-prompt run`: in the run's). Decoding: the options below, from medqa.generation.GenerationSettings
+(greedy; by default ended where an answer starts to loop), batches of similar-length prompts. Writes JSONL rows
+{"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "stop", "model", "settings"} and,
+beside them, FILE.meta.json with the reference answers' perplexity and the timing.
 """
 
 import argparse

@@ -1,11 +1,11 @@
 """Generation speed: how fast `make eval` answers held-out questions with a model of the flagship's shape.
 
-Every path answers the same questions (the test split, cycled to `n`) with `medqa.inference.generate_answers`,
+Every path answers the same questions (the test split, cycled to `n`) with `medqa.generation.generate_answers`,
 greedy, `make eval`'s decoding; the paths that load the model alike share a process. The model has random
 weights (speed and memory do not depend on the values, and every answer runs to max_new_tokens: the worst
 case). A path is how the tuned model is loaded (`4bit`: the adapter on the NF4 layers, as trained; `merged`:
 the adapter merged into the dequantised NF4 weights) plus the batch size and the KV cache
-(`medqa.inference.GenerationSettings`).
+(`medqa.generation.GenerationSettings`).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def _batch(value: str | int) -> str | int:
 @dataclass
 class GenerationSettings:
     """Greedy decoding with `make eval`'s defaults, chosen on the validation split by the lever study
-    (eval/levers/, README "Decoding"): the decoding with the best ROUGE-L among those that invent no more
+    (recipes/smollm2-135m/README.md, "Decoding"): the decoding with the best ROUGE-L among those that invent no more
     numbers than plain greedy decoding and keep loops under 5%."""
 
     max_new_tokens: int = field(default=256, metadata={"help": "cap on the tokens of an answer"})

@@ -22,6 +22,9 @@ LOGGERS = {
     "bitsandbytes.backends.cpu.ops": logging.ERROR,
     # transformers says which dtype it dequantised NF4 weights to: the run's, by design (medqa.inference)
     "transformers.integrations.bitsandbytes": logging.ERROR,
+    # transformers 5 ignores clean_up_tokenization_spaces for BPE tokenizers and says so at every load: the
+    # GGUF-built SmolLM2 tokenizer carries the flag; decoding is right without it
+    "transformers.tokenization_utils_tokenizers": logging.ERROR,
 }
 # Python warnings: (message regex, category)
 WARNINGS = [
@@ -39,6 +42,7 @@ LINES = re.compile(
     r"|Failed to load CPU gemm_4bit_forward from kernels-community"
     r"|Skipping publisher trust check"
     r"|Paged optimizers are not supported on CPU"
+    r"|Ignoring clean_up_tokenization_spaces=True for BPE tokenizer"
     r"|'pin_memory' argument is set as true but no accelerator is found"
     r"|^\s*(state\[\"state1\"\] = self\.get_state_buffer|super\(\)\.__init__\(loader\))\s*$"
 )

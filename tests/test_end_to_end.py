@@ -99,7 +99,17 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
         )
         assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in (ev / "tuned.jsonl").read_text().splitlines()]
-    fields = {"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "model", "settings"}
+    fields = {
+        "id",
+        "question",
+        "reference",
+        "prediction",
+        "new_tokens",
+        "hit_max_new_tokens",
+        "stop",
+        "model",
+        "settings",
+    }
     assert len(rows) == 3 and set(rows[0]) == fields
     assert rows[0]["settings"]["prompt"] == "run" and rows[0]["settings"]["weights"] == "merged"
     assert math.isfinite(json.loads((ev / "tuned.meta.json").read_text())["reference_perplexity"])

@@ -242,3 +242,24 @@ def test_turning_evaluation_off_is_one_override():
     cfg = resolve(recipe, None, None, ["eval_strategy=no"])
     assert cfg["eval_strategy"] == "no" and "eval_steps" not in cfg and "test_datasets" not in cfg
     validate(cfg, "r.yml")
+
+
+def test_flagship_chat_template_examples_are_the_project_prompts_tokens(medquad, tmp_path):
+    """Axolotl's own `type: chat_template` makes, for real MedQuAD rows, exactly the tokens of medqa/prompts.py and
+    its labels but for one case: where the answer's first token is a lone space (the template's, before an answer
+    that starts with a symbol), Axolotl leaves it out of the loss (the flagship's template with the embedded
+    tokenizer standing in for Llama-2's)."""
+    from medqa.data import prepare, read_jsonl
+
+    prepare(medquad, tmp_path / "data", limit=100, seed=3)
+    cfg = offline(REPO / "recipes" / "llama2-7b" / "qlora.yml")
+    tok = recipe_tokenizer(cfg)
+    rows = read_jsonl(tmp_path / "data" / "train.jsonl")
+    for row in rows:
+        example = axolotl_example(tok, cfg, row, sequence_len=int(cfg["sequence_len"]))
+        ours = prompts.encode_example(tok, row["question"], row["answer"])
+        assert example["input_ids"] == ours["input_ids"], row["id"]
+        differ = [i for i, (a, b) in enumerate(zip(example["labels"], ours["labels"], strict=True)) if a != b]
+        first = next(i for i, label in enumerate(ours["labels"]) if label != IGNORE_INDEX)
+        if differ:
+            assert differ == [first] and tok.decode(ours["input_ids"][first : first + 1]).strip() == "", row["id"]

@@ -92,12 +92,12 @@ push: setup  ## RUN=outputs/... REPO=user/name [MERGED=1] HF_HUB_OFFLINE=0: adap
 	$(NEED_RUN)
 	$(PY) scripts/push.py $(RUN) $(if $(REPO),--repo $(REPO)) $(if $(MERGED),--merged $(if $(OUT),$(OUT)))
 
-LEVERS   ?= recipes/smollm2-135m/levers/round-3.yml
+LEVERS   ?= recipes/smollm2-135m/levers/round-4.yml
 PARALLEL ?= 16
-levers: setup  ## GPU: train and answer every lever of LEVERS side by side, then its tables (beside the spec)
+levers: setup  ## GPU: every lever of LEVERS trained and answered side by side (outputs/levers/NAME), then its tables
 	$(PY) scripts/export_seed_text.py $(DATA) >/dev/null
 	$(PY) scripts/export_seed_text.py $(DATA_ALL) >/dev/null
-	$(PY) eval/levers.py run $(LEVERS) --data $(DATA) --parallel $(PARALLEL)
+	$(PY) eval/levers.py run $(LEVERS) --parallel $(PARALLEL)
 	$(PY) eval/levers.py table $(LEVERS)
 
 BENCH_MODEL ?= /tmp/medqa-llama2-7b-random

@@ -1,16 +1,17 @@
 """Levers: train and evaluate variants of a recipe side by side, one change at a time (medqa/levers/).
 
-    python eval/levers.py run recipes/smollm2-135m/levers/round-3.yml --data data/medqa [--work outputs/levers]
-        [--parallel 16] [--deadline SECONDS] [--only JOB,...]
-    python eval/levers.py table recipes/smollm2-135m/levers/round-3.yml --work outputs/levers
+    python eval/levers.py run recipes/smollm2-135m/levers/round-4.yml [--parallel 16] [--deadline SECONDS]
+        [--only JOB,...] [--data DIR] [--work DIR]
+    python eval/levers.py table recipes/smollm2-135m/levers/round-4.yml
 
-`run` trains every lever that needs its own model (scripts/finetune.py; a preference stage after the merge and the
-pairs it starts from) and answers the spec's split (eval/generate.py), as many jobs at a time as --parallel, spread
-over the GPUs (CUDA_VISIBLE_DEVICES chooses which); finished jobs are skipped, so running it again goes on where a
-stop (--deadline, a kill) left off. Two runners may share a work folder with different --only selections (each on
-its own GPUs): a job waits for the other runner's jobs it needs. `table` scores each lever against the one it is
-compared with, paired by question, and writes SPEC.json and SPEC.md beside the spec (SPEC-test.* for the test
-split), or --out PATH.json and .md.
+The spec names its data folder (`data:`, default data/medqa; --data overrides it); runs, answers and logs go to
+--work, by default outputs/levers/SPEC-NAME. `run` trains every lever that needs its own model (scripts/finetune.py;
+a preference stage after the merge and the pairs it starts from) and answers the spec's split (eval/generate.py),
+as many jobs at a time as --parallel, spread over the GPUs (CUDA_VISIBLE_DEVICES chooses which); finished jobs are
+skipped, so running it again goes on where a stop (--deadline, a kill) left off. Two runners may share a work
+folder with different --only selections (each on its own GPUs): a job waits for the other runner's jobs it needs.
+`table` scores each lever against the one it is compared with, paired by question, and writes SPEC.json and SPEC.md
+beside the spec (SPEC-test.* for the test split), or --out PATH.json and .md.
 """
 
 import argparse
@@ -33,32 +34,33 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("run", "table"))
     parser.add_argument("spec", type=Path)
-    parser.add_argument("--work", type=Path, default=Path("outputs/levers"))
-    parser.add_argument("--data", type=Path, default=Path("data/medqa"))
+    parser.add_argument("--work", type=Path, default=None, help="default: outputs/levers/SPEC-NAME")
+    parser.add_argument("--data", type=Path, default=None, help="default: the spec's data: (data/medqa)")
     parser.add_argument("--parallel", type=int, default=4, help="jobs at a time (a 135M run needs ~2 GiB)")
     parser.add_argument("--deadline", type=float, default=None, help="stop running jobs after this many seconds")
     parser.add_argument("--only", default=None, help="comma-separated job names (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="table: OUT.json and OUT.md (default: beside the spec)")
     args = parser.parse_args()
     spec = load_spec(args.spec)
+    work, data = args.work or spec.work, args.data or Path(spec.data)
     if args.command == "run":
-        jobs = plan(spec, args.work, args.data)
+        jobs = plan(spec, work, data)
         only = set(args.only.split(",")) if args.only else None
         unknown = sorted((only or set()) - {j.name for j in jobs})
         if unknown:
             raise UserError("--only", f"no such job(s): {', '.join(unknown)}")
-        ran = run_jobs(jobs, args.work, args.parallel, gpu_count(), args.deadline, only)
+        ran = run_jobs(jobs, work, args.parallel, gpu_count(), args.deadline, only)
         failed = [name for name, r in ran.items() if r["rc"] != 0]
         if failed:
-            raise UserError(args.work / "logs", f"{len(failed)} job(s) failed: {', '.join(failed)}")
+            raise UserError(work / "logs", f"{len(failed)} job(s) failed: {', '.join(failed)}")
         return
     out = args.out or args.spec.with_suffix("")
     for split, suffix in ((spec.split, ""), ("test", "-test")):
         if split == "test" and not spec.test_n:
             continue
-        table = lever_table(spec, args.work, split)
+        table = lever_table(spec, work, split)
         if not table["rows"]:
-            raise UserError(args.work, f"no predictions for the {split} split (run `eval/levers.py run` first)")
+            raise UserError(work, f"no predictions for the {split} split (run `eval/levers.py run` first)")
         path = out.with_name(out.name + suffix)
         atomic_write_text(path.with_suffix(".json"), json.dumps(table, indent=2) + "\n")
         atomic_write_text(

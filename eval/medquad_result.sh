@@ -15,18 +15,18 @@ OURS=${OURS:-epochs-5-cut}              # round 4: the recipe, make eval's decod
 PLAIN=${PLAIN:-plain-epochs-5-cut}      # round 4: plain Axolotl, the recipe's rows and schedule
 BASE=${BASE:-base-cut}                  # round 3: the base model, decoded the same way
 PLAIN1=${PLAIN1:-plain-1epoch-cut}      # round 3: plain Axolotl as its examples set it up (1 epoch, 5,000 rows)
-ROUND3=recipes/smollm2-135m/levers/round-3.yml; WORK3=${WORK3:-outputs/levers}
-ROUND4=recipes/smollm2-135m/levers/round-4.yml; WORK4=${WORK4:-outputs/levers4}
+ROUND3=recipes/smollm2-135m/levers/round-3.yml; WORK3=${WORK3:-outputs/levers/round-3}
+ROUND4=recipes/smollm2-135m/levers/round-4.yml; WORK4=${WORK4:-outputs/levers/round-4}
 OUT=${OUT:-eval/medquad-result}
 
 case "${1:-}" in
 run)
   for d in "$DATA" "$DATA-all"; do $PY scripts/export_seed_text.py "$d"; done
-  $PY eval/levers.py run "$ROUND4" --data "$DATA-all" --work "$WORK4" --parallel "${PARALLEL:-16}"
-  $PY eval/levers.py run "$ROUND3" --data "$DATA" --work "$WORK3" --parallel "${PARALLEL:-16}" \
+  $PY eval/levers.py run "$ROUND4" --work "$WORK4" --parallel "${PARALLEL:-16}"
+  $PY eval/levers.py run "$ROUND3" --work "$WORK3" --parallel "${PARALLEL:-16}" \
     --only "generate-test-base-greedy,cut-test-$BASE,train-plain-1epoch,generate-test-plain-1epoch,cut-test-$PLAIN1" ;;
 score)
-  $PY eval/levers.py table "$ROUND4" --data "$DATA-all" --work "$WORK4"
+  $PY eval/levers.py table "$ROUND4" --work "$WORK4"
   for pair in "ours-vs-base:$WORK4/$OURS:$WORK3/$BASE" "ours-vs-plain:$WORK4/$OURS:$WORK4/$PLAIN" \
               "ours-vs-plain-1epoch:$WORK4/$OURS:$WORK3/$PLAIN1" "plain-vs-base:$WORK4/$PLAIN:$WORK3/$BASE"; do
     IFS=: read -r name a b <<< "$pair"

@@ -10,6 +10,8 @@ no CUDA                      one CPU process (CPU-safe recipes only)
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -96,8 +98,10 @@ def oom_advice(cfg: dict) -> str:
 def train(launch: list[str], cfg: dict, recipe: Path) -> int:
     """Run Axolotl, passing its output through; an out-of-memory death ends with one line naming the levers."""
     oom = False
-    with subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
-        for line in proc.stdout:
+    env = {**os.environ, **quiet.child_env()}
+    with subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as proc:
+        # newline="": a progress bar's "\r" updates pass through as they are, redrawn in place, not one line each
+        for line in io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace", newline=""):
             oom = oom or any(m in line for m in OOM_MARKERS)
             if not quiet.noise(line):  # known third-party noise (VERBOSE=1 shows it)
                 sys.stdout.write(line)

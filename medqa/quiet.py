@@ -44,8 +44,27 @@ LINES = re.compile(
     r"|Paged optimizers are not supported on CPU"
     r"|Ignoring clean_up_tokenization_spaces=True for BPE tokenizer"
     r"|'pin_memory' argument is set as true but no accelerator is found"
-    r"|^\s*(state\[\"state1\"\] = self\.get_state_buffer|super\(\)\.__init__\(loader\))\s*$"
+    # DeepSpeed (imported by Axolotl) on a machine without a GPU says it falls back to the CPU
+    r"|Setting accelerator to CPU\. If you have GPU or other accelerator, we were unable to detect it"
+    # the source line Python prints under each of those warnings
+    r"|^\s*(state\[\"state1\"\] = self\.get_state_buffer|super\(\)\.__init__\(loader\)"
+    r"|gemm_4bit_forward_kernel = get_kernel\()\s*$"
 )
+
+
+# the environment of a child process (Axolotl's training), where its own settings silence it at the source
+CHILD_ENV = {
+    # Axolotl logs at INFO: the whole resolved config (~200 lines of JSON) and every loading step; its warnings
+    # and the trainer's progress bar and losses still show
+    "AXOLOTL_LOG_LEVEL": "WARNING",
+    # datasets draws a progress bar for each shard it saves while Axolotl prepares the data
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+}
+
+
+def child_env() -> dict[str, str]:
+    """CHILD_ENV, where the user has not set these variables (nothing with VERBOSE=1)."""
+    return {} if VERBOSE else {k: v for k, v in CHILD_ENV.items() if k not in os.environ}
 
 
 def install() -> None:
@@ -57,6 +76,11 @@ def install() -> None:
         warnings.filterwarnings("ignore", message=message, category=category)
 
 
+# with the Hub off (make's default), Axolotl's start-up check of the Hub login cannot run and says so
+OFFLINE_LINES = re.compile(r"Error verifying HuggingFace token")
+
+
 def noise(line: str) -> bool:
     """Whether a line of a child process's output is known noise (never with VERBOSE=1)."""
-    return not VERBOSE and bool(LINES.search(line))
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" and bool(OFFLINE_LINES.search(line))
+    return not VERBOSE and (offline or bool(LINES.search(line)))

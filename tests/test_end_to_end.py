@@ -46,6 +46,8 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
         "sequence_len=128",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # quiet: the trainer's losses show, Axolotl's INFO log (its whole resolved config first) does not
+    assert "'loss':" in result.stdout and '"base_model":' not in result.stdout + result.stderr
 
     # checkpoints every save_steps, the final adapter, the resolved recipe, TensorBoard logs
     for step in (2, 4):

@@ -16,6 +16,7 @@ from medqa.recipe import load_recipe, resolve, validate
 
 SPEC = REPO / "recipes" / "smollm2-135m" / "levers" / "round-1-2.yml"
 ROUND3 = REPO / "recipes" / "smollm2-135m" / "levers" / "round-3.yml"
+ROUND4 = REPO / "recipes" / "smollm2-135m" / "levers" / "round-4.yml"
 SPECS = sorted((REPO / "recipes").glob("*/levers/round-*.yml"))
 
 
@@ -75,6 +76,20 @@ def test_round_3_plans_epochs_a_preference_stage_and_other_data():
     stop = jobs["generate-val-ours-stop"]
     assert "--stop-on-loop" in stop.argv and arg(stop, "--max-new-tokens") == "256"
     assert "--no-stop-on-loop" in jobs["generate-val-ours"].argv
+
+
+def test_round_4_trains_both_systems_on_every_row_and_answers_its_questions():
+    spec = load_spec(ROUND4)
+    assert spec.data == "data/medqa-all" and spec.work == Path("outputs/levers/round-4")
+    assert load_spec(ROUND3).data == "data/medqa" and load_spec(SPEC).data == "data/medqa"  # the default
+    jobs = jobs_by_name(spec, spec.work, Path(spec.data))
+    ours, plain = jobs["train-epochs-5"], jobs["train-plain-epochs-5"]
+    for run in (ours, plain):  # the same rows and the same schedule, a checkpoint at the end of every epoch
+        assert arg(run, "--data") == "data/medqa-all"
+        assert {"num_epochs=5", "saves_per_epoch=1", "save_steps=null"} <= set(sets_of(run))
+    assert "sequence_len=2048" in sets_of(plain) and "micro_batch_size=8" in sets_of(plain)
+    assert arg(jobs["generate-test-ours"], "--epoch") == "3" and arg(jobs["generate-test-ours"], "--n") == "1000"
+    assert {arg(j, "--data") for n, j in jobs.items() if n.startswith("generate-")} == {"data/medqa-all"}
 
 
 def test_the_reference_is_the_recipe_as_it_was():
@@ -226,15 +241,19 @@ def same_training(a: dict, b: dict, ignore=BOOKKEEPING) -> bool:
 
 
 def test_recipe_is_the_lever_that_was_measured():
-    """recipes/smollm2-135m/qlora.yml trains what round 3's chosen lever trained (every training row), and round
-    3 started from what round 2 chose: evaluation, checkpoints, logging and GPU speed settings aside."""
-    rows_all, spec = measured(ROUND3, "rows-all")
+    """recipes/smollm2-135m/qlora.yml trains what round 4's chosen lever trained (every training row, 5 epochs),
+    round 4 started from what round 3 chose (every row), and round 3 from what round 2 chose: evaluation,
+    checkpoints, logging and GPU speed settings aside."""
+    epochs_5, round_4 = measured(ROUND4, "epochs-5")
     recipe = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
-    assert same_training(rows_all, recipe, BOOKKEEPING | SPEED_ON_A_GPU | SAID_SINCE)
+    assert same_training(epochs_5, recipe, BOOKKEEPING | SPEED_ON_A_GPU | SAID_SINCE | {"saves_per_epoch"})
+    assert recipe["num_epochs"] == 5
     assert recipe["bnb_config_kwargs"] == {"bnb_4bit_use_double_quant": True}  # what Axolotl's QLoRA loader does
-    assert rows_all["datasets"][0]["path"] == recipe["datasets"][0]["path"] == "data/medqa-all/train.jsonl"
+    assert epochs_5["datasets"][0]["path"] == recipe["datasets"][0]["path"] == "data/medqa-all/train.jsonl"
+    rows_all, round_3 = measured(ROUND3, "rows-all")
+    assert same_training(rows_all, load_recipe(REPO / round_4.recipe), BOOKKEEPING | SPEED_ON_A_GPU | SAID_SINCE)
     round_2, _ = measured(SPEC, "seed-2048-x3")
-    assert same_training(round_2, load_recipe(REPO / spec.recipe))
+    assert same_training(round_2, load_recipe(REPO / round_3.recipe))
 
 
 def test_a_run_is_trained_only_while_answers_still_need_it(tmp_path):

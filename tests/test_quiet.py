@@ -27,3 +27,19 @@ def test_a_training_processs_known_noise_lines_are_dropped():
     )
     assert not quiet.noise("{'loss': 2.31, 'grad_norm': 0.8, 'learning_rate': 0.0002, 'epoch': 0.5}")
     assert not quiet.noise("error: recipes/x.yml: unknown key 'lora_rr'")
+
+
+def test_training_is_started_with_axolotls_own_quiet_settings(monkeypatch):
+    monkeypatch.delenv("AXOLOTL_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("HF_DATASETS_DISABLE_PROGRESS_BARS", "0")  # the user's own setting wins
+    assert quiet.child_env() == {"AXOLOTL_LOG_LEVEL": "WARNING"}
+    monkeypatch.setattr(quiet, "VERBOSE", True)
+    assert quiet.child_env() == {}
+
+
+def test_the_hub_login_check_is_noise_only_offline(monkeypatch):
+    line = "[WARNING] [axolotl.cli.checks] Error verifying HuggingFace token. Remember to log in"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert quiet.noise(line)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert not quiet.noise(line)

@@ -7,6 +7,7 @@ Every lever answers the same held-out questions; the table compares each with th
 by `compare_to:`), paired by question.
 
     recipe: recipes/smollm2-135m/qlora.yml
+    data: data/medqa      # the prepared folder: its questions are answered, its training rows the default
     split: val            # where levers are compared (choose on val, report on test)
     n: 500
     train: {...}          # overrides for every training run that change speed, not the model's maths
@@ -85,6 +86,12 @@ class Spec:
     test_n: int = 0
     test_levers: list[str] = field(default_factory=list)
     choose: Choice | None = None
+    data: str = "data/medqa"  # the prepared data folder: every lever answers its questions; trains on its rows
+
+    @property
+    def work(self) -> Path:
+        """The default work folder: outputs/levers/SPEC-NAME (runs, answers, logs)."""
+        return Path("outputs/levers") / self.path.stem
 
     @property
     def reference(self) -> Lever:
@@ -118,6 +125,7 @@ def load_spec(path: str | Path) -> Spec:
             int((raw.get("test") or {}).get("n", 0)),
             list((raw.get("test") or {}).get("levers", [])),
             Choice(**raw["choose"]) if raw.get("choose") else None,
+            str(raw.get("data", "data/medqa")),
         )
     except (KeyError, TypeError) as err:
         raise UserError(path, f"not a lever spec ({err})") from None

@@ -119,9 +119,11 @@ def model_card(run: Run, merged: bool = False, settings: GenerationSettings | No
             else ""
         ),
     ]
-    for split, m in eval_results(run):
-        lines += ["", "## Evaluation", ""] if split == eval_results(run)[0][0] else [""]
-        lines += [f"{m['n']} held-out questions ({split} split), tuned minus base with 95% bootstrap CIs:", ""]
+    results = eval_results(run)
+    if results:
+        lines += ["", "## Evaluation"]
+    for split, m in results:
+        lines += ["", f"{m['n']} held-out questions ({split} split), tuned minus base with 95% bootstrap CIs:", ""]
         lines += ["| metric | base | tuned | difference [95% CI] |", "|---|---|---|---|"]
         for name, d in m.get("delta", {}).items():
             b, t = m["baseline"]["metrics"][name]["mean"], m["metrics"][name]["mean"]

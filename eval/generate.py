@@ -27,10 +27,6 @@ from medqa.runs import Run
 from medqa.scoring import prediction_lines
 
 
-def run_data_dir(run: Run) -> Path:
-    return Path(str(run.recipe["datasets"][0]["path"])).parent
-
-
 @cli
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,7 +49,7 @@ def main():
     args = parser.parse_args()
 
     run = Run.open(args.run)
-    data = args.data or run_data_dir(run)
+    data = args.data or run.data_dir
     rows = read_jsonl(data / f"{args.split}.jsonl")[: args.n]
     if not rows:
         raise UserError(data / f"{args.split}.jsonl", "no rows to evaluate")

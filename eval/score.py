@@ -3,9 +3,10 @@
     python eval/score.py tuned.jsonl --baseline base.jsonl --out DIR
 
 Writes DIR/metrics.json: {"n", "metrics": {metric: {"mean", "ci95"}}, "delta": {metric: {"mean", "ci95"}},
-"references": {"loop_rate", "words"}} (delta = predictions minus baseline, matched by id). Metrics: ROUGE-L/1/2,
-BLEU, chrF, token F1, embedding similarity (higher is better), loop_rate (lower is better), words and, where
-eval/generate.py recorded it, hit_max_new_tokens (the share of answers cut off by the cap).
+"references": {"loop_rate", "words"}, "by_type": {question type: means}} (delta = predictions minus baseline,
+matched by id). Metrics: ROUGE-L/1/2, BLEU, chrF, token F1, embedding similarity, fact_precision (higher is better),
+unsupported_facts, invented_numbers, loop_rate (lower is better), words and, where eval/generate.py recorded it,
+hit_max_new_tokens (the share of answers cut off by the cap) and ended (the share the model ended itself).
 """
 
 import argparse
@@ -27,10 +28,13 @@ def main():
     args = parser.parse_args()
     result = score(args.predictions, args.baseline, args.seed)
     atomic_write_text(args.out / "metrics.json", json.dumps(result, indent=2) + "\n")
-    for m in result["metrics"]:
-        line = f"{m:18s} {result['metrics'][m]['mean']:8.4f}"
-        if m in result.get("delta", {}):
-            d = result["delta"][m]
+    for m, value in result["metrics"].items():
+        if value["mean"] is None:  # e.g. fact_precision where no answer states a checkable fact
+            print(f"{m:18s}        –")
+            continue
+        line = f"{m:18s} {value['mean']:8.4f}"
+        d = result.get("delta", {}).get(m)
+        if d and d["mean"] is not None:
             line += f"   delta {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
         print(line)
     print(f"wrote {args.out / 'metrics.json'}")

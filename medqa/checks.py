@@ -7,6 +7,23 @@ from pathlib import Path
 
 from medqa.errors import UserError, first_line
 
+LORA_KERNELS = ("lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel")
+
+
+def for_cpu(cfg: dict) -> tuple[dict, list[str]]:
+    """The recipe as a machine without CUDA runs it: what Axolotl would resolve for a GPU there, resolved for the CPU
+    (`bf16: auto` off, where Axolotl would turn fp16 on; the LoRA kernels it enables by default off: they are
+    Triton). Returns the recipe and the keys set."""
+    cfg, changed = dict(cfg), []
+    if cfg.get("bf16") == "auto":
+        cfg["bf16"], cfg["fp16"] = False, False
+        changed.append("bf16: false")
+    for key in LORA_KERNELS:
+        if cfg.get(key) is None and cfg.get("adapter") in ("lora", "qlora"):
+            cfg[key] = False
+            changed.append(f"{key}: false")
+    return cfg, changed
+
 
 def cuda_needs(cfg: dict) -> list[str]:
     """The recipe's settings that only a CUDA GPU can run."""

@@ -272,11 +272,12 @@ def _answer_no_repeat_ngram():
 
 def generation_config(settings: GenerationSettings, tokenizer, bos_token_id: int | None = None):
     """The settings as a transformers GenerationConfig, as far as one can say them: greedy, the cap, the repetition
-    penalty, an n-gram rule that counts the prompt (ngram_scope "all"), the end at the end-of-turn token and at the
-    template's stop text. An answer-only n-gram rule and stop_on_loop need generate_answers."""
+    penalty, an n-gram rule that counts the prompt (ngram_scope "all"), the end at the end-of-turn token. An
+    answer-only n-gram rule and stop_on_loop need generate_answers. No stop strings: `generate` reads them only with
+    a tokenizer passed in, and fails without one."""
     from transformers import GenerationConfig
 
-    config = GenerationConfig(
+    return GenerationConfig(
         do_sample=False,
         max_new_tokens=settings.max_new_tokens,
         repetition_penalty=settings.repetition_penalty,
@@ -285,7 +286,3 @@ def generation_config(settings: GenerationSettings, tokenizer, bos_token_id: int
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=bos_token_id,
     )
-    stop = prompts.stop_text(tokenizer)
-    if stop:
-        config.stop_strings = [stop]
-    return config

@@ -1,15 +1,14 @@
-"""After training: a standalone merged model (Axolotl's merge-lora), a model card (huggingface_hub's ModelCard),
-and an upload to the Hugging Face Hub."""
+"""After training: a standalone merged model (the model `make eval` scores, saved), a model card (huggingface_hub's
+ModelCard), and an upload to the Hugging Face Hub."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+from medqa.data import looks_like_hub_id
 from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir
 from medqa.generation import GenerationSettings, generation_config
@@ -55,11 +54,13 @@ def base_model_info(run: Run) -> dict:
 
 
 def data_info(run: Run) -> dict:
-    """What the run trained on, from the manifest scripts/prepare_data.py wrote beside its data."""
-    path = Path(str(run.recipe["datasets"][0]["path"])).parent / "manifest.json"
+    """What the run trained on, from the manifest scripts/prepare_data.py wrote beside its data: the data's name (or
+    its file's name, never a local path), licence and training rows."""
+    path = run.data_dir / "manifest.json"
     manifest = json.loads(path.read_text()) if path.is_file() else {}
+    source = str(manifest.get("input") or run.data_dir)
     return {
-        "name": manifest.get("name") or manifest.get("input") or str(path.parent),
+        "name": manifest.get("name") or (source if looks_like_hub_id(source) else Path(source).name),
         "license": manifest.get("license"),
         "rows": (manifest.get("rows") or {}).get("train"),
     }
@@ -71,8 +72,46 @@ def eval_results(run: Run) -> list[tuple[str, dict]]:
     return [(p.parent.name, json.loads(p.read_text())) for p in found]
 
 
-def model_card(run: Run, merged: bool = False, settings: GenerationSettings | None = None) -> str:
-    """The card: base model, licence, data, recipe, prompt, decoding, `make eval` results, not medical advice."""
+def short_name(model_id: str) -> str:
+    return str(model_id).rstrip("/").split("/")[-1]
+
+
+def card_title(run: Run, base: dict, data: dict) -> str:
+    """What the model is: its base model, the task, the data and the technique."""
+    technique = "4-bit QLoRA" if run.recipe.get("load_in_4bit") else "LoRA"
+    if run.recipe.get("rl"):
+        technique += f" + {str(run.recipe['rl']).upper()}"
+    return f"{short_name(base['id'])} for medical question answering ({data['name']}, {technique})"
+
+
+USAGE = """\
+```python
+from transformers import pipeline
+
+chat = pipeline("text-generation", model="{model}")
+messages = [{{"role": "user", "content": "What are the symptoms of glaucoma?"}}]
+print(chat(messages)[0]["generated_text"][-1]["content"])
+```
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model = AutoModelForCausalLM.from_pretrained("{model}")
+tokenizer = AutoTokenizer.from_pretrained("{model}")
+messages = [{{"role": "user", "content": "What are the symptoms of glaucoma?"}}]
+inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+output = model.generate(**inputs)
+print(tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+```
+"""
+
+
+def model_card(
+    run: Run, merged: bool = False, settings: GenerationSettings | None = None, model_id: str | None = None
+) -> str:
+    """The card: what the model is (base model, task, data, technique), how to use it (a snippet that runs as
+    written, for a merged model), its licences, data, recipe, decoding and `make eval` results, not medical advice.
+    `model_id`: what the snippet loads (the Hub repository, or the merged folder)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     base, data = base_model_info(run), data_info(run)
@@ -82,9 +121,11 @@ def model_card(run: Run, merged: bool = False, settings: GenerationSettings | No
     meta = ModelCardData(
         base_model=base["id"],
         license=license_,
-        library_name=None if merged else "peft",
+        library_name="transformers" if merged else "peft",
+        pipeline_tag="text-generation",
         tags=["medical", "question-answering", "qlora" if recipe.get("load_in_4bit") else "lora", "axolotl"],
     )
+    model_id = model_id or str(run.path / "merged")
     data_line = f"- Data: {data['name']}" + (f", {data['rows']:,} training rows" if data["rows"] else "")
     data_line += f", licence {LICENSE_NAMES.get(data['license'], data['license'])}." if data["license"] else "."
     if "medquad" in str(data["name"]).lower():
@@ -94,27 +135,40 @@ def model_card(run: Run, merged: bool = False, settings: GenerationSettings | No
         )
     technique = f"Axolotl, {recipe['rl']}" if recipe.get("rl") else "Axolotl"
     decoding = ", ".join(f"{k} {v}" for k, v in vars(settings).items() if k not in ("batch_size", "cache"))
-    lines = [
-        f"# {run.path.name}",
-        "",
+    lines = [f"# {card_title(run, base, data)}", ""]
+    lines += [
         "**Not medical advice.** This model writes fluent answers to medical questions and often gets the facts "
         "wrong; it is a research artefact, not a medical device.",
         "",
+    ]
+    if merged:
+        lines += ["## Use", "", USAGE.format(model=model_id).rstrip(), ""]
+        lines += [
+            "The tokenizer's chat template is the prompt the model was trained with; answers end at its end-of-turn "
+            f"token (`{run.tokenizer().eos_token}`). The generation config is greedy with at most "
+            f"{settings.max_new_tokens} new tokens.",
+            "",
+        ]
+    lines += ["## Training", ""]
+    lines += [
         f"- Base model: {base['origin']}; its licence applies: "
         f"{LICENSE_NAMES.get(license_, license_) if base['license'] else 'see the base model (not known offline)'}.",
         f"- {'Merged model' if merged else 'LoRA adapter'} trained with "
         f"{'4-bit QLoRA' if recipe.get('load_in_4bit') else 'LoRA'} ({technique}), "
         f"LoRA r{recipe.get('lora_r')}/alpha {recipe.get('lora_alpha')}, {recipe.get('num_epochs')} epoch(s), "
-        f"sequence_len {recipe.get('sequence_len')}, learning rate {recipe.get('learning_rate')}. "
-        "The recipe is `recipe.yml`" + (" in the adapter repository." if merged else "."),
-        data_line,
-        "- Prompt: the tokenizer's chat template is the training prompt; ask with "
-        '`tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)`.',
-        f"- Decoding: greedy; {decoding}."
+        f"sequence_len {recipe.get('sequence_len')}, learning rate {recipe.get('learning_rate')}."
         + (
-            " The generation config holds what transformers can express: `generate` alone does not end an answer "
-            "where it starts to loop (stop_on_loop) nor apply an n-gram rule to the answer only: "
-            "`medqa.generation.generate_answers` does."
+            " The adapter is merged into the dequantised 4-bit (NF4) weights it was trained against."
+            if merged and recipe.get("load_in_4bit")
+            else ""
+        ),
+        f"- Recipe: `{RUN_RECIPE}` in this repository, an Axolotl config (`axolotl train {RUN_RECIPE}`; its paths "
+        "are those of the machine it trained on).",
+        data_line,
+        f"- Evaluation decoding (`make eval`): greedy; {decoding}."
+        + (
+            " `generate` alone does not end an answer where it starts to loop (stop_on_loop) nor apply an n-gram "
+            "rule to the answer only."
             if settings.stop_on_loop or (settings.no_repeat_ngram_size and settings.ngram_scope == "answer")
             else ""
         ),
@@ -134,69 +188,31 @@ def model_card(run: Run, merged: bool = False, settings: GenerationSettings | No
 
 
 def merge(run: Run, out: Path, settings: GenerationSettings | None = None) -> Path:
-    """The run's adapter merged into its base by Axolotl's `merge-lora` (for a QLoRA run, into the base after the NF4
-    round trip it was trained against, as the recipe's bnb_config_kwargs say; the weights QLoRA never quantised put
-    back as they were: restore_unquantised), with the run's tokenizer (its chat template is the training prompt), the
-    decoding as its generation config, and a model card. Written atomically; an existing `out` is refused."""
+    """The model `make eval` scores, as a standalone model: the run as medqa.inference.load_model loads it (for a
+    QLoRA run, the adapter merged by peft into the dequantised NF4 weights it was trained against), saved with the
+    run's tokenizer (its chat template is the training prompt), the decoding as its generation config, the run's
+    recipe and a model card. Written atomically; an existing `out` is refused."""
     out = Path(out)
     if out.exists():
         raise UserError(out, "already exists; remove it or give another OUT")
-    run.adapter  # noqa: B018 - refuses an unfinished run in one line
     settings = settings or GenerationSettings()
-    tokenizer = run.tokenizer()
+    model, tokenizer = run.load_model("merged")
+    quiet_tokenizer(tokenizer)
     with atomic_dir(out) as tmp:
-        work = tmp / ".axolotl"
-        cmd = [sys.executable, "-m", "axolotl.cli.merge_lora", str(run.path / RUN_RECIPE)]
-        cmd += [f"--lora-model-dir={run.path}", f"--output-dir={work}"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0 or not (work / "merged" / "config.json").is_file():
-            last = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()][-1:] or ["no output"]
-            raise UserError(run.path, f"axolotl merge-lora failed: {first_line(Exception(last[0]))}")
-        for item in (work / "merged").iterdir():
-            shutil.move(str(item), tmp / item.name)
-        shutil.rmtree(work)
-        if run.recipe.get("load_in_4bit"):
-            restore_unquantised(run.base_model, tmp)
-        tokenizer.save_pretrained(tmp)  # the run's, with its chat template, over the base's copied by merge-lora
-        config = json.loads((tmp / "config.json").read_text())
-        generation_config(settings, tokenizer, config.get("bos_token_id")).save_pretrained(tmp)
-        (tmp / "README.md").write_text(model_card(run, merged=True, settings=settings))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        generation_config(settings, tokenizer, model.config.bos_token_id).save_pretrained(tmp)
+        shutil.copy(run.path / RUN_RECIPE, tmp / RUN_RECIPE)
+        (tmp / "README.md").write_text(model_card(run, merged=True, settings=settings, model_id=str(out)))
     return out
 
 
-NEVER_QUANTISED = ("embed_tokens.weight", "lm_head.weight")  # bitsandbytes' 4-bit loading keeps these as they are
-
-
-def restore_unquantised(base_model: str, merged: Path) -> list[str]:
-    """Put back, from the base model, the weights QLoRA never quantised and merge-lora rounded anyway.
-
-    Axolotl 0.19's merge-lora applies its NF4 round trip to every weight of two or more dimensions that has no LoRA
-    (axolotl/cli/utils/lora_merge.py, `_merge_tensor_with_lora`): right for the linear layers bitsandbytes quantised
-    in training, wrong for the embeddings and the output head, which it never quantises (SmolLM2 ties the two, so
-    its merged model would read and write every token through NF4-rounded embeddings). Returns the keys restored."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    base = Path(base_model)
-    if not base.is_dir():
-        from huggingface_hub import snapshot_download
-
-        base = Path(snapshot_download(base_model, allow_patterns=["*.safetensors", "*.json"]))
-    originals = {}
-    for shard in sorted(base.glob("*.safetensors")):
-        with safe_open(shard, framework="pt") as f:
-            originals.update({k: f.get_tensor(k) for k in f.keys() if k.endswith(NEVER_QUANTISED)})
-    restored = []
-    for shard in sorted(merged.glob("*.safetensors")):
-        tensors = load_file(shard)
-        keys = [k for k in tensors if k in originals]
-        if keys:
-            with safe_open(shard, framework="pt") as f:
-                metadata = f.metadata()
-            tensors.update({k: originals[k].to(tensors[k].dtype) for k in keys})
-            save_file(tensors, shard, metadata=metadata)
-            restored += keys
-    return restored
+def quiet_tokenizer(tokenizer) -> None:
+    """transformers ignores clean_up_tokenization_spaces for a BPE tokenizer and says so at the first decode: keep the
+    saved config from asking for it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and type(backend.model).__name__ == "BPE":
+        tokenizer.clean_up_tokenization_spaces = False
 
 
 def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:
@@ -213,8 +229,7 @@ def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:
     if merged_dir is not None:
         if not (merged_dir / "config.json").is_file():
             raise UserError(merged_dir, "no merged model here (run `make merge RUN=...` first)")
-        folder, patterns = merged_dir, None
-        card = (merged_dir / "README.md").read_text() if (merged_dir / "README.md").is_file() else model_card(run, True)
+        folder, patterns, card = merged_dir, None, model_card(run, merged=True, model_id=repo)
     else:
         run.adapter  # noqa: B018 - refuses an unfinished run in one line
         folder, patterns, card = run.path, list(ADAPTER_FILES), model_card(run)

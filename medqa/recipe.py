@@ -95,9 +95,15 @@ def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: li
         cfg[key] = yaml.safe_load(value)
         if key.endswith("_strategy") and cfg[key] is False:  # YAML reads a bare `no` as false
             cfg[key] = "no"
-    for kind in ("eval", "save"):  # turning one off is one override: its interval goes with it
-        if cfg.get(f"{kind}_strategy") == "no":
+    for kind in ("eval", "save"):
+        given = {key.partition("=")[0] for key in overrides}
+        # Axolotl takes an interval in steps or per epoch, not both: the one given replaces the recipe's other
+        for key, other in ((f"{kind}_steps", f"{kind}s_per_epoch"), (f"{kind}s_per_epoch", f"{kind}_steps")):
+            if key in given and cfg.get(key) is not None and other not in given:
+                cfg.pop(other, None)
+        if cfg.get(f"{kind}_strategy") == "no":  # turning one off is one override: its interval goes with it
             cfg.pop(f"{kind}_steps", None)
+            cfg.pop(f"{kind}s_per_epoch", None)
     if cfg.get("eval_strategy") == "no":  # and its data: Axolotl evaluates at step 0 whenever it has an eval set
         cfg.pop("test_datasets", None)
     if data is not None:  # the same files, read from another prepared folder

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from medqa.facts import mark_unsupported
 from medqa.fsutil import atomic_dir
 from medqa.runs import complete_checkpoints
-from medqa.scoring import LOWER_IS_BETTER, QUALITY, mark_invented
+from medqa.scoring import LOWER_IS_BETTER, QUALITY, TYPE_METRICS
 
 
 def newest_trainer_state(run: Path) -> dict | None:
@@ -29,6 +30,8 @@ def plots(out: Path, metrics: dict, state: dict | None, base: list, tuned: list)
         for x, (_label, res) in enumerate(
             (("base", metrics["baseline"]["metrics"][m]), ("tuned", metrics["metrics"][m]))
         ):
+            if res["mean"] is None:  # no answer the metric applies to
+                continue
             lo, hi = res["ci95"]
             ax.bar(x, res["mean"], yerr=[[res["mean"] - lo], [hi - res["mean"]]], capsize=4, color=f"C{x}")
         ax.set_xticks([0, 1], ["base", "tuned"])
@@ -93,8 +96,25 @@ def pick_examples(tuned: list[dict], base: list[dict], k: int = len(PICKS)) -> l
     return [(label, *ranked[r]) for label, r in zip(labels, ranks, strict=True)]
 
 
-def fmt_value(metric: str, value: float) -> str:
+def fmt_value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "–"
     return f"{value:.1f}" if metric in ("words", "bleu", "chrf") else f"{value:.4f}"
+
+
+def type_table(metrics: dict) -> list[str]:
+    """By MedQuAD question type: base → tuned for each of TYPE_METRICS."""
+    types = metrics.get("by_type") or {}
+    if not types:
+        return []
+    shown = [m for m in TYPE_METRICS if m in next(iter(types.values()))["metrics"]]
+    lines = ["### By question type", "", "base → tuned", ""]
+    lines += ["| question type | n | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
+    for kind, row in types.items():
+        base = row.get("baseline", {})
+        cells = [f"{fmt_value(m, base.get(m))} → {fmt_value(m, row['metrics'][m])}" for m in shown]
+        lines.append(f"| {kind} | {row['n']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tuned: list[dict], meta: dict) -> Path:
@@ -105,8 +125,11 @@ def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tune
         f"{metrics['n']} held-out questions; "
         "95% bootstrap confidence intervals; delta = tuned minus base, paired by question. "
         "rougeL_precision / rougeL_recall: how much of the answer is in the reference / of the reference in the "
-        "answer. invented_numbers: share of answers with a number found in neither the question nor the reference "
-        "(lower is better; marked <mark>so</mark> in the answers below). "
+        "answer. fact_precision: share of an answer's checkable facts (gene symbols, chromosomes and bands, "
+        "inheritance patterns, numbers) that its reference or question states, over the answers that state any; "
+        "unsupported_facts: share of answers stating at least one such fact that neither states (lower is better; "
+        "marked <mark>so</mark> in the answers below). invented_numbers: share of answers with a number found in "
+        "neither the question nor the reference (lower is better). "
         f"loop_rate: share of answers in which some 4 words recur 4 or more times (lower is better; "
         f"the references: {metrics['references']['loop_rate']:.3f}). ended: share of answers the model ended itself "
         f"(not cut by the cap or where it started to loop). words: mean answer length "
@@ -122,6 +145,8 @@ def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tune
     ]
     for m, d in metrics["delta"].items():
         b, t = metrics["baseline"]["metrics"][m], metrics["metrics"][m]
+        if d["mean"] is None:
+            continue
         lo, hi = (fmt_value(m, v) for v in d["ci95"])
         lines.append(
             f"| {m} | {fmt_value(m, b['mean'])} | {fmt_value(m, t['mean'])} | "
@@ -132,6 +157,7 @@ def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tune
             f"| perplexity of references | {meta['base']['reference_perplexity']:.2f} | "
             f"{meta['tuned']['reference_perplexity']:.2f} | |"
         )
+    lines += ["", *type_table(metrics)]
     state = newest_trainer_state(run)
     with atomic_dir(out_dir / "report") as tmp:
         made = plots(tmp, metrics, state, base, tuned)
@@ -148,8 +174,8 @@ def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tune
                 f"**Q:** {row['question']}",
                 "",
                 f"- *reference:* {row['reference']}",
-                f"- *base:* {mark_invented(base_row['prediction'], row['question'], row['reference'])}",
-                f"- *tuned:* {mark_invented(row['prediction'], row['question'], row['reference'])}",
+                f"- *base:* {mark_unsupported(base_row['prediction'], row['question'], row['reference'])}",
+                f"- *tuned:* {mark_unsupported(row['prediction'], row['question'], row['reference'])}",
                 "",
             ]
         (tmp / "report.md").write_text("\n".join(lines) + "\n")

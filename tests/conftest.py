@@ -9,8 +9,8 @@ REPO = Path(__file__).resolve().parents[1]
 os.chdir(REPO)  # recipes and defaults name paths relative to the repository root, where make runs
 MEDQUAD = REPO.parent / "shared" / "data" / "medquad" / "medquad_qa.csv"
 EMBEDDED_MODEL = REPO / "models" / "SmolLM2-135M-Instruct"
-RECIPES = sorted(  # every recipe, the baselines and the preference stage included (not the lever specs)
-    p for p in (REPO / "recipes").rglob("*.yml") if "\nbase_model:" in "\n" + p.read_text()
+RECIPES = sorted(  # every recipe, the baselines and the preference stage included (not the lever studies' records)
+    p for p in (REPO / "recipes").rglob("*.yml") if "\nbase_model:" in "\n" + p.read_text() and "levers" not in p.parts
 )
 ENV = {
     **os.environ,

@@ -135,7 +135,7 @@ def test_score_reports_length_and_cap_and_report_picks_by_rule(tmp_path):
     report = (tmp_path / "report" / "report.md").read_text()
     assert "| loop_rate |" in report and "| hit_max_new_tokens |" in report
     # the rule: ranked by ROUGE-L gain, largest first; the longest prediction (5 words) gains most
-    sections = report.split("### ")[1:]
+    sections = report.split("## Answers side by side")[1].split("### ")[1:]
     assert [s.splitlines()[0] for s in sections] == [
         "largest gain",
         "upper quartile",
@@ -144,15 +144,83 @@ def test_score_reports_length_and_cap_and_report_picks_by_rule(tmp_path):
         "largest loss",
     ]
     assert "answer number 4 about iron" in sections[0].split("*tuned:*")[1].splitlines()[0]
-    assert "| invented_numbers |" in report and "| rougeL_recall |" in report
+    assert "| invented_numbers |" in report and "| rougeL_recall |" in report and "| unsupported_facts |" in report
+    assert "### By question type" in report and "| other | 9 |" in report  # questions "q0", "q1": no MedQuAD type
 
 
-def test_report_marks_invented_numbers():
-    from medqa.scoring import mark_invented
+def test_a_gene_symbol_with_a_wrong_digit_is_another_gene():
+    from medqa.facts import check
 
-    q, ref = "What is Glycogen storage disease type 13 ?", "Type 13 affects the liver in 50% of cases."
-    marked = mark_invented("Type 13 and type 41 affect 50% to 90% of people", q, ref)
-    assert marked == "Type 13 and type <mark>41</mark> affect 50% to <mark>90</mark>% of people"
+    q, ref = "What causes Marfan syndrome ?", "Mutations in the FBN1 gene cause Marfan syndrome."
+    supported, unsupported = check("Marfan syndrome is caused by mutations in the FBN2 gene.", q, ref)
+    assert [f.value for f in unsupported] == ["FBN2"] and not supported
+    supported, unsupported = check("Mutations in FBN1 cause it.", q, ref)
+    assert [f.value for f in supported] == ["FBN1"] and not unsupported
+    # a symbol without a digit is a gene where the text says so
+    supported, unsupported = check("It is caused by mutations in the FTO gene.", q, ref)
+    assert [(f.kind, f.value) for f in unsupported] == [("gene", "FTO")]
+
+
+def test_dominant_is_not_recessive_and_x_linked_is_either():
+    from medqa.facts import check
+
+    q = "Is Alport syndrome inherited ?"
+    recessive = "This condition is inherited in an autosomal recessive pattern."
+    assert [f.value for f in check("It is inherited in an autosomal dominant pattern.", q, recessive)[1]] == [
+        "autosomal dominant"
+    ]
+    assert check("It follows an autosomal-recessive pattern.", q, recessive)[1] == []
+    x_linked = "Alport syndrome is inherited in an X-linked pattern."
+    assert check("It is inherited in an X-linked recessive pattern.", q, x_linked)[1] == []
+    assert check("It is X-linked.", q, "It is inherited in an X-linked dominant pattern.")[1] == []
+    assert check("It is X-linked recessive.", q, "It is inherited in an X-linked dominant pattern.")[1]
+
+
+def test_numbers_chromosomes_and_bands_are_checked_against_question_and_reference():
+    from medqa.facts import check
+
+    q = "What is Glycogen storage disease type 13 ?"
+    ref = "It affects about 1 in 20,000 people. The gene lies on chromosome 15 (15q11-q13)."
+    supported, unsupported = check(
+        "Glycogen storage disease type 13 affects 1 in 20,000 people; the gene is on chromosome 15 at 15q11.2.", q, ref
+    )
+    assert {f.value for f in supported} == {"13", "1", "20000", "15", "15q11.2"} and not unsupported
+    supported, unsupported = check("It affects 1 in 50,000 people and lies on chromosome 22 (22q13).", q, ref)
+    assert {f.value for f in unsupported} == {"50000", "22", "22q13"} and {f.value for f in supported} == {"1"}
+
+
+def test_ordinary_abbreviations_are_not_gene_symbols():
+    from medqa.facts import extract
+
+    text = "An MRI, a CT scan and DNA tests help; HIV and COPD are unrelated. Vitamin B12 and type 2 diabetes."
+    assert [f.kind for f in extract(text)] == ["number", "number"]  # 12 and 2: numbers, not genes
+
+
+def test_fact_metrics_per_answer_and_the_report_marks_unsupported_facts(encoder):
+    from medqa.facts import mark_unsupported
+
+    q, ref = "What causes Marfan syndrome ?", "Mutations in the FBN1 gene cause Marfan syndrome in 1 in 5,000 people."
+    answers = ["Mutations in the FBN1 gene; 1 in 5,000 people.", "Mutations in FBN2; 1 in 90 people.", "It is rare."]
+    scores = per_example(answers, [ref] * 3, encoder, [q] * 3)
+    assert list(scores["unsupported_facts"]) == [0.0, 1.0, 0.0]
+    assert scores["fact_precision"][0] == 1.0 and scores["fact_precision"][1] == pytest.approx(1 / 3)
+    assert np.isnan(scores["fact_precision"][2])  # no checkable fact: left out of the mean
+    assert summarise(scores["fact_precision"])["n"] == 2
+    assert mark_unsupported(answers[1], q, ref) == "Mutations in <mark>FBN2</mark>; 1 in <mark>90</mark> people."
+
+
+def test_question_types_follow_medquad_wording(medquad):
+    import csv
+
+    from medqa.facts import question_type
+
+    assert question_type("What are the symptoms of Marfan syndrome ?") == "symptoms"
+    assert question_type("Is Marfan syndrome inherited ?") == "inheritance"
+    assert question_type("How many people are affected by Marfan syndrome ?") == "frequency"
+    with open(medquad, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    agree = sum(question_type(r["question"]) == r["qtype"] for r in rows) / len(rows)
+    assert agree > 0.99, agree  # MedQuAD's own qtype column
 
 
 def test_invented_numbers_are_those_in_neither_the_question_nor_the_reference(encoder):

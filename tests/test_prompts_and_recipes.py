@@ -14,7 +14,7 @@ from medqa.prompts import IGNORE_INDEX, recipe_tokenizer
 from medqa.recipe import load_recipe, validate
 
 # the recipes that train on prepared question/answer rows (the others: plain text, preference pairs)
-QA_RECIPES = [r for r in RECIPES if load_recipe(r)["datasets"][0].get("type") in ("medqa.strategy", "chat_template")]
+QA_RECIPES = [r for r in RECIPES if load_recipe(r)["datasets"][0].get("type") == "chat_template"]
 QUESTION = "What are the symptoms of iron deficiency anemia?"
 ANSWER = "Tiredness, weakness, pale skin and shortness of breath."
 
@@ -67,14 +67,15 @@ def test_flagship_template_is_the_seed_notebook_text():
     assert text == "<s>[INST] <<SYS>> Answer the Question <</SYS>> Q? [/INST] A.</s>"
 
 
-def test_smollm2_prompt_is_the_seed_text_with_a_literal_end_tag(tokenizer):
-    """SmolLM2 has no `</s>` token: the model is trained to write ` </s>` and then its end-of-turn token."""
+def test_smollm2_prompt_is_the_seed_text_ended_by_its_own_end_of_turn_token(tokenizer):
+    """SmolLM2 has no `<s>`/`</s>` tokens: `<s>` is plain prompt text, and the answer ends with `<|im_end|>` alone."""
     cfg = offline(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     tok = recipe_tokenizer(cfg)
     assert prompts.prompt_text(tok, QUESTION) == f"<s>[INST] <<SYS>> Answer the Question <</SYS>> {QUESTION} [/INST]"
-    example = prompts.encode_example(tok, QUESTION, ANSWER)
-    assert tok.decode(example["input_ids"]).endswith(f"{ANSWER} </s><|im_end|>")
-    assert prompts.stop_text(tok) == "</s>"
+    example = axolotl_example(tok, cfg, {"question": QUESTION, "answer": ANSWER})
+    assert tok.decode(example["input_ids"]).endswith(f"[/INST] {ANSWER}<|im_end|>")
+    assert example["labels"][-1] == tok.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+    assert prompts.stop_text(tok) is None
 
 
 def test_lever_reference_prompt_is_the_chat_template_with_the_medical_system_prompt(tokenizer):
@@ -95,12 +96,22 @@ def test_a_tokenizer_without_a_template_is_refused_in_one_line():
         recipe_tokenizer(cfg, "r.yml")
 
 
-def test_long_answers_are_truncated_not_dropped():
-    cfg = offline(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
+@pytest.mark.parametrize("recipe", QA_RECIPES, ids=lambda p: p.name)
+def test_long_answers_are_truncated_not_dropped(recipe):
+    """The recipe's excess_length_strategy, applied by Axolotl's own dataset step, cuts a long example to
+    sequence_len and keeps it."""
+    from axolotl.utils.data.utils import handle_long_seq_in_dataset
+    from axolotl.utils.dict import DictDefault
+    from datasets import Dataset
+
+    cfg = offline(recipe)
     tok = recipe_tokenizer(cfg)
-    example = axolotl_example(tok, cfg, {"question": QUESTION, "answer": "word " * 2000}, sequence_len=64)
-    assert len(example["input_ids"]) == len(example["labels"]) == 64
-    assert example["input_ids"][:10] == prompts.encode_prompt(tok, QUESTION)[:10]
+    rows = [{"question": QUESTION, "answer": "word " * 2000}, {"question": QUESTION, "answer": ANSWER}]
+    examples = [axolotl_example(tok, cfg, row, sequence_len=64) for row in rows]
+    dataset = Dataset.from_list([{k: e[k] for k in ("input_ids", "labels", "attention_mask")} for e in examples])
+    kept = handle_long_seq_in_dataset(dataset, 64, DictDefault({**cfg, "sequence_len": 64}))
+    assert len(kept) == 2 and len(kept[0]["input_ids"]) == len(kept[0]["labels"]) == 64
+    assert kept[0]["input_ids"][:10] == prompts.encode_prompt(tok, QUESTION)[:10]
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
@@ -238,26 +249,30 @@ def test_turning_evaluation_off_is_one_override():
     from medqa.recipe import resolve
 
     recipe = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
-    assert recipe["test_datasets"] and recipe["eval_steps"]
+    assert recipe["test_datasets"] and recipe["evals_per_epoch"]
     cfg = resolve(recipe, None, None, ["eval_strategy=no"])
-    assert cfg["eval_strategy"] == "no" and "eval_steps" not in cfg and "test_datasets" not in cfg
+    assert cfg["eval_strategy"] == "no" and "evals_per_epoch" not in cfg and "test_datasets" not in cfg
     validate(cfg, "r.yml")
+    every = resolve(recipe, None, None, ["eval_steps=5"])  # an interval in steps replaces the one per epoch
+    assert every["eval_steps"] == 5 and "evals_per_epoch" not in every
+    validate(every, "r.yml")
 
 
-def test_flagship_chat_template_examples_are_the_project_prompts_tokens(medquad, tmp_path):
-    """Axolotl's own `type: chat_template` makes, for real MedQuAD rows, exactly the tokens of medqa/prompts.py and
-    its labels but for one case: where the answer's first token is a lone space (the template's, before an answer
-    that starts with a symbol), Axolotl leaves it out of the loss (the flagship's template with the embedded
-    tokenizer standing in for Llama-2's)."""
+@pytest.mark.parametrize("recipe", QA_RECIPES, ids=lambda p: p.name)
+def test_chat_template_examples_are_the_project_prompts_tokens(recipe, medquad, tmp_path):
+    """Axolotl's own `type: chat_template` makes, for real MedQuAD rows, exactly the tokens of medqa/prompts.py (what
+    the reference answers' perplexity is measured on) and its labels but for one case: where the answer's first
+    token is a lone space (the template's, before an answer that starts with a symbol), Axolotl leaves it out of the
+    loss (with the embedded tokenizer, standing in for Llama-2's in the flagship)."""
     from medqa.data import prepare, read_jsonl
 
     prepare(medquad, tmp_path / "data", limit=100, seed=3)
-    cfg = offline(REPO / "recipes" / "llama2-7b" / "qlora.yml")
+    cfg = offline(recipe)
     tok = recipe_tokenizer(cfg)
     rows = read_jsonl(tmp_path / "data" / "train.jsonl")
     for row in rows:
         example = axolotl_example(tok, cfg, row, sequence_len=int(cfg["sequence_len"]))
-        ours = prompts.encode_example(tok, row["question"], row["answer"])
+        ours = prompts.encode_example(tok, row["question"], row["answer"], max_len=int(cfg["sequence_len"]))
         assert example["input_ids"] == ours["input_ids"], row["id"]
         differ = [i for i, (a, b) in enumerate(zip(example["labels"], ours["labels"], strict=True)) if a != b]
         first = next(i for i, label in enumerate(ours["labels"]) if label != IGNORE_INDEX)

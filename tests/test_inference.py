@@ -121,7 +121,17 @@ def test_every_decoding_option_comes_from_generation_settings():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert from_arguments(parser.parse_args([])) == GenerationSettings()
-    custom = GenerationSettings(512, 1.1, 6, "all", False, 64, "dynamic")
+    custom = GenerationSettings(
+        max_new_tokens=512,
+        repetition_penalty=1.1,
+        no_repeat_ngram_size=6,
+        ngram_scope="all",
+        temperature=0.7,
+        stop_on_loop=False,
+        batch_size=64,
+        cache="dynamic",
+        compile="cudagraphs",
+    )
     assert from_arguments(parser.parse_args(to_arguments(custom))) == custom
     options = {a.dest for a in parser._actions if a.dest != "help"}
     assert options == {f.name for f in dataclasses.fields(GenerationSettings)}

@@ -17,16 +17,25 @@ from medqa.runs import Run
 QUESTION = "What is asthma?"
 
 
-def test_merged_model_loads_with_plain_transformers_and_is_the_trained_model(tmp_path, tiny_run):
+def test_merged_model_is_the_model_make_eval_scores(tmp_path, tiny_run):
+    """make merge writes the weights make eval scores (the adapter merged into the dequantised NF4 weights: one
+    path), with the run's tokenizer, recipe, generation config and card, and nothing else of ours."""
     out = tmp_path / "merged"
     result = run_script("scripts/merge.py", tiny_run, "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert not list(out.glob("adapter_*")) and "quantization_config" not in json.loads(
-        (out / "config.json").read_text()
-    )
+    assert "quantization_config" not in json.loads((out / "config.json").read_text())
+    assert not list(out.glob("adapter_*")) and not (out / "medqa_build.json").exists()
+    assert (out / "recipe.yml").read_text() == (tiny_run / "recipe.yml").read_text()
 
+    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    scored, _ = Run.open(tiny_run).load_model("merged")
+    saved = load_file(out / "model.safetensors")
+    expected = scored.state_dict()
+    assert set(saved) == {k for k in expected if k != "lm_head.weight" or k in saved}
+    assert all(torch.equal(saved[k], expected[k]) for k in saved)
+    # and it is the model as trained: the 4-bit layers with the adapter on top give the same outputs
     merged = AutoModelForCausalLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": QUESTION}], add_generation_prompt=True)
@@ -36,14 +45,9 @@ def test_merged_model_loads_with_plain_transformers_and_is_the_trained_model(tmp
     with torch.no_grad():
         gap = (merged(ids).logits - as_trained(ids).logits).abs().max().item()
     assert gap < 0.05, gap
-    # the embeddings QLoRA never quantised are the base's, not NF4-rounded (merge-lora rounds them: restore_unquantised)
-    from safetensors.torch import load_file
-
-    base = load_file(Path(Run.open(tiny_run).base_model) / "model.safetensors")["model.embed_tokens.weight"]
-    assert torch.equal(load_file(out / "model.safetensors")["model.embed_tokens.weight"], base)
     gen = merged.generation_config
-    assert gen.eos_token_id == tokenizer.eos_token_id and gen.do_sample is False and gen.stop_strings == ["</s>"]
-    assert "Not medical advice" in (out / "README.md").read_text()
+    assert gen.eos_token_id == tokenizer.eos_token_id and gen.do_sample is False and not gen.stop_strings
+    assert json.loads((out / "tokenizer_config.json").read_text())["clean_up_tokenization_spaces"] is False
 
     again = run_script("scripts/merge.py", tiny_run, "--out", out)  # an existing folder is never overwritten
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
@@ -87,10 +91,13 @@ def test_model_card_names_base_data_licence_results_and_not_advice(tmp_path, tin
     card = card_for(tiny_run, tmp_path, manifest=medquad)
     meta = card.split("---")[1]
     assert "base_model:" in meta and "library_name: peft" in meta and "license: other" in meta  # not known offline
+    assert "pipeline_tag: text-generation" in meta
     assert "Data: MedQuAD, 13,223 training rows, licence CC BY 4.0" in card and "Ben Abacha" in card
-    assert "Not medical advice" in card and "apply_chat_template" in card and "stop_on_loop True" in card
-    own = card_for(tiny_run, tmp_path, manifest={"input": "their.csv", "rows": {"train": 7}})
+    assert "Not medical advice" in card and "stop_on_loop True" in card and "`recipe.yml` in this repository" in card
+    assert card.split("---", 2)[2].lstrip().startswith("# ") and "for medical question answering (MedQuAD, " in card
+    own = card_for(tiny_run, tmp_path, manifest={"input": "/home/me/data/their.csv", "rows": {"train": 7}})
     assert "MedQuAD" not in own and "CC BY" not in own and "Data: their.csv, 7 training rows." in own
+    assert "/home/me" not in own  # a file's name, never a local path
     llama = card_for(tiny_run, tmp_path, base_model="abhishek/llama-2-7b-hf-small-shards", manifest=medquad)
     assert "license: llama2" in llama.split("---")[1] and "Llama 2 Community License" in llama
     (tiny_run / "eval" / "test").mkdir(parents=True)
@@ -161,3 +168,60 @@ def test_push_offline_or_failing_is_one_line(tiny_run, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     with pytest.raises(UserError, match="upload failed: no route to host$"):
         push(Run.open(tiny_run), "someone/medqa-tiny", api=Down())
+
+
+@pytest.fixture(scope="module")
+def smollm2_merged(tmp_path_factory):
+    """The embedded SmolLM2 as a finished run of the recipe (an adapter that changes nothing) and `make merge` of it:
+    the merged model is the base through the NF4 round trip that QLoRA trains against."""
+    import yaml
+    from conftest import EMBEDDED_MODEL, REPO
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from medqa.prompts import recipe_tokenizer
+    from medqa.recipe import load_recipe
+
+    run = tmp_path_factory.mktemp("smollm2-run")
+    recipe = {**load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml"), "base_model": str(EMBEDDED_MODEL)}
+    recipe["chat_template_jinja"] = str(REPO / recipe["chat_template_jinja"])
+    (run / "recipe.yml").write_text(yaml.safe_dump(recipe))
+    model = AutoModelForCausalLM.from_pretrained(EMBEDDED_MODEL)
+    get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear")).save_pretrained(run)
+    recipe_tokenizer(recipe).save_pretrained(run)
+    result = run_script("scripts/merge.py", run, "--out", run / "merged")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run / "merged"
+
+
+def card_snippets(card: str) -> list[str]:
+    return [block.split("\n", 1)[1] for block in card.split("```python")[1:] for block in [block.split("```")[0]]]
+
+
+TEMPLATE_TEXT = ("[INST]", "<<SYS>>", "[/INST]", "<s>", "</s>", "<|im_end|>", "<|im_start|>")
+
+
+def test_the_cards_snippets_run_as_written_with_plain_transformers(smollm2_merged, tmp_path):
+    """The card's two snippets (pipeline on chat messages; apply_chat_template + generate with no tokenizer=), run
+    as written by plain Python in another folder: both stop at the end-of-turn token, and the answer holds no
+    template text."""
+    import subprocess
+    import sys
+
+    from conftest import ENV
+
+    card = (smollm2_merged / "README.md").read_text()
+    snippets = card_snippets(card)
+    assert len(snippets) == 2 and "pipeline(" in snippets[0] and "model.generate(**inputs)" in snippets[1]
+    for snippet in snippets:
+        done = subprocess.run(
+            [sys.executable, "-c", snippet], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() and not any(t in done.stdout for t in TEMPLATE_TEXT), done.stdout
+        assert "stop strings" not in done.stderr
+    scope: dict = {}
+    exec(snippets[1], scope)  # the same calls here, to read where generation stopped
+    new = scope["output"][0, scope["inputs"]["input_ids"].shape[1] :].tolist()
+    eos = scope["tokenizer"].convert_tokens_to_ids("<|im_end|>")
+    assert new[-1] == eos and eos not in new[:-1] and len(new) < scope["model"].generation_config.max_new_tokens

@@ -1,5 +1,5 @@
 """A lever spec as jobs: the command lines that train each lever's run (scripts/finetune.py), make a preference
-stage's starting point (scripts/merge.py, scripts/spin_data.py), answer the held-out questions (eval/generate.py)
+stage's starting point (scripts/merge.py, scripts/pairs.py), answer the held-out questions (eval/generate.py)
 or cut another lever's answers where they start to loop (eval/cut_loops.py), each with the file that exists once
 it has finished and the jobs it waits for."""
 
@@ -37,8 +37,8 @@ def merged_dir(work: Path, name: str) -> Path:
     return run_dir(work, name) / "merged"
 
 
-def spin_dir(work: Path, name: str) -> Path:
-    return work / "spin" / name
+def pairs_dir(work: Path, start: str, rule: str) -> Path:
+    return work / "pairs" / f"{start}-{rule}"
 
 
 def prediction_file(work: Path, split: str, name: str) -> Path:
@@ -57,7 +57,7 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
         train_data, after = Path(lv.data) if lv.data else data, ()
         if lv.start:
             start = run_dir(work, lv.start)
-            merge, spin = f"merge-{lv.start}", f"spin-{lv.start}"
+            merge, pairs = f"merge-{lv.start}", f"pairs-{lv.start}-{lv.rule}"
             jobs[merge] = Job(
                 merge,
                 [py, "scripts/merge.py", str(start), "--out", str(merged_dir(work, lv.start))],
@@ -65,24 +65,14 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
                 (f"train-{lv.start}",),
                 0.5,
             )
-            spin_argv = [
-                py,
-                "scripts/spin_data.py",
-                str(start),
-                "--data",
-                str(data),
-                "--out",
-                str(spin_dir(work, lv.start)),
-            ]
-            jobs[spin] = Job(
-                spin,
-                [*spin_argv, "--n", str(lv.pairs)],
-                spin_dir(work, lv.start) / "train.jsonl",
-                (f"train-{lv.start}",),
-                0.5,
-            )
+            folder = pairs_dir(work, lv.start, lv.rule)
+            pairs_argv = [py, "scripts/pairs.py", str(start), "--data", str(data), "--out", str(folder)]
+            pairs_argv += ["--rule", lv.rule, "--n", str(lv.pairs)]
+            if lv.rule == "facttune":
+                pairs_argv += ["--samples", str(lv.samples), "--temperature", str(lv.temperature)]
+            jobs[pairs] = Job(pairs, pairs_argv, folder / "train.jsonl", (f"train-{lv.start}",), 0.5)
             overrides = {**overrides, "base_model": str(merged_dir(work, lv.start))}  # whatever `train:` says
-            train_data, after = spin_dir(work, lv.start), (merge, spin)
+            train_data, after = folder, (merge, pairs)
         argv = [py, "scripts/finetune.py", lv.recipe, "--data", str(train_data)]
         argv += ["--output-dir", str(run_dir(work, lv.name))]
         for key, value in overrides.items():

@@ -17,7 +17,7 @@ by `compare_to:`), paired by question.
       - {name: epochs-6, about: 6 epochs, set: {num_epochs: 6, saves_per_epoch: 1}}
       - {name: epoch-4, about: 4 epochs, model: epochs-6, epoch: 4}
       - {name: rep-1.2, about: repetition_penalty 1.2, model: reference, decode: {repetition_penalty: 1.2}}
-      - {name: dpo, about: a preference stage, recipe: recipes/smollm2-135m/dpo.yml, start: reference, pairs: 2000}
+      - {name: dpo, about: a preference stage, recipe: recipes/smollm2-135m/dpo.yml, start: reference, rule: facttune}
     choose: {greedy: reference, candidates: [reference, rep-1.2], max_loop_rate: 0.05}
     test: {n: 1000, levers: [reference]}   # also answer the test split with these
 """
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from medqa.errors import UserError
 from medqa.generation import GenerationSettings
+from medqa.preference import RULES
 from medqa.recipe import load_recipe
 
 BASE = "base"
@@ -42,8 +43,11 @@ class Lever:
     recipe: str
     set: dict = field(default_factory=dict)
     data: str | None = None  # a prepared data folder of its own to train on (default: the runner's --data)
-    start: str | None = None  # a preference stage on top of this lever's run: its merged model and SPIN pairs
+    start: str | None = None  # a preference stage on top of this lever's run: its merged model and pairs by `rule`
     pairs: int = 2000  # start: training questions the pairs are made from
+    rule: str = "spin"  # start: how pairs are made (medqa.preference.RULES)
+    samples: int = 4  # start, rule facttune: answers sampled per question
+    temperature: float = 1.0  # start, rule facttune: their sampling temperature
     model: str | None = None  # another lever whose trained model this one reuses, or "base"
     cut_from: str | None = None  # another lever's greedy answers, cut where they start to loop (eval/cut_loops.py)
     epoch: float | None = None  # model: that run's checkpoint at the end of this epoch
@@ -147,6 +151,8 @@ def load_spec(path: str | Path) -> Spec:
             raise UserError(path, f"lever {lv.name!r}: epoch: needs model: (a lever that trains)")
         if lv.start is not None and (not lv.trains or not training(lv.start) or lv.start == lv.name):
             raise UserError(path, f"lever {lv.name!r}: start: names another lever that trains")
+        if lv.rule not in RULES:
+            raise UserError(path, f"lever {lv.name!r}: rule must be one of {RULES}")
         if lv.cut_from is not None:
             source = spec.lever(lv.cut_from) if lv.cut_from in names else None
             if source is None or source.cut_from or lv.model or lv.decode or spec.settings(source).stop_on_loop:

@@ -1,0 +1,59 @@
+"""Preference pairs by rule, on hand-made answers: SPIN's, those aimed at fidelity, and FactTune's on-policy ones."""
+
+import pytest
+from conftest import EMBEDDED_MODEL, REPO
+
+from medqa.generation import Answer
+from medqa.preference import ended_before_trouble, fidelity_score, make_pairs
+from medqa.prompts import recipe_tokenizer
+from medqa.recipe import load_recipe
+
+ROW = {
+    "id": "row-1",
+    "question": "What causes Marfan syndrome ?",
+    "answer": "Mutations in the FBN1 gene cause Marfan syndrome. It is inherited in an autosomal dominant pattern.",
+}
+GOOD = "Marfan syndrome is caused by mutations in the FBN1 gene. It is inherited in an autosomal dominant pattern."
+WRONG = (
+    "Marfan syndrome is a disorder of the connective tissue in the body. It is caused by mutations in the FBN2 gene."
+)
+LOOPING = "Marfan syndrome affects the body. " + "It affects the eyes and the heart. " * 6
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return recipe_tokenizer({**load_recipe(REPO / "recipes/smollm2-135m/qlora.yml"), "base_model": str(EMBEDDED_MODEL)})
+
+
+def test_fidelity_score_counts_problems_first_then_supported_facts():
+    q, ref = ROW["question"], ROW["answer"]
+    assert fidelity_score(GOOD, "end", q, ref) == (0, 2)
+    assert fidelity_score(WRONG, "end", q, ref) == (-1, 0)
+    assert fidelity_score(LOOPING, "length", q, ref) == (-3, 0)  # a loop counts twice, the cap once
+    assert fidelity_score(GOOD, "length", q, ref) < fidelity_score(GOOD, "end", q, ref)
+
+
+def test_an_answer_is_ended_before_the_sentence_that_goes_wrong():
+    q, ref = ROW["question"], ROW["answer"]
+    assert ended_before_trouble(GOOD, q, ref) is None
+    assert ended_before_trouble(WRONG, q, ref) == "Marfan syndrome is a disorder of the connective tissue in the body."
+    assert ended_before_trouble(LOOPING, q, ref).startswith("Marfan syndrome affects the body. It affects")
+    assert ended_before_trouble("It is caused by the FBN2 gene.", q, ref) == ref  # nothing left: the reference
+
+
+def test_pairs_by_rule(tok):
+    spin, none = make_pairs(tok, "spin", [ROW], [[Answer(WRONG, 30, "end")]])
+    assert none == 0 and spin[0]["chosen"] == f" {ROW['answer']}<|im_end|>" and WRONG in spin[0]["rejected"]
+    assert spin[0]["prompt"].endswith("What causes Marfan syndrome ? [/INST]") and spin[0]["rule"] == "spin"
+    fidelity, _ = make_pairs(tok, "fidelity", [ROW, ROW], [[Answer(WRONG, 30, "end")], [Answer(GOOD, 30, "end")]])
+    assert (
+        len(fidelity) == 1
+        and fidelity[0]["chosen"] == " Marfan syndrome is a disorder of the connective tissue in the body.<|im_end|>"
+    )
+    samples = [Answer(LOOPING, 256, "length"), Answer(GOOD, 30, "end"), Answer(WRONG, 30, "end")]
+    facttune, _ = make_pairs(tok, "facttune", [ROW], [samples])
+    assert facttune[0]["chosen"] == f" {GOOD}<|im_end|>" and facttune[0]["rejected"] == f" {LOOPING.strip()}<|im_end|>"
+    same, none = make_pairs(tok, "facttune", [ROW], [[Answer(GOOD, 30, "end"), Answer(GOOD, 30, "end")]])
+    assert same == [] and none == 1  # no preference where the samples are equally faithful
+    with pytest.raises(ValueError, match="rule"):
+        make_pairs(tok, "nope", [ROW], [[Answer(GOOD, 30, "end")]])

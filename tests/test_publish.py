@@ -3,7 +3,6 @@ training prompt, its generation config stops at the end of the answer), the card
 upload goes through the Hub client, and offline it fails in one line."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from conftest import REPO, prepare_demo_data, run_script
 
+from medqa.checks import LORA_KERNELS
 from medqa.errors import UserError
 from medqa.levers import Job, load_spec, plan, run_jobs
 from medqa.recipe import load_recipe, resolve, validate

@@ -29,7 +29,8 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) 
         if not pred.is_file():
             missing.append(name)
             continue
-        result = score(pred, None if name == other or not ref.is_file() else ref, encoder=encoder, memo=memo)
+        compared = name != other and ref.is_file()
+        result = score(pred, ref if compared else None, encoder=encoder, memo=memo)
         meta = pred.with_suffix(".meta.json")
         rows.append(
             {
@@ -43,6 +44,8 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) 
                 "compared_with": other if "delta" in result else None,
                 "metrics": result["metrics"],
                 "delta": result.get("delta"),
+                "identical": identical(pred, ref) if compared else None,
+                "by_type": result["by_type"],
                 "references": result["references"],
                 "reference_perplexity": json.loads(meta.read_text()).get("reference_perplexity")
                 if meta.is_file()
@@ -59,6 +62,14 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) 
     if spec.choose and split == spec.split:
         table["choice"] = choose_decoding(spec, rows)
     return table
+
+
+def identical(a: Path, b: Path) -> int:
+    """How many answers of `a` are word for word those of `b` (matched by id)."""
+    from medqa.scoring import load_predictions
+
+    theirs = {r["id"]: r["prediction"] for r in load_predictions(b)}
+    return sum(theirs.get(r["id"]) == r["prediction"] for r in load_predictions(a))
 
 
 def choose_decoding(spec: Spec, rows: list[dict]) -> dict:
@@ -162,17 +173,22 @@ def table_markdown(table: dict, title: str) -> str:
         "",
         f"Split `{table['split']}`; every lever answers the same questions and is compared, paired by question, with "
         "the lever in `vs` (95% bootstrap CI; † where the CI of a difference excludes 0). P / R: ROUGE-L precision "
-        "and recall. invented: share of answers with a number found in neither the question nor the reference. "
-        "loop: share of answers in which some 4 words recur 4 or more times. ended: share the model ended on its "
-        "own (not cut by the cap or where it started to loop).",
+        "and recall. unsupported: share of answers stating a checkable fact (gene symbol, chromosome or band, "
+        "inheritance pattern, number) that neither the reference nor the question states; fact P: share of the "
+        "checkable facts stated that they do state. invented: share of answers with a number found in neither the "
+        "question nor the reference. loop: share of answers in which some 4 words recur 4 or more times. ended: "
+        "share the model ended on its own (not cut by the cap or where it started to loop). same: answers word for "
+        "word those of `vs`.",
         "",
-        "| lever | change | vs | ROUGE-L | Δ ROUGE-L [95% CI] | P / R | Δ ROUGE-2 | Δ token F1 | Δ embed | invented "
-        "| Δ invented [95% CI] | loop | ended | words |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lever | change | vs | ROUGE-L | Δ ROUGE-L [95% CI] | P / R | Δ ROUGE-2 | Δ token F1 | Δ embed "
+        "| unsupported | Δ unsupported [95% CI] | fact P | invented | Δ invented [95% CI] | loop | ended | words "
+        "| same |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table["rows"]:
         m, d = row["metrics"], row["delta"]
         ended = m.get("ended", {}).get("mean")
+        unsupported, fact_p = (m.get(k, {}).get("mean") for k in ("unsupported_facts", "fact_precision"))
         lines.append(
             " | ".join(
                 [
@@ -183,11 +199,15 @@ def table_markdown(table: dict, title: str) -> str:
                     _ci(d["rougeL"], 3) if d else "–",
                     f"{m['rougeL_precision']['mean']:.2f} / {m['rougeL_recall']['mean']:.2f}",
                     *([_mark(d[k], 3) for k in ("rouge2", "token_f1", "embed_sim")] if d else ["–"] * 3),
+                    "–" if unsupported is None else f"{unsupported:.1%}",
+                    _ci(d["unsupported_facts"], 3, pct=True) if d and "unsupported_facts" in d else "–",
+                    "–" if fact_p is None else f"{fact_p:.2f}",
                     f"{m['invented_numbers']['mean']:.1%}",
                     _ci(d["invented_numbers"], 3, pct=True) if d else "–",
                     f"{m['loop_rate']['mean']:.1%}",
                     "–" if ended is None else f"{ended:.0%}",
-                    f"{m['words']['mean']:.0f} |",
+                    f"{m['words']['mean']:.0f}",
+                    f"{row['identical']} |" if row.get("identical") is not None else "– |",
                 ]
             )
         )

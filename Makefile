@@ -23,7 +23,7 @@ RECIPE ?= recipes/smollm2-135m/qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data plan finetune demo eval merge spin ask push levers bench bench-generation scale-check test test-fast lint format clean
+.PHONY: help setup data plan finetune dpo demo eval merge ask push levers bench bench-generation scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 
@@ -69,20 +69,25 @@ demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers si
 
 NEED_RUN = @test -n "$(RUN)" || { echo "error: RUN is not set: make $@ RUN=outputs/<run folder>" >&2; exit 2; }
 
-eval: setup  ## RUN=outputs/... [SPLIT=test] [N=100]: base vs tuned answers, scores with CIs, report.md
+eval: setup  ## RUN=outputs/... [SPLIT=test] [N=all]: base vs tuned answers (every question of the split unless N), scores, report.md
 	$(NEED_RUN)
 	$(PY) eval/generate.py $(RUN) --model base --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/base.jsonl
 	$(PY) eval/generate.py $(RUN) --model tuned --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/tuned.jsonl
 	$(PY) eval/score.py $(EVAL_DIR)/tuned.jsonl --baseline $(EVAL_DIR)/base.jsonl --out $(EVAL_DIR)
 	$(PY) eval/report.py $(EVAL_DIR) --run $(RUN)
 
-merge: setup  ## RUN=outputs/... [OUT=RUN/merged]: a standalone model (Axolotl's merge-lora), the training prompt in its tokenizer
+merge: setup  ## RUN=outputs/... [OUT=RUN/merged]: the model make eval scores, standalone (tokenizer with the prompt, recipe, card)
 	$(NEED_RUN)
 	$(PY) scripts/merge.py $(RUN) $(if $(OUT),--out $(OUT))
 
-spin: setup  ## RUN=outputs/... [N=2000]: preference pairs for the DPO stage: reference chosen, the run's greedy answer rejected
+RULE ?= facttune
+dpo: setup  ## RUN=outputs/... [RULE=facttune] [N=2000]: the preference stage after make finetune (merge, pairs, DPO) -> RUN-dpo
 	$(NEED_RUN)
-	$(PY) scripts/spin_data.py $(RUN) --data $(DATA) --out $(DATA)-spin $(if $(N),--n $(N))
+	test -f $(RUN)/merged/config.json || $(PY) scripts/merge.py $(RUN)
+	test -f $(RUN)/pairs-$(RULE)/train.jsonl || \
+	    $(PY) scripts/pairs.py $(RUN) --out $(RUN)/pairs-$(RULE) --rule $(RULE) $(if $(N),--n $(N))
+	$(PY) scripts/finetune.py recipes/smollm2-135m/dpo.yml --data $(RUN)/pairs-$(RULE) --output-dir $(RUN)-dpo \
+	    --set base_model=$(RUN)/merged
 
 ask: setup  ## RUN=outputs/... [Q="..."]: the tuned model's answer (without Q: a question a line, empty to end)
 	$(NEED_RUN)
@@ -115,11 +120,12 @@ scale-check: setup  ## GPU (2+): the 7B recipe on 1 GPU, DDP and ZeRO-2 -> bench
 	NCCL_NVLS_ENABLE=$${NCCL_NVLS_ENABLE:-0} $(PY) scripts/scale_check.py --model $(BENCH_MODEL) --data $(DATA) \
 	    --gpus $(SCALE_GPUS) --out bench
 
-test: setup  ## the whole test suite on CPU (a real Axolotl run on a tiny model included)
-	$(PY) -m pytest -q
+TEST_JOBS ?= 2
+test: setup  ## the whole test suite on CPU, TEST_JOBS=2 workers (real Axolotl runs on a tiny model included)
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
 test-fast: setup  ## the suite without the slow end-to-end runs
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not slow"
 
 lint:  ## ruff check
 	$(VENV)/bin/ruff check medqa scripts eval tests
@@ -128,4 +134,4 @@ format:  ## ruff format + fix
 	$(VENV)/bin/ruff check --fix medqa scripts eval tests && $(VENV)/bin/ruff format medqa scripts eval tests
 
 clean:  ## remove outputs and prepared data (keeps .venv and models)
-	rm -rf outputs data/demo $(DATA) $(DATA_ALL) $(DATA)-spin
+	rm -rf outputs data/demo $(DATA) $(DATA_ALL)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir
+from medqa.prompts import messages
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = ("document_id", "focus")  # the first one present groups rows by source document
@@ -286,11 +287,6 @@ def limit_rows(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
 # --------------------------------------------------------------------------- writing
 
 
-def messages(row: dict) -> list[dict]:
-    """The row as a conversation, the form Axolotl's `type: chat_template` reads (field_messages: messages)."""
-    return [{"role": "user", "content": row["question"]}, {"role": "assistant", "content": row["answer"]}]
-
-
 def prepare(
     source, out: Path, limit=None, seed=42, val_fraction=0.05, test_fraction=0.1, name=None, license=None
 ) -> dict:
@@ -309,6 +305,15 @@ def prepare(
     unused -= len(parts["train"])
     if not parts["train"]:
         raise UserError(source, f"no rows left for training after the split ({len(cleaned.rows)} usable rows)")
+    fractions = {"val": val_fraction, "test": test_fraction}
+    empty = [name for name, fraction in fractions.items() if fraction > 0 and not parts[name]]
+    if empty:
+        raise UserError(
+            source,
+            f"the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} came out empty ({len(cleaned.rows)} "
+            "usable rows; a source document's rows stay together): give more rows, or a larger "
+            + " / ".join(f"--{name}-fraction" for name in empty),
+        )
     manifest = {
         "name": name,
         "license": license,
@@ -329,7 +334,8 @@ def prepare(
         for split_name in SPLITS:
             with open(tmp / f"{split_name}.jsonl", "w", encoding="utf-8") as f:
                 for row in parts[split_name]:
-                    f.write(json.dumps({**row, "messages": messages(row)}, ensure_ascii=False) + "\n")
+                    conversation = messages(row["question"], row["answer"])  # what Axolotl's chat_template type reads
+                    f.write(json.dumps({**row, "messages": conversation}, ensure_ascii=False) + "\n")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 

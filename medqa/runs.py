@@ -11,6 +11,13 @@ from medqa import prompts
 from medqa.errors import UserError
 from medqa.recipe import RUN_RECIPE, load_recipe
 
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # written when a run has finished
+
+
+def finished(folder: Path) -> bool:
+    """Whether the run in `folder` has finished (its adapter saved)."""
+    return (Path(folder) / ADAPTER_WEIGHTS).is_file()
+
 
 @dataclass
 class Run:
@@ -48,9 +55,14 @@ class Run:
         return Path(str(self.recipe["datasets"][0]["path"])).parent
 
     @property
+    def finished(self) -> bool:
+        return finished(self.path)
+
+    @property
     def adapter(self) -> Path:
-        if not (self.path / "adapter_config.json").is_file():
-            raise UserError(self.path, "no adapter_config.json: the run has not finished (see its checkpoints)")
+        """The finished run's adapter (its folder); an unfinished run is refused in one line."""
+        if not self.finished:
+            raise UserError(self.path, f"no {ADAPTER_WEIGHTS}: the run has not finished (see its checkpoints)")
         return self.path
 
     def epoch_adapter(self, epoch: float) -> Path:
@@ -95,7 +107,7 @@ def resume_point(cfg: dict, out: Path) -> Path | None:
     """Where an interrupted run of this same recipe stopped; refuse a folder that holds anything else."""
     previous = out / RUN_RECIPE
     if not previous.is_file():
-        if any(out.glob("checkpoint-*")) or (out / "adapter_model.safetensors").is_file():
+        if any(out.glob("checkpoint-*")) or finished(out):
             raise UserError(out, f"holds a run without {RUN_RECIPE}; pass another --output-dir or remove the folder")
         return None
     before = load_recipe(previous)
@@ -106,7 +118,7 @@ def resume_point(cfg: dict, out: Path) -> Path | None:
             f"holds a run of another recipe (differs in {', '.join(changed[:5])}); "
             "pass another --output-dir or remove the folder",
         )
-    if (out / "adapter_model.safetensors").is_file():
+    if finished(out):
         raise UserError(
             out, "holds a finished run, which is never overwritten; pass another --output-dir or remove the folder"
         )

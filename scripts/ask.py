@@ -1,4 +1,5 @@
-"""Ask a fine-tuned run a question of your own, with the run's prompt and `make eval`'s decoding.
+"""Ask a fine-tuned run a question of your own, with the run's prompt and `make eval`'s decoding (one question at a
+time, no compilation: the options below).
 
     python scripts/ask.py outputs/<run> -q "What are the symptoms of iron deficiency anemia?"
     python scripts/ask.py outputs/<run>          # one question a line; an empty line or Ctrl-D ends
@@ -10,8 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from medqa.decoding import GenerationSettings, add_arguments, from_arguments
 from medqa.errors import cli
-from medqa.generation import GenerationSettings, generate_answers
+from medqa.generation import generate_answers
 from medqa.runs import Run
 
 
@@ -20,11 +22,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder written by make finetune")
     parser.add_argument("-q", "--question", default=None, help="one question (default: read them from stdin)")
-    parser.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens)
+    add_arguments(parser, GenerationSettings(batch_size=1, cache="dynamic"))  # one question: no compile wait
     args = parser.parse_args()
     run = Run.open(args.run)
     model, tokenizer = run.load_model("merged")
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=1, cache="dynamic")  # no compile wait
+    settings = from_arguments(args)
 
     def answer(question: str) -> str:
         return generate_answers(model, tokenizer, [question], settings, progress=False)[0].text

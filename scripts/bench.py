@@ -3,7 +3,7 @@
     python scripts/bench.py --make-model llama2-7b --model /tmp/llama2-7b-random --data data/medqa --out bench
 
 Every contender trains the same 5,000 prepared rows on one card, in its own process, for --steps optimizer
-steps; `medqa.bench.Meter` counts the non-padding tokens of each batch trained on and times the steps after
+steps; `medqa.bench.meter.Meter` counts the non-padding tokens of each batch trained on and times the steps after
 a warm-up. Speed and memory do not depend on weight values, so the model is Llama-2-7B-shaped with random
 weights, its vocabulary sized to the tokenizer used (the embedded SmolLM2 tokenizer, 49,152 tokens: the
 Llama-2 tokenizer cannot be had offline). Writes bench/<date>-<gpu>.json and .md.
@@ -11,15 +11,15 @@ Llama-2 tokenizer cannot be had offline). Writes bench/<date>-<gpu>.json and .md
 
 import argparse
 import datetime
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-from medqa.contenders import FLAGSHIP, LEVERS, run_contender, table
+from medqa.bench.contenders import SWITCHES, run_contender, training_table
+from medqa.bench.random_model import SHAPES, make_model
+from medqa.bench.report import write_section
 from medqa.errors import UserError, cli
-from medqa.fsutil import atomic_write_text, report_stem
-from medqa.random_model import SHAPES, make_model
+from medqa.recipe import FLAGSHIP
 
 
 @cli
@@ -36,7 +36,7 @@ def main():
         "--runs",
         default="seed,axolotl-example,recipe",
         help="comma-separated: seed, axolotl-example, recipe, recipe+LEVER[+LEVER]; a lever is KEY=VALUE or "
-        + ", ".join(LEVERS),
+        + ", ".join(SWITCHES),
     )
     parser.add_argument("--reuse", action="store_true", help="keep figures already in the work folder")
     args = parser.parse_args()
@@ -52,14 +52,13 @@ def main():
     runs = []
     for name in args.runs.split(","):
         runs.append(run_contender(name, args.recipe, args.model, args.data, work, args.steps, args.reuse))
-        print(table(runs[-1:]).splitlines()[-1], flush=True)
+        print(training_table(runs[-1:]).splitlines()[-1], flush=True)
     by_name = {r["name"]: r for r in runs if "error" not in r}
     for r in by_name.values():
         for key, ref in (("speedup_vs_seed", "seed"), ("speedup_vs_axolotl", "axolotl-example")):
             if ref in by_name and r["tokens_per_s"] and by_name[ref]["tokens_per_s"]:
                 r[key] = r["tokens_per_s"] / by_name[ref]["tokens_per_s"]
     gpu = next((r["gpu"] for r in by_name.values()), "none")
-    stem = report_stem(gpu)
     report = {
         "date": datetime.date.today().isoformat(),
         "model": f"{args.make_model or args.model} (random weights)",
@@ -82,14 +81,9 @@ def main():
             for r in runs
         ],
     }
-    old, md = args.out / f"{stem}.json", args.out / f"{stem}.md"
-    if old.is_file() and "generation" in (earlier := json.loads(old.read_text())):  # bench_generation.py's rows
-        report["generation"] = earlier["generation"]
-    generation = md.read_text().partition("## Generation")[2] if md.is_file() else ""
-    atomic_write_text(old, json.dumps(report, indent=2) + "\n")
-    atomic_write_text(md, table(runs) + "\n" + (f"\n## Generation{generation}" if generation else ""))
-    print(table(runs))
-    print(f"wrote {args.out / stem}.json and .md")
+    stem = write_section(args.out, gpu, "training", report, training_table(runs))
+    print(training_table(runs))
+    print(f"wrote {stem}.json and .md")
     sys.exit(1 if any("error" in r for r in runs) else 0)
 
 

@@ -1,4 +1,4 @@
-"""Generation speed of the flagship's shape: `make eval`'s path against the others tried (medqa/genbench.py).
+"""Generation speed of the flagship's shape: `make eval`'s path against the others tried (medqa/bench/generation.py).
 
     python scripts/bench_generation.py --make-model llama2-7b --model /tmp/medqa-llama2-7b-random --out bench
 
@@ -8,13 +8,12 @@ shape. Adds the rows under "generation" to bench/<date>-<gpu>.json and a section
 """
 
 import argparse
-import json
 from pathlib import Path
 
+from medqa.bench.generation import PATHS, generation_table, make_adapter, run_paths
+from medqa.bench.random_model import SHAPES, make_model
+from medqa.bench.report import write_section
 from medqa.errors import UserError, cli
-from medqa.fsutil import atomic_write_text, report_stem
-from medqa.genbench import PATHS, make_adapter, run_paths, table
-from medqa.random_model import SHAPES, make_model
 from medqa.recipe import load_recipe
 
 
@@ -49,20 +48,21 @@ def main():
     rows = []
     for row in run_paths(paths, args.model, adapter, questions, args.n, args.max_new_tokens):
         rows.append(row)
-        print(table([row]).splitlines()[-1], flush=True)
+        print(generation_table([row]).splitlines()[-1], flush=True)
     gpu = next((r["gpu"] for r in rows if "gpu" in r), "none")
-    stem = args.out / report_stem(gpu)
-    report = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").is_file() else {}
-    report["generation"] = {
+    data = {
         "model": f"{args.make_model or args.model} (random weights) + random LoRA in {args.recipe}'s shape",
         "tokenizer": "SmolLM2-135M-Instruct (vocab 49,152)",
+        "answers": args.n,
+        "max_new_tokens": args.max_new_tokens,
         "runs": rows,
     }
-    md = stem.with_suffix(".md")
-    text = md.read_text().split("\n## Generation")[0].rstrip() + "\n\n" if md.is_file() else ""
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
-    atomic_write_text(
-        md, text + f"## Generation ({args.n} answers x {args.max_new_tokens} new tokens)\n\n{table(rows)}\n"
+    stem = write_section(
+        args.out,
+        gpu,
+        "generation",
+        data,
+        f"{args.n} answers x {args.max_new_tokens} new tokens.\n\n{generation_table(rows)}",
     )
     print(f"wrote {stem}.json and .md")
 

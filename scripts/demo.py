@@ -8,8 +8,9 @@ import textwrap
 from pathlib import Path
 
 from medqa.data import read_jsonl
+from medqa.decoding import GenerationSettings, add_arguments, from_arguments
 from medqa.errors import UserError, cli
-from medqa.generation import GenerationSettings, generate_answers
+from medqa.generation import generate_answers
 from medqa.inference import load_model
 from medqa.runs import Run
 
@@ -25,7 +26,7 @@ def main():
     parser.add_argument("run", type=Path, help="run folder written by make finetune")
     parser.add_argument("--data", type=Path, required=True, help="prepared data folder (its test.jsonl is used)")
     parser.add_argument("-n", type=int, default=4, help="how many test questions")
-    parser.add_argument("--max-new-tokens", type=int, default=96)
+    add_arguments(parser, GenerationSettings(max_new_tokens=96))  # short answers: the demo runs on a CPU
     args = parser.parse_args()
 
     run = Run.open(args.run)
@@ -33,7 +34,7 @@ def main():
     if not rows:
         raise UserError(args.data / "test.jsonl", "no test questions")
     questions = [r["question"] for r in rows]
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.n)
+    settings = from_arguments(args)
     answers = {}
     for label in ("base", "tuned"):
         if label == "tuned":

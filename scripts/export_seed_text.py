@@ -2,7 +2,7 @@
 
     python scripts/export_seed_text.py data/medqa        # -> data/medqa/train_text.jsonl, val_text.jsonl
 
-Used by recipes/baselines/: plain Axolotl, loss on the whole text, to compare the project's recipe against.
+Used by recipes/smollm2-135m/baselines/: plain Axolotl, loss on the whole text, to compare the project's recipe against.
 """
 
 import argparse
@@ -12,10 +12,7 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.errors import cli
 from medqa.fsutil import atomic_write_text
-from medqa.prompts import render
-from medqa.seed import SEED_TEMPLATE
-
-SEED_TEXT = SEED_TEMPLATE
+from medqa.prompts import SEED_TEXT, render
 
 
 @cli

@@ -1,30 +1,10 @@
-"""Merge a run's adapter into a standalone Hugging Face model (no adapter files, no project code to load it).
+"""A run's adapter merged into a standalone model with its tokenizer, recipe and card (make merge).
 
-    python scripts/merge.py outputs/<run> [--out outputs/<run>/merged]
-
-The adapter goes into the dequantised NF4 weights it was trained against (the 4-bit model as trained); the
-folder also holds the run's tokenizer, whose chat template is the training prompt, a generation config with
-`make eval`'s decoding that stops at the end-of-turn token, and a model card. An existing folder is refused.
+The command is medqa/cli/merge.py (`--help` for its options); the library runs the same module as
+`python -m medqa.cli.merge`.
 """
 
-import argparse
-from pathlib import Path
-
-from medqa.errors import cli
-from medqa.publish import merge
-from medqa.runs import Run
-
-
-@cli
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="run folder written by make finetune")
-    parser.add_argument("--out", type=Path, default=None, help="default: RUN/merged")
-    args = parser.parse_args()
-    run = Run.open(args.run)
-    out = merge(run, args.out or run.path / "merged")
-    print(f"{out}: merged model (AutoModelForCausalLM.from_pretrained('{out}'))")
-
+from medqa.cli.merge import main
 
 if __name__ == "__main__":
     main()

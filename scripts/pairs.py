@@ -1,77 +1,10 @@
-"""Preference pairs for recipes/smollm2-135m/dpo.yml from a finished run (medqa/preference.py): for each of the
-first N training questions, by one rule:
+"""Preference pairs from a finished run, for recipes/smollm2-135m/dpo.yml (make dpo).
 
-    python scripts/pairs.py outputs/smollm2-135m/qlora --data data/medqa-all --out data/medqa-pairs \
-        [--rule spin|fidelity|facttune] [--n 2000] [--samples 4] [--temperature 1.0]
-
-spin: the reference chosen, the run's greedy answer rejected; fidelity: where the greedy answer loops or states an
-unsupported fact, that answer rejected and the same answer ended before its trouble (else the reference) chosen;
-facttune: --samples answers sampled at --temperature, the most faithful chosen and the least rejected.
-Writes OUT/train.jsonl (rows {"id", "prompt", "chosen", "rejected", "rule"}, in the run's chat template) and
-OUT/manifest.json (the run, the rule, the decoding, how many pairs, how many questions gave none); the folder appears
-whole or not at all.
+The command is medqa/cli/pairs.py (`--help` for its options); the library runs the same module as
+`python -m medqa.cli.pairs`.
 """
 
-import argparse
-import dataclasses
-import json
-from pathlib import Path
-
-from medqa.data import read_jsonl
-from medqa.errors import UserError, cli
-from medqa.fsutil import atomic_dir
-from medqa.generation import GenerationSettings, generate_answers
-from medqa.preference import RULES, make_pairs
-from medqa.runs import Run
-
-
-@cli
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="run folder written by make finetune")
-    parser.add_argument("--data", type=Path, default=None, help="prepared data (its train.jsonl; default: the run's)")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rule", choices=RULES, default="facttune")
-    parser.add_argument("--n", type=int, default=2000, help="training questions to make pairs of")
-    parser.add_argument("--samples", type=int, default=4, help="facttune: answers sampled per question")
-    parser.add_argument("--temperature", type=float, default=1.0, help="facttune: sampling temperature")
-    parser.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens)
-    args = parser.parse_args()
-    run = Run.open(args.run)
-    data = args.data or run.data_dir
-    rows = read_jsonl(data / "train.jsonl")[: args.n]
-    if not rows:
-        raise UserError(data / "train.jsonl", "no training rows")
-    # what the run writes by itself: no loop stop (a loop is what a pair may reject), no n-gram rule
-    sampled = args.rule == "facttune"
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        stop_on_loop=False,
-        temperature=args.temperature if sampled else 0.0,
-    )
-    k = args.samples if sampled else 1
-    model, tokenizer = run.load_model("merged")
-    flat = generate_answers(model, tokenizer, [r["question"] for r in rows for _ in range(k)], settings)
-    answers = [flat[i * k : (i + 1) * k] for i in range(len(rows))]
-    made, none = make_pairs(tokenizer, args.rule, rows, answers)
-    if not made:
-        raise UserError(args.run, f"no {args.rule} pairs: no question's answers differ by the rule (more --n?)")
-    manifest = {
-        "run": str(run.path),
-        "data": str(data / "train.jsonl"),
-        "rule": args.rule,
-        "questions": len(rows),
-        "answers_per_question": k,
-        "pairs": len(made),
-        "questions_without_a_pair": none,
-        "decoding": dataclasses.asdict(settings),
-        "answers_hit_max_new_tokens": sum(a.hit_max_new_tokens for a in flat),
-    }
-    with atomic_dir(args.out) as tmp:
-        (tmp / "train.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in made))
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"{args.out / 'train.jsonl'}: {len(made)} {args.rule} pairs from {len(rows)} questions ({none} gave none)")
-
+from medqa.cli.pairs import main
 
 if __name__ == "__main__":
     main()

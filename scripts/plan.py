@@ -13,7 +13,7 @@ from pathlib import Path
 
 from medqa.checks import check_base_model, check_data, cuda_needs
 from medqa.errors import cli
-from medqa.plan import bench_figures, describe
+from medqa.preview import bench_figures, describe
 from medqa.recipe import load_recipe, resolve, validate
 
 

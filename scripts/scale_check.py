@@ -6,7 +6,7 @@ simulated on one (a process per GPU, each a "machine" that talks to the other th
 
 Each run is `scripts/finetune.py recipes/llama2-7b/qlora.yml [--gpus N [--dist zero2]]` on a
 Llama-2-7B-shaped model with random weights (made once, as in make bench), for --steps optimizer steps with a
-checkpoint every --save-steps, metered by medqa.bench.Meter (tokens summed over the GPUs). Then each
+checkpoint every --save-steps, metered by medqa.bench.meter.Meter (tokens summed over the GPUs). Then each
 multi-GPU run is resumed as after a crash: its final adapter and any checkpoint after the first are
 removed and the same command runs again, which must load the first checkpoint and finish. Writes
 bench/<date>-<gpu>-scaling.json and .md: tokens/s, scaling vs 1 GPU, peak memory per GPU, losses,
@@ -17,10 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from medqa.contenders import FLAGSHIP
+from medqa.bench.random_model import make_model
+from medqa.bench.scaling import RUNS, check
 from medqa.errors import UserError, cli
-from medqa.random_model import make_model
-from medqa.scaling import RUNS, check
+from medqa.recipe import FLAGSHIP
 
 
 @cli

@@ -6,6 +6,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of make test's workers, one core each
+    import torch
+
+    torch.set_num_threads(1)
 os.chdir(REPO)  # recipes and defaults name paths relative to the repository root, where make runs
 MEDQUAD = REPO.parent / "shared" / "data" / "medquad" / "medquad_qa.csv"
 EMBEDDED_MODEL = REPO / "models" / "SmolLM2-135M-Instruct"
@@ -18,6 +22,9 @@ ENV = {
     "AXOLOTL_DO_NOT_TRACK": "1",
     "WANDB_MODE": "disabled",
     "TOKENIZERS_PARALLELISM": "false",
+    # make test runs two workers on two cores: one thread and no dataset worker processes each
+    "OMP_NUM_THREADS": "1",
+    "AXOLOTL_DATASET_NUM_PROC": "1",
 }
 
 
@@ -64,7 +71,7 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tokenizer):
     """A randomly initialised 2-layer Llama with the embedded model's tokenizer (vocabulary sized to it)."""
-    from medqa.random_model import make_model
+    from medqa.bench.random_model import make_model
 
     path = tmp_path_factory.mktemp("tiny-llama")
     make_model("tiny", path, EMBEDDED_MODEL)

@@ -7,9 +7,10 @@ import pytest
 import torch
 from conftest import ENV, REPO, prepare_demo_data
 
-from medqa.bench import real_tokens
-from medqa.contenders import FLAGSHIP, axolotl_cfg
+from medqa.bench.contenders import axolotl_cfg
+from medqa.bench.meter import real_tokens
 from medqa.errors import UserError
+from medqa.recipe import FLAGSHIP
 
 
 def test_padding_is_a_pad_id_without_a_label():
@@ -54,7 +55,7 @@ def test_bench_runs_and_counts_what_was_trained(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     [report_path] = (tmp_path / "bench").glob("*-cpu.json")
     assert report_path.with_suffix(".md").is_file()
-    runs = {r["name"]: r for r in json.loads(report_path.read_text())["runs"]}
+    runs = {r["name"]: r for r in json.loads(report_path.read_text())["training"]["runs"]}
     for r in runs.values():
         d = r["detail"]
         assert d["global_step"] == 6 and d["steps_timed"] == 5
@@ -74,11 +75,11 @@ def test_contender_configs(tmp_path, monkeypatch):
     cfg = lambda name: axolotl_cfg(name, FLAGSHIP, tmp_path / "m", tmp_path / "d", tmp_path / "o", 20)  # noqa: E731
     recipe = cfg("recipe")
     resume = "medqa.resume.PagedResumePlugin"
-    assert recipe["plugins"] == ["axolotl.integrations.liger.LigerPlugin", resume, "medqa.bench.BenchPlugin"]
+    assert recipe["plugins"] == ["axolotl.integrations.liger.LigerPlugin", resume, "medqa.bench.meter.BenchPlugin"]
     assert recipe["max_steps"] == 20 and recipe["save_strategy"] == "no" and "save_steps" not in recipe
     # the peer is Axolotl's example: none of the recipe's levers leak into it
     example = cfg("axolotl-example")
-    assert example["plugins"] == ["medqa.bench.BenchPlugin"] and not any(k.startswith("liger_") for k in example)
+    assert example["plugins"] == ["medqa.bench.meter.BenchPlugin"] and not any(k.startswith("liger_") for k in example)
     assert example["lora_r"] == 32 and example["lora_target_linear"] and "lora_target_modules" not in example
     # levers: KEY=VALUE (parsed as YAML) and named presets
     lever = cfg("recipe+sequence_len=8192+embeddings_skip_upcast=true")
@@ -88,7 +89,7 @@ def test_contender_configs(tmp_path, monkeypatch):
         cfg("recipe+ligr")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cpu = cfg("recipe")
-    assert cpu["plugins"] == [resume, "medqa.bench.BenchPlugin"] and not any(k.startswith("liger_") for k in cpu)
+    assert cpu["plugins"] == [resume, "medqa.bench.meter.BenchPlugin"] and not any(k.startswith("liger_") for k in cpu)
     assert cpu["optimizer"] == "adamw_torch" and cpu["bf16"] is False
 
 
@@ -97,8 +98,8 @@ def test_generation_bench_times_each_path_and_marks_make_evals(tmp_path, tiny_mo
     4-bit path answering fewer questions, and on a CPU no path is make eval's (that is a GPU's path)."""
     from conftest import run_script
 
-    from medqa.genbench import PATHS
-    from medqa.generation import GenerationSettings
+    from medqa.bench.generation import PATHS
+    from medqa.decoding import GenerationSettings
 
     data = prepare_demo_data(tmp_path / "data")
     names = ["4bit-b16-dynamic", "inductor", "inductor-plain"]
@@ -132,3 +133,21 @@ def test_generation_bench_times_each_path_and_marks_make_evals(tmp_path, tiny_mo
     assert sum(p.default for p in PATHS) == 1  # exactly one path is make eval's on a GPU
     assert rows[2]["same_answers_as"] == {"path": "inductor", "same": 40, "of": 40}  # no loop within 4 tokens
     assert "| inductor | cpu | 40 | 40 |" in report.with_suffix(".md").read_text()
+
+
+def test_one_writer_keeps_the_other_sections(tmp_path):
+    """bench/<date>-<gpu>.{json,md}: writing one section (training, generation) keeps the others, also in a report
+    written before sections (training figures at the top level, its table first)."""
+    from medqa.bench.report import sections, write_section
+    from medqa.fsutil import report_stem
+
+    stem = tmp_path / report_stem("NVIDIA H200")
+    stem.with_suffix(".json").write_text(json.dumps({"runs": [{"name": "recipe"}]}))
+    stem.with_suffix(".md").write_text("| old training table |\n")
+    write_section(tmp_path, "NVIDIA H200", "generation", {"runs": [1]}, "| generation |")
+    report = json.loads(stem.with_suffix(".json").read_text())
+    assert sections(report)["training"]["runs"] == [{"name": "recipe"}] and report["generation"] == {"runs": [1]}
+    write_section(tmp_path, "NVIDIA H200", "training", {"runs": [2]}, "| new training |")
+    md = stem.with_suffix(".md").read_text()
+    assert md == "## Training\n\n| new training |\n\n## Generation\n\n| generation |\n"
+    assert json.loads(stem.with_suffix(".json").read_text())["generation"] == {"runs": [1]}

@@ -113,6 +113,7 @@ BAD_INPUTS = {
     "bad.jsonl": (b'{"question": "q", "answer": "a"}\n{"question": \n', "line 2: not valid JSON"),
     "list.jsonl": (b"[1, 2]\n", "line 1: expected a JSON object"),
     "gzip.csv.gz": (b"\x1f\x8b\x08\x00broken", "broken gzip"),
+    "three.csv": (b"question,answer\nq1?,a1\nq2?,a2\nq3?,a3\n", "the val and test splits came out empty"),
 }
 
 
@@ -154,7 +155,7 @@ def test_a_header_typed_with_spaces_is_read(tmp_path):
 
 def test_failed_run_keeps_the_previous_output_whole(tmp_path):
     out = tmp_path / "out"
-    prepare(SAMPLE, out)
+    prepare(SAMPLE, out, val_fraction=0.1, test_fraction=0.1)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     (tmp_path / "empty.csv").write_bytes(b"")
     assert run_script("scripts/prepare_data.py", tmp_path / "empty.csv", "--out", out).returncode == 2

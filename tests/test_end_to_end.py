@@ -6,7 +6,8 @@ import math
 import pytest
 from conftest import EMBEDDED_MODEL, prepare_demo_data, run_script
 
-from medqa.generation import GenerationSettings, generate_answers
+from medqa.decoding import GenerationSettings
+from medqa.generation import generate_answers
 from medqa.inference import load_model
 from medqa.prompts import IGNORE_INDEX
 from medqa.runs import Run

@@ -5,7 +5,8 @@ unquantised base. Greedy generation stops at the end-of-turn token or the format
 import pytest
 import torch
 
-from medqa.generation import GenerationSettings, generate_answers
+from medqa.decoding import GenerationSettings
+from medqa.generation import generate_answers
 from medqa.inference import load_model
 
 
@@ -116,7 +117,7 @@ def test_every_decoding_option_comes_from_generation_settings():
     import argparse
     import dataclasses
 
-    from medqa.generation import add_arguments, from_arguments, to_arguments
+    from medqa.decoding import add_arguments, from_arguments, to_arguments
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -145,7 +146,7 @@ class FakeCudaModel:
     def __init__(self):
         from transformers import LlamaConfig
 
-        from medqa.random_model import SHAPES
+        from medqa.bench.random_model import SHAPES
 
         self.device = torch.device("cuda", 0)
         self.dtype = torch.bfloat16

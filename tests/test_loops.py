@@ -1,7 +1,10 @@
-"""Where an answer starts to loop: by hand, and the stopping criterion against the same cut made afterwards, on
-the embedded model's own greedy answers."""
+"""Where an answer starts to loop: by hand, and the stopping criterion against the same cut made afterwards (on the
+tiny model made to write a cycle; on the embedded model's own greedy answers with MEDQA_FULL=1)."""
+
+import os
 
 import pytest
+import torch
 from conftest import EMBEDDED_MODEL
 
 from medqa.loops import LoopWatch, cut_loop, has_loop, loop_cut
@@ -63,9 +66,69 @@ QUESTIONS = [  # the embedded model loops on some of these under greedy decoding
 ]
 
 
-@pytest.mark.slow
+class Scripted:
+    """A logits processor that makes every row write its own script of words, one token each: a row whose prompt
+    holds `loop_id` writes a cycle, the others words that never come back."""
+
+    def __init__(self, tok, loop_id: int):
+        self.loop_id, self.width = loop_id, None
+        self.cycle = [tok.encode(f" {w}")[0] for w in ("lungs", "heart", "blood", "skin", "bone")]
+        self.fresh = [
+            t for t in range(1000, 6000) if tok.decode([t]).startswith(" ") and tok.decode([t]).strip().isalpha()
+        ]
+
+    def __call__(self, input_ids, scores):
+        self.width = self.width or input_ids.shape[1]
+        step = input_ids.shape[1] - self.width
+        forced = torch.full_like(scores, float("-inf"))
+        for row, ids in enumerate(input_ids[:, : self.width].tolist()):
+            script = self.cycle if self.loop_id in ids else self.fresh
+            forced[row, script[step % len(script)]] = 0.0
+        return forced
+
+
+def answers_and_stops(model, tok, questions, settings):
+    """generate_answers on `model` made to follow Scripted (a fresh one each call)."""
+    from transformers import LogitsProcessorList
+
+    from medqa.generation import generate_answers
+
+    generate = model.generate
+    loop_id = tok.encode(" loop")[0]
+
+    def scripted(*args, **kwargs):
+        return generate(*args, **kwargs, logits_processor=LogitsProcessorList([Scripted(tok, loop_id)]))
+
+    model.generate = scripted
+    try:
+        return generate_answers(model, tok, questions, settings, progress=False)
+    finally:
+        model.generate = generate
+
+
+def test_stopping_at_a_loop_is_the_answer_cut_there(tiny_model):
+    """The stopping criterion ends the generation of an answer that loops, and its text is the uncut answer cut by
+    the rule afterwards; an answer that does not loop runs to the cap, untouched."""
+    from medqa.decoding import GenerationSettings
+    from medqa.inference import load_model
+
+    model, tok = load_model(str(tiny_model))
+    questions = ["Does this answer loop?", "Does this one end?", "And will this loop too?"]
+    greedy = GenerationSettings(max_new_tokens=48, stop_on_loop=False, batch_size=3)
+    plain = answers_and_stops(model, tok, questions, greedy)
+    stopped = answers_and_stops(model, tok, questions, GenerationSettings(**{**vars(greedy), "stop_on_loop": True}))
+    cuts = [cut_loop(a.text) for a in plain]
+    assert [looped for _, looped in cuts] == [True, False, True]
+    assert [s.text for s in stopped] == [text for text, _ in cuts]
+    assert [s.stop for s in stopped] == ["loop", "length", "loop"] and not any(has_loop(s.text) for s in stopped)
+    assert stopped[0].text.split() == ["lungs", "heart", "blood", "skin", "bone"]
+    assert stopped[0].new_tokens < plain[0].new_tokens == 48 and stopped[1].new_tokens == plain[1].new_tokens == 48
+
+
+@pytest.mark.skipif(not os.environ.get("MEDQA_FULL"), reason="opt-in (MEDQA_FULL=1): the embedded model, ~2 min")
 def test_stopping_at_a_loop_is_the_greedy_answer_cut_there():
-    from medqa.generation import GenerationSettings, generate_answers
+    from medqa.decoding import GenerationSettings
+    from medqa.generation import generate_answers
     from medqa.inference import load_model
 
     model, tok = load_model(str(EMBEDDED_MODEL))
@@ -82,3 +145,29 @@ def test_stopping_at_a_loop_is_the_greedy_answer_cut_there():
     for s, p in zip(stopped, plain, strict=True):  # a loop ends the generation, not only the text
         assert s.new_tokens <= p.new_tokens if s.stop == "loop" else s.new_tokens == p.new_tokens
     assert sum(s.new_tokens for s in stopped) < sum(p.new_tokens for p in plain)
+
+
+WORDS = {1: " lungs", 2: " heart", 3: " blood", 4: " skin", 5: " bone", 6: " </s>", 9: "<end>"}
+
+
+def decode(ids):
+    return "".join(WORDS[i] for i in ids if i != 9)
+
+
+@pytest.mark.parametrize(
+    "tokens,cap,stop,stop_on_loop,expected",
+    [
+        ([1, 2, 3, 9, 4, 4], 6, None, True, ("lungs heart blood", 4, "end")),  # the end-of-turn token ends it
+        ([1, 2, 3, 4, 5, 1], 6, None, True, ("lungs heart blood skin bone lungs", 6, "length")),  # to the cap
+        ([1, 2, 3], 8, None, True, ("lungs heart blood", 3, "end")),  # stopped before the cap: the model ended it
+        ([1, 2, 6, 3, 9], 8, "</s>", True, ("lungs heart", 5, "end")),  # the template's stop text
+        ([1, 2, 3, 4, 1, 2, 3, 4], 8, None, True, ("lungs heart blood skin", 8, "loop")),  # a block written twice
+        ([1, 2, 3, 4, 1, 2, 3, 4], 8, None, False, ("lungs heart blood skin lungs heart blood skin", 8, "length")),
+    ],
+)
+def test_where_one_answer_ends(tokens, cap, stop, stop_on_loop, expected):
+    """medqa.generation.finish: the end/stop/loop/length rule for one answer, from its new tokens alone."""
+    from medqa.generation import finish
+
+    answer = finish(tokens, decode, {9}, stop, max_new_tokens=cap, stop_on_loop=stop_on_loop)
+    assert (answer.text, answer.new_tokens, answer.stop) == expected

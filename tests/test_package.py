@@ -1,10 +1,12 @@
 """The package runs from an installed wheel as well as from the checkout: nothing in medqa/ reaches for the
-repository around it."""
+repository around it, and every command the library runs (a lever plan's jobs, scale-check's runs) is a module of
+the wheel."""
 
 import pkgutil
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ENV, REPO
 
@@ -20,14 +22,30 @@ def test_every_module_imports_from_an_installed_wheel(tmp_path):
     [wheel] = wheels.glob("medqa-*.whl")
     install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", target, wheel]
     subprocess.run(install, check=True, capture_output=True)
-    modules = sorted(m.name for m in pkgutil.iter_modules(medqa.__path__))
-    code = (
-        "import importlib, medqa\n"
-        f"for name in {modules!r}: importlib.import_module('medqa.' + name)\n"
-        "print(medqa.__file__)"
-    )
+    modules = sorted(m.name for m in pkgutil.walk_packages(medqa.__path__, "medqa."))
+    code = f"import importlib, medqa\nfor name in {modules!r}: importlib.import_module(name)\nprint(medqa.__file__)"
     env = {**ENV, "PYTHONPATH": str(target)}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().startswith(str(target))  # the wheel's copy, not the checkout's
-    assert len(modules) >= 15 and {"prompts", "inference", "recipe"} <= set(modules)
+    assert len(modules) >= 25 and {"medqa.prompts", "medqa.cli.finetune", "medqa.bench.generation"} <= set(modules)
+
+    # every command the library would start: the jobs of a lever plan and scale-check's run, each started from the
+    # wheel, away from the checkout, as far as its --help
+    from medqa.bench.scaling import finetune_command
+    from medqa.levers import load_spec, plan
+    from medqa.recipe import FLAGSHIP
+
+    commands = []
+    for name in ("round-4.yml", "round-5.yml"):  # between them, every kind of job
+        spec = load_spec(REPO / "recipes" / "smollm2-135m" / "levers" / name)
+        commands += [job.argv for job in plan(spec, spec.work, Path(spec.data))]
+    commands.append(finetune_command(FLAGSHIP, Path("m"), Path("d"), Path("o"), Path("w"), 2, 1, []))
+    modules_run = {argv[argv.index("-m") + 1] for argv in commands}
+    assert all(argv[0] == sys.executable and argv[1] == "-m" for argv in commands)  # no script of the checkout
+    assert modules_run == {f"medqa.cli.{name}" for name in ("finetune", "merge", "pairs", "generate", "cut_loops")}
+    for module in sorted(modules_run):
+        started = subprocess.run(
+            [sys.executable, "-m", module, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert started.returncode == 0 and "usage:" in started.stdout, (module, started.stderr[-1000:])

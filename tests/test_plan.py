@@ -5,7 +5,7 @@ import re
 
 from conftest import REPO, prepare_demo_data, run_script
 
-from medqa.plan import bench_figures
+from medqa.preview import bench_figures
 
 
 def test_plan_counts_rows_steps_and_checkpoints(tmp_path):

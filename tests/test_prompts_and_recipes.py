@@ -29,8 +29,6 @@ def axolotl_example(tokenizer, cfg, row, sequence_len=512):
     from axolotl.prompt_strategies import load
     from axolotl.utils.dict import DictDefault
 
-    from medqa.data import messages
-
     dataset = cfg["datasets"][0]
     loaded = load(
         dataset["type"],
@@ -39,7 +37,7 @@ def axolotl_example(tokenizer, cfg, row, sequence_len=512):
         DictDefault(dataset),
     )
     assert loaded is not None, f"Axolotl could not load {dataset['type']}"
-    return loaded.tokenize_prompt({**row, "messages": messages(row)})
+    return loaded.tokenize_prompt({**row, "messages": prompts.messages(row["question"], row["answer"])})
 
 
 @pytest.mark.parametrize("recipe", QA_RECIPES, ids=lambda p: p.name)

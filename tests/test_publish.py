@@ -92,7 +92,11 @@ def test_model_card_names_base_data_licence_results_and_not_advice(tmp_path, tin
     assert "base_model:" in meta and "library_name: peft" in meta and "license: other" in meta  # not known offline
     assert "pipeline_tag: text-generation" in meta
     assert "Data: MedQuAD, 13,223 training rows, licence CC BY 4.0" in card and "Ben Abacha" in card
-    assert "Not medical advice" in card and "stop_on_loop True" in card and "`recipe.yml` in this repository" in card
+    assert (
+        "Not medical advice" in card
+        and "ended where an answer starts to loop (stop_on_loop)" in card
+        and "`recipe.yml` in this repository" in card
+    )
     assert card.split("---", 2)[2].lstrip().startswith("# ") and "for medical question answering (MedQuAD, " in card
     own = card_for(tiny_run, tmp_path, manifest={"input": "/home/me/data/their.csv", "rows": {"train": 7}})
     assert "MedQuAD" not in own and "CC BY" not in own and "Data: their.csv, 7 training rows." in own

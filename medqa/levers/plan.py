@@ -1,7 +1,7 @@
-"""A lever spec as jobs: the command lines that train each lever's run (scripts/finetune.py), make a preference
-stage's starting point (scripts/merge.py, scripts/pairs.py), answer the held-out questions (eval/generate.py)
-or cut another lever's answers where they start to loop (eval/cut_loops.py), each with the file that exists once
-it has finished and the jobs it waits for."""
+"""A lever spec as jobs: the command lines that train each lever's run (medqa.cli.finetune), make a preference
+stage's starting point (medqa.cli.merge, medqa.cli.pairs), answer the held-out questions (medqa.cli.generate) or
+cut another lever's answers where they start to loop (medqa.cli.cut_loops), each with the file that exists once it
+has finished and the jobs it waits for."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from medqa.generation import to_arguments
+from medqa.decoding import to_arguments
 from medqa.levers.spec import BASE, Spec
 from medqa.recipe import load_recipe
+from medqa.runs import ADAPTER_WEIGHTS
 
 
 @dataclass
@@ -60,26 +61,26 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
             merge, pairs = f"merge-{lv.start}", f"pairs-{lv.start}-{lv.rule}"
             jobs[merge] = Job(
                 merge,
-                [py, "scripts/merge.py", str(start), "--out", str(merged_dir(work, lv.start))],
+                [py, "-m", "medqa.cli.merge", str(start), "--out", str(merged_dir(work, lv.start))],
                 merged_dir(work, lv.start) / "config.json",
                 (f"train-{lv.start}",),
                 0.5,
             )
             folder = pairs_dir(work, lv.start, lv.rule)
-            pairs_argv = [py, "scripts/pairs.py", str(start), "--data", str(data), "--out", str(folder)]
+            pairs_argv = [py, "-m", "medqa.cli.pairs", str(start), "--data", str(data), "--out", str(folder)]
             pairs_argv += ["--rule", lv.rule, "--n", str(lv.pairs)]
             if lv.rule == "facttune":
                 pairs_argv += ["--samples", str(lv.samples), "--temperature", str(lv.temperature)]
             jobs[pairs] = Job(pairs, pairs_argv, folder / "train.jsonl", (f"train-{lv.start}",), 0.5)
             overrides = {**overrides, "base_model": str(merged_dir(work, lv.start))}  # whatever `train:` says
             train_data, after = folder, (merge, pairs)
-        argv = [py, "scripts/finetune.py", lv.recipe, "--data", str(train_data)]
+        argv = [py, "-m", "medqa.cli.finetune", lv.recipe, "--data", str(train_data)]
         argv += ["--output-dir", str(run_dir(work, lv.name))]
         for key, value in overrides.items():
             argv += ["--set", f"{key}={yaml_value(value)}"]
         epochs = float(overrides.get("num_epochs", load_recipe(lv.recipe).get("num_epochs", 1)))
         name = f"train-{lv.name}"
-        jobs[name] = Job(name, argv, run_dir(work, lv.name) / "adapter_model.safetensors", after, epochs)
+        jobs[name] = Job(name, argv, run_dir(work, lv.name) / ADAPTER_WEIGHTS, after, epochs)
     splits = [(spec.split, spec.n, [lv.name for lv in spec.levers if not lv.test_only])]
     if spec.test_n:
         splits.append(("test", spec.test_n, spec.test_levers))
@@ -89,13 +90,13 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
             out = prediction_file(work, split, name)
             if lv.cut_from:
                 answers = prediction_file(work, split, lv.cut_from)
-                argv = [py, "eval/cut_loops.py", str(answers), "--out", str(out)]
+                argv = [py, "-m", "medqa.cli.cut_loops", str(answers), "--out", str(out)]
                 jobs[f"cut-{split}-{name}"] = Job(
                     f"cut-{split}-{name}", argv, out, (f"generate-{split}-{lv.cut_from}",), 0.01
                 )
                 continue
             source = (lv.prompt or spec.reference.name) if lv.model == BASE else lv.source
-            argv = [py, "eval/generate.py", str(run_dir(work, source))]
+            argv = [py, "-m", "medqa.cli.generate", str(run_dir(work, source))]
             if lv.model == BASE:
                 argv += ["--model", "base"] + (["--base-prompt", "run"] if lv.prompt else [])
             else:

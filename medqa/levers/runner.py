@@ -90,7 +90,7 @@ def run_jobs(
                 pending.remove(job)
                 load = {d: sum(1 for *_p, g, _s in running.values() if g == d) for d in devices or [""]}
                 gpu = min(load, key=load.get)
-                env = {**os.environ, "AXOLOTL_DATASET_NUM_PROC": "2", "OMP_NUM_THREADS": "2"}
+                env = {"AXOLOTL_DATASET_NUM_PROC": "2", "OMP_NUM_THREADS": "2", **os.environ}  # a job's own share
                 if devices:
                     env["CUDA_VISIBLE_DEVICES"] = gpu
                 log = open(logs / f"{job.name}.log", "a")  # noqa: SIM115 - closed with the process

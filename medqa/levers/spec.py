@@ -28,8 +28,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medqa.decoding import GenerationSettings
 from medqa.errors import UserError
-from medqa.generation import GenerationSettings
 from medqa.preference import RULES
 from medqa.recipe import load_recipe
 

@@ -1,5 +1,5 @@
 """The multi-GPU check of `make scale-check`: the recipe on 1 GPU, DDP and ZeRO-2, each run metered by
-medqa.bench.Meter, then resumed as after a crash; the report rows and the markdown table.
+medqa.bench.meter.Meter, then resumed as after a crash; the report rows and the markdown table.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-from medqa.fsutil import atomic_write_text
+from medqa.bench.report import write_section
 from medqa.recipe import load_recipe
-from medqa.runs import complete_checkpoints
+from medqa.runs import ADAPTER_WEIGHTS, complete_checkpoints, finished
 
 
-def run_dir(work: Path, name: str) -> Path:
+def run_folder(work: Path, name: str) -> Path:
     return work / re.sub(r"\W+", "-", name).strip("-").lower()
 
 
@@ -28,6 +28,27 @@ RUNS = ("1gpu", "ddp", "zero2", "nodes")  # scale-check's runs, in order
 # two machines simulated on one: each process sees one GPU and talks to the other through sockets, as across a
 # network (no shared memory, no peer-to-peer copies between the GPUs)
 TWO_MACHINES_ENV = {"NCCL_P2P_DISABLE": "1", "NCCL_SHM_DISABLE": "1"}
+
+
+def finetune_command(
+    recipe: Path, model: Path, data: Path, run: Path, work: Path, steps: int, save_steps: int, extra: list[str]
+) -> list[str]:
+    """make finetune's command line (medqa.cli.finetune) for the recipe, made short and metered."""
+    overrides = {
+        "base_model": str(model),
+        "datasets": [{**d, "path": str(data / "train.jsonl")} for d in load_recipe(recipe)["datasets"]],
+        "test_datasets": None,  # Axolotl evaluates at step 0 when there is an eval set: not what is measured here
+        "output_dir": str(run),
+        "dataset_prepared_path": str(work / "prepared"),
+        "max_steps": steps,
+        "save_steps": save_steps,
+        "logging_steps": 1,
+        "plugins": [*load_recipe(recipe)["plugins"], "medqa.bench.meter.BenchPlugin"],
+    }
+    cmd = [sys.executable, "-m", "medqa.cli.finetune", str(recipe), *extra]
+    for key, value in overrides.items():
+        cmd += ["--set", f"{key}={json.dumps(value)}"]  # JSON is YAML
+    return cmd
 
 
 def finetune(
@@ -42,23 +63,10 @@ def finetune(
     log: Path,
     nodes: int = 1,
 ) -> tuple[int, str]:
-    """scripts/finetune.py on the recipe, made short and metered; (exit code, its output). With nodes > 1, one
-    process per simulated machine (`--nodes N --node-rank r --main-address 127.0.0.1`), each with one GPU of its
-    own, started together; the exit code is the worst of theirs and the output the first machine's."""
-    overrides = {
-        "base_model": str(model),
-        "datasets": [{**d, "path": str(data / "train.jsonl")} for d in load_recipe(recipe)["datasets"]],
-        "test_datasets": None,  # Axolotl evaluates at step 0 when there is an eval set: not what is measured here
-        "output_dir": str(run),
-        "dataset_prepared_path": str(work / "prepared"),
-        "max_steps": steps,
-        "save_steps": save_steps,
-        "logging_steps": 1,
-        "plugins": [*load_recipe(recipe)["plugins"], "medqa.bench.BenchPlugin"],
-    }
-    cmd = [sys.executable, "scripts/finetune.py", str(recipe), *extra]
-    for key, value in overrides.items():
-        cmd += ["--set", f"{key}={json.dumps(value)}"]  # JSON is YAML
+    """make finetune's command (medqa.cli.finetune) on the recipe, made short and metered; (exit code, its output).
+    With nodes > 1, one process per simulated machine (`--nodes N --node-rank r --main-address 127.0.0.1`), each with
+    one GPU of its own, started together; the exit code is the worst of theirs and the output the first machine's."""
+    cmd = finetune_command(recipe, model, data, run, work, steps, save_steps, extra)
     if nodes == 1:
         with open(log, "w") as out:
             rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -94,7 +102,7 @@ def measured_row(name: str, rc: int, run: Path) -> dict:
 
 def crash_after_first_checkpoint(run: Path, row: dict) -> int:
     """Leave the run as a crash just after its first checkpoint would: no adapter, no later checkpoint."""
-    (run / "adapter_model.safetensors").unlink()
+    (run / ADAPTER_WEIGHTS).unlink()
     for step in row["checkpoints"][1:]:
         shutil.rmtree(run / f"checkpoint-{step}")
     return row["checkpoints"][0]
@@ -107,7 +115,7 @@ def passed(rows: list[dict]) -> bool:
     )
 
 
-def write_report(rows: list[dict], out: Path, gpu: str, stem: str, steps: int) -> None:
+def write_report(rows: list[dict], out: Path, gpu: str, steps: int) -> None:
     base = next((r["tokens_per_s"] for r in rows if r["name"] == "1 GPU"), None)
     for row in rows:
         row["scaling_vs_1_gpu"] = row["tokens_per_s"] / base if base and row["tokens_per_s"] else None
@@ -127,8 +135,7 @@ def write_report(rows: list[dict], out: Path, gpu: str, stem: str, steps: int) -
             f"| {', '.join(map(str, r['checkpoints'])) or '–'} | {resume} |"
         )
     report = {"date": datetime.date.today().isoformat(), "gpu": gpu, "steps": steps, "runs": rows}
-    atomic_write_text(out / f"{stem}.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
+    write_section(out, gpu, "scaling", report, "\n".join(lines), suffix="-scaling")
     print(lines[-1], flush=True)
 
 
@@ -147,12 +154,9 @@ def check(
     after a crash; the report (out/<date>-<gpu>-scaling.{json,md}) rewritten after each. True when all passed."""
     import torch
 
-    from medqa.fsutil import report_stem
-
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     gpu = torch.cuda.get_device_name()
-    stem = report_stem(gpu) + "-scaling"
     plans = {
         "1gpu": ("1 GPU", [], 1),
         "ddp": (f"{gpus} GPUs DDP", ["--gpus", str(gpus)], 1),
@@ -163,21 +167,21 @@ def check(
     rows = []
     short = (recipe, model, data, work, steps, save_steps)
     for name, extra, nodes in plans:  # all speed runs first, then the resumes: the report is rewritten after each
-        run = run_dir(work, name)
+        run = run_folder(work, name)
         rc, _ = finetune(run, *short, extra, work / f"{run.name}.log", nodes)
         rows.append(measured_row(name, rc, run))
-        write_report(rows, out, gpu, stem, steps)
+        write_report(rows, out, gpu, steps)
     for (name, extra, nodes), row in zip(plans, rows, strict=True):
         if not (extra or nodes > 1) or row["rc"] != 0 or not row["checkpoints"]:
             continue
-        run = run_dir(work, name)
+        run = run_folder(work, name)
         first = crash_after_first_checkpoint(run, row)
         rc, log = finetune(run, *short, extra, work / f"{run.name}-resume.log", nodes)
         resumed = f"resuming from {run / f'checkpoint-{first}'}" in log
         row["resume"] = {
             "from": first,
             "rc": rc,
-            "finished": rc == 0 and resumed and (run / "adapter_model.safetensors").is_file(),
+            "finished": rc == 0 and resumed and finished(run),
         }
-        write_report(rows, out, gpu, stem, steps)
+        write_report(rows, out, gpu, steps)
     return passed(rows)

@@ -1,5 +1,5 @@
-"""The contenders of `make bench`: the seed notebook's setup (medqa.seed), Axolotl's example config and the
-project's recipe (with levers), each trained in a process of its own and metered by medqa.bench.Meter; their table.
+"""The contenders of `make bench`: the seed notebook's setup (medqa.bench.notebook), Axolotl's example config and the
+project's recipe (with switches), each trained in a process of its own, metered by medqa.bench.meter.Meter; their table.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from pathlib import Path
 import yaml
 
 from medqa.checks import cuda_needs
-from medqa.errors import UserError
+from medqa.errors import UserError, last_line
 from medqa.recipe import load_recipe
 
-FLAGSHIP = Path("recipes/llama2-7b/qlora.yml")  # the recipe make bench measures (default of --recipe)
-# named levers: `recipe+liger` is short for the keys below
-LEVERS = {
+# named switches: `recipe+liger` is short for the keys below
+SWITCHES = {
     "liger": {
         "plugins": ["axolotl.integrations.liger.LigerPlugin"],
         "liger_rms_norm": True,
@@ -64,11 +63,13 @@ def axolotl_cfg(name: str, recipe: Path, model_dir: Path, data: Path, out: Path,
     elif name != "recipe":
         for lever in name.split("+")[1:]:
             key, eq, value = lever.partition("=")
-            if not eq and key not in LEVERS:
-                raise UserError(f"--runs {name}", f"lever {key!r} is neither KEY=VALUE nor one of {', '.join(LEVERS)}")
-            for k, v in LEVERS[key].items() if key in LEVERS else [(key, yaml.safe_load(value))]:
+            if not eq and key not in SWITCHES:
+                raise UserError(
+                    f"--runs {name}", f"lever {key!r} is neither KEY=VALUE nor one of {', '.join(SWITCHES)}"
+                )
+            for k, v in SWITCHES[key].items() if key in SWITCHES else [(key, yaml.safe_load(value))]:
                 cfg[k] = [*cfg.get(k, []), *v] if k == "plugins" else v
-    cfg["plugins"] = [*cfg.get("plugins", []), "medqa.bench.BenchPlugin"]
+    cfg["plugins"] = [*cfg.get("plugins", []), "medqa.bench.meter.BenchPlugin"]
     import torch
 
     if not torch.cuda.is_available():  # Triton kernels and paged optimizers need CUDA
@@ -82,14 +83,14 @@ def axolotl_cfg(name: str, recipe: Path, model_dir: Path, data: Path, out: Path,
 def run_contender(
     name: str, recipe: Path, model_dir: Path, data: Path, work: Path, steps: int, reuse: bool = False
 ) -> dict:
-    """Train one contender in a process of its own; its figures from medqa.bench.Meter, or the error."""
+    """Train one contender in a process of its own; its figures from medqa.bench.meter.Meter, or the error."""
     out = work / re.sub(r"[^\w.=+-]", "_", name)
     if reuse and (out / "bench.json").is_file():
         return {"name": name, **json.loads((out / "bench.json").read_text())}
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").unlink(missing_ok=True)
     if name == "seed":
-        cmd = [sys.executable, "-m", "medqa.seed", str(model_dir), str(data), str(out), str(steps)]
+        cmd = [sys.executable, "-m", "medqa.bench.notebook", str(model_dir), str(data), str(out), str(steps)]
     else:
         cfg = axolotl_cfg(name, recipe, model_dir, data, out, steps)
         (out / "recipe.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -98,15 +99,14 @@ def run_contender(
     with open(out / "log.txt", "w") as log:
         rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     if rc != 0 or not (out / "bench.json").is_file():
-        tail = (out / "log.txt").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        return {"name": name, "error": f"exit {rc}: {tail[0][:300]}"}
+        return {"name": name, "error": f"exit {rc}: {last_line((out / 'log.txt').read_text(errors='replace'))}"}
     result = json.loads((out / "bench.json").read_text())
     if result["global_step"] < steps or not result["tokens_per_s"]:
         return {"name": name, "error": f"trained {result['global_step']} of {steps} steps (too little data?)"}
     return {"name": name, **result}
 
 
-def table(runs: list[dict]) -> str:
+def training_table(runs: list[dict]) -> str:
     lines = [
         "| run | GPU | tokens/s | s/step | peak alloc GiB | peak reserved GiB | epoch | vs seed | vs Axolotl |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -7,9 +7,10 @@ import json
 import math
 from pathlib import Path
 
-from medqa.contenders import FLAGSHIP
+from medqa.bench.report import sections
 from medqa.data import read_jsonl
 from medqa.prompts import encode_example, recipe_tokenizer
+from medqa.recipe import FLAGSHIP
 
 
 def describe(cfg: dict, where: str) -> dict:
@@ -49,11 +50,11 @@ def bench_figures(recipe: Path, bench: Path = Path("bench"), benched: Path = FLA
         return []
     lines = []
     for path in sorted(bench.glob("*.json")):
-        for run in json.loads(path.read_text()).get("runs", []):
+        for run in sections(json.loads(path.read_text())).get("training", {}).get("runs", []):
             if run["name"] == "recipe" and run.get("tokens_per_s"):
                 lines.append(
                     f"  {run['gpu']}: peak {run['peak_gib']:.1f} GiB allocated, "
-                    f"{run['peak_reserved_gib']:.1f} GiB reserved; epoch of 5,000 rows {run['epoch_s'] / 60:.0f} min "
+                    f"{run['peak_reserved_gib']:.1f} GiB reserved; an epoch of its data {run['epoch_s'] / 60:.0f} min "
                     f"({path.name})"
                 )
     return lines

@@ -1,14 +1,12 @@
 """The seed notebook's training, as `make bench` reproduces it: transformers + peft + bitsandbytes, no Axolotl.
 
-python -m medqa.seed MODEL_DIR DATA_DIR OUT_DIR STEPS      (what medqa.contenders runs, in a process of its own)
+python -m medqa.bench.notebook MODEL_DIR DATA_DIR OUT_DIR STEPS     (medqa.bench.contenders runs it)
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-SEED_TEMPLATE = Path("recipes/templates/seed-text.jinja")  # the seed notebook's prompt text
 
 
 def seed_run(model_dir: Path, data: Path, out: Path, steps: int) -> None:
@@ -26,14 +24,14 @@ def seed_run(model_dir: Path, data: Path, out: Path, steps: int) -> None:
         TrainingArguments,
     )
 
-    from medqa.bench import attach
+    from medqa.bench.meter import attach
     from medqa.data import read_jsonl
-    from medqa.prompts import full_text
+    from medqa.prompts import SEED_TEXT, full_text
 
     cuda = torch.cuda.is_available()
     compute = torch.float16 if cuda else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.chat_template = SEED_TEMPLATE.read_text()  # the notebook's text
+    tokenizer.chat_template = SEED_TEXT.read_text()  # the notebook's text
     rows = read_jsonl(data / "train.jsonl")
     texts = [full_text(tokenizer, r["question"], r["answer"]) for r in rows]
     ds = Dataset.from_dict({"text": texts}).map(

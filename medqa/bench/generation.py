@@ -6,7 +6,7 @@ weights (speed and memory do not depend on the values, and every answer runs to 
 case). A path is how the tuned model is loaded (`4bit`: the adapter on the NF4 layers, as trained; `merged`:
 the adapter merged into the dequantised NF4 weights; `bf16`: the base alone, the merged model's shapes and dtype,
 quicker to load) plus the batch size, the KV cache and how its decoding step is compiled
-(`medqa.generation.GenerationSettings`). Each path runs cold (an empty compile cache) and warm (a new process with
+(`medqa.decoding.GenerationSettings`). Each path runs cold (an empty compile cache) and warm (a new process with
 the cache the cold one left).
 """
 
@@ -22,11 +22,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from medqa.generation import GenerationSettings
+from medqa.decoding import GenerationSettings
+from medqa.errors import last_line
 
 
 @dataclass
-class GenPath:
+class Variant:
+    """One way `make eval` could answer: how the model is loaded, the batch, the KV cache, how the decoding step
+    compiles, the decoding, a memory cap."""
+
     name: str
     weights: str = "merged"  # medqa.inference.load_model; "bf16": the base alone, the merged model's shapes and dtype
     compile: str = GenerationSettings.compile
@@ -60,12 +64,12 @@ class GenPath:
 
 CONTEXT_GIB = 1.0  # of a card's memory, what the CUDA context and libraries take outside PyTorch's allocator
 PATHS = [
-    GenPath("inductor", "bf16"),  # make eval's (the merged model's shapes and dtype)
-    GenPath("cudagraphs", "bf16", compile="cudagraphs"),
-    GenPath("inductor-plain", "bf16", decoding="plain"),  # the same without the decoding's per-step work
-    GenPath("inductor-24gb", "bf16", memory_cap_gib=24),  # make eval's on a 24 GB card
-    GenPath("inductor-b48", "bf16", batch_size=48),
-    GenPath("4bit-b16-dynamic", "4bit", batch_size=16, cache="dynamic", n=32),
+    Variant("inductor", "bf16"),  # make eval's (the merged model's shapes and dtype)
+    Variant("cudagraphs", "bf16", compile="cudagraphs"),
+    Variant("inductor-plain", "bf16", decoding="plain"),  # the same without the decoding's per-step work
+    Variant("inductor-24gb", "bf16", memory_cap_gib=24),  # make eval's on a 24 GB card
+    Variant("inductor-b48", "bf16", batch_size=48),
+    Variant("4bit-b16-dynamic", "4bit", batch_size=16, cache="dynamic", n=32),
 ]
 
 
@@ -98,7 +102,7 @@ def make_adapter(model_dir: Path, out: Path, recipe: dict, template: str) -> Non
     tokenizer.save_pretrained(out)
 
 
-def measure(paths: list[GenPath], model_dir: Path, adapter: Path, questions: list[str], max_new_tokens: int, runs=2):
+def measure(paths: list[Variant], model_dir: Path, adapter: Path, questions: list[str], max_new_tokens: int, runs=2):
     """Load the model once the paths' way (all of them load it alike) and time each path's answers to `questions`,
     `runs` times: the first run compiles the decoding step (static cache) unless the compile cache already holds it,
     the second reuses it. Yields one result per path. Graphs and peaks are reset between paths."""
@@ -172,22 +176,28 @@ def tokenizer_of(folder: Path):
     return AutoTokenizer.from_pretrained(folder)
 
 
-def _process(group: list[GenPath], args: list[str], env: dict, runs: int):
-    cmd = [sys.executable, "-m", "medqa.genbench", json.dumps([dataclasses.asdict(p) for p in group]), *args, str(runs)]
+def _process(group: list[Variant], args: list[str], env: dict, runs: int):
+    cmd = [
+        sys.executable,
+        "-m",
+        "medqa.bench.generation",
+        json.dumps([dataclasses.asdict(p) for p in group]),
+        *args,
+        str(runs),
+    ]
     with tempfile.TemporaryFile("w+") as stderr:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
         done = [json.loads(line) for line in proc.stdout if line.startswith("{")]
         proc.wait()
         stderr.seek(0)
-        err = stderr.read().strip().splitlines()
+        err = last_line(stderr.read())
     failed = [
-        {"name": p.name, "default": p.default, "error": f"exit {proc.returncode}: {(err or ['no output'])[-1][:300]}"}
-        for p in group[len(done) :]
+        {"name": p.name, "default": p.default, "error": f"exit {proc.returncode}: {err}"} for p in group[len(done) :]
     ]
     return done, failed
 
 
-def run_paths(paths: list[GenPath], model_dir: Path, adapter: Path, questions_file: Path, n: int, max_new_tokens: int):
+def run_paths(paths: list[Variant], model_dir: Path, adapter: Path, questions_file: Path, n: int, max_new_tokens: int):
     """Each path in a process of its own, with an empty compile cache (cold: what a first `make eval` waits), its
     answers timed twice; then again in a new process with the cache it left (warm: a later `make eval`). A path that
     fails is reported, not fatal. Yields one result per path as it finishes, its first answers compared with those
@@ -222,7 +232,7 @@ def questions(questions_file: Path, n: int) -> list[str]:
     return [rows[i % len(rows)] for i in range(n)]
 
 
-def table(rows: list[dict]) -> str:
+def generation_table(rows: list[dict]) -> str:
     lines = [
         "| path | GPU | batch | answers | first run (compiling) | again, same process | new process, warm cache "
         "| new tokens/s (again) | peak GiB (reserved) | cap GiB | answers as the first path's | make eval's |",
@@ -250,7 +260,7 @@ def fmt_s(seconds: float | None) -> str:
 
 if __name__ == "__main__":  # the paths that load the model alike, in a process of their own (run_paths)
     spec, model_dir, adapter, qfile, count, max_new, runs = sys.argv[1:]
-    group = [GenPath(**p) for p in json.loads(spec)]
+    group = [Variant(**p) for p in json.loads(spec)]
     asked = questions(Path(qfile), int(count))
     for result in measure(group, Path(model_dir), Path(adapter), asked, int(max_new), int(runs)):
         print(json.dumps(result), flush=True)

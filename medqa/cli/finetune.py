@@ -1,0 +1,101 @@
+"""Fine-tune with Axolotl: check the recipe, then `accelerate launch -m axolotl.cli.train`.
+
+    python scripts/finetune.py recipes/smollm2-135m/qlora.yml [--data DIR] [--output-dir DIR] [--set K=V]
+    python scripts/finetune.py recipes/llama2-7b/qlora.yml --gpus 2 [--dist zero2] [--nodes 2 --node-rank 0
+        --main-address HOST]
+
+The recipe is validated with Axolotl's schema and refused, in one line, where this machine cannot
+run it (a GPU recipe without CUDA). The recipe, with --data, --output-dir and --set applied, is written
+into the output folder as `recipe.yml` and Axolotl trains from that copy, so every run folder says exactly
+how it was made (`make eval RUN=...` reads it).
+
+Run again after a crash or a kill, the same command resumes from the newest complete checkpoint (one
+half-written when the kill came is skipped). A folder holding a finished run, or a run of another
+recipe, is refused rather than overwritten.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from medqa.checks import check_base_model, check_data, cuda_needs, for_cpu
+from medqa.errors import UserError, cli
+from medqa.fsutil import atomic_write_text
+from medqa.launch import Topology, accelerate_args, train
+from medqa.recipe import RUN_RECIPE, load_recipe, resolve, validate
+from medqa.runs import resume_point
+
+CPU_RECIPE = "recipes/smollm2-135m/qlora.yml"
+
+
+@cli
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe", type=Path)
+    parser.add_argument("--data", type=Path, default=None, help="prepared data folder (train.jsonl, val.jsonl)")
+    parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one recipe key (YAML value), e.g. --set num_epochs=3",
+    )
+    dist = parser.add_argument_group("several GPUs and machines (recipes/accelerate/)")
+    dist.add_argument("--gpus", type=int, default=None, help="GPUs on this machine (default 1)")
+    dist.add_argument("--dist", choices=["ddp", "zero2"], default="ddp", help="data parallel or DeepSpeed ZeRO-2")
+    dist.add_argument("--nodes", type=int, default=1, help="machines in the job")
+    dist.add_argument("--node-rank", type=int, default=0, help="this machine's rank, 0 .. nodes-1")
+    dist.add_argument("--main-address", default=None, help="address of the machine with rank 0")
+    dist.add_argument("--main-port", type=int, default=29500)
+    dist.add_argument("--accelerate-config", type=Path, default=None, help="an accelerate config of your own")
+    args = parser.parse_args()
+
+    cfg = resolve(load_recipe(args.recipe), args.data, args.output_dir, args.overrides)
+    validate(cfg, str(args.recipe))
+    os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")  # Axolotl's telemetry is on unless told otherwise
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if not has_cuda:
+        cfg, changed = for_cpu(cfg)
+        if changed:
+            print(f"no CUDA here: {', '.join(changed)}", flush=True)
+    needs = cuda_needs(cfg)
+    if needs and not has_cuda:
+        raise UserError(
+            args.recipe,
+            f"needs a CUDA GPU ({', '.join(needs)}) and this machine has none; "
+            f"on a CPU run `make demo` or `make finetune RECIPE={CPU_RECIPE}`",
+        )
+    topology = Topology(args.gpus, args.dist, args.nodes, args.node_rank, args.main_address, args.main_port)
+    accelerate = accelerate_args(cfg, topology, torch.cuda.device_count() if has_cuda else 0, args.accelerate_config)
+    check_data(cfg, str(args.recipe))
+    check_base_model(cfg)
+
+    out = Path(cfg["output_dir"])
+    resume = resume_point(cfg, out)
+    run_recipe = out / RUN_RECIPE
+    atomic_write_text(run_recipe, f"# resolved from {args.recipe}\n" + yaml.safe_dump(cfg, sort_keys=False))
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *accelerate,
+        "-m",
+        "axolotl.cli.train",
+        str(run_recipe),
+    ]
+    if resume is not None:
+        print(f"resuming from {resume} (the newest complete checkpoint)", flush=True)
+        launch.append(f"--resume_from_checkpoint={resume}")
+    print("+ " + " ".join(launch[2:]), flush=True)
+    sys.exit(train(launch, cfg, args.recipe))
+
+
+if __name__ == "__main__":
+    main()

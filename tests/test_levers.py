@@ -134,7 +134,8 @@ def test_bad_specs_are_refused_in_one_line(tmp_path, change, problem):
 @pytest.mark.slow
 def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
     """The whole round on CPU with a tiny model: a run that saves each epoch, an earlier epoch of it, a preference
-    stage started from it (merge, self-play pairs, DPO), decodings, the base model, the choice and the tables."""
+    stage started from it (merge, self-play pairs, DPO), decodings, the choice and the tables (the base model's
+    answers: test_end_to_end)."""
     data = prepare_demo_data(tmp_path / "data")
     spec = {
         "recipe": "recipes/smollm2-135m/qlora.yml",
@@ -162,7 +163,6 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
                 "pairs": 8,
                 "set": {"num_epochs": 1, "save_strategy": "no"},
             },
-            {"name": "base-model", "about": "no fine-tuning", "model": "base", "compare_to": "rep"},
         ],
         "choose": {"greedy": "reference", "candidates": ["reference", "rep"], "max_loop_rate": 1.0},
         "test": {"n": 2, "levers": ["reference"]},
@@ -182,7 +182,6 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
         "generate-val-epoch-1",
         "generate-val-rep",
         "generate-val-dpo",
-        "generate-val-base-model",
         "generate-test-reference",
     } and all(j["rc"] == 0 for j in jobs.values())
     rows = [json.loads(x) for x in (work / "preds" / "val" / "rep.jsonl").read_text().splitlines()]
@@ -201,9 +200,9 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
     result = run_script("eval/levers.py", "table", path, "--work", work, "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     table = json.loads(out.with_suffix(".json").read_text())
-    assert [r["name"] for r in table["rows"]] == ["reference", "epoch-1", "rep", "dpo", "base-model"]
+    assert [r["name"] for r in table["rows"]] == ["reference", "epoch-1", "rep", "dpo"]
     assert table["rows"][0]["delta"] is None and "invented_numbers" in table["rows"][2]["delta"]
-    assert table["rows"][-1]["compared_with"] == "rep"
+    assert table["rows"][-1]["compared_with"] == "reference" and table["rows"][2]["identical"] is not None
     assert table["choice"]["winner"] in {"reference", "rep"}
     md = out.with_suffix(".md").read_text()
     assert "| rep | repetition penalty | reference |" in md and "Decoding chosen by rule" in md

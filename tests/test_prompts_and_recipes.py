@@ -276,3 +276,36 @@ def test_chat_template_examples_are_the_project_prompts_tokens(recipe, medquad, 
         first = next(i for i, label in enumerate(ours["labels"]) if label != IGNORE_INDEX)
         if differ:
             assert differ == [first] and tok.decode(ours["input_ids"][first : first + 1]).strip() == "", row["id"]
+
+
+def test_recipe_copied_into_stock_axolotl_prepares_its_data(tmp_path, tiny_model):
+    """The SmolLM2 recipe names no code of this project: `axolotl preprocess` on a copy of it, in a process where this
+    project cannot be imported, tokenises the prepared rows through Axolotl's own data path."""
+    import subprocess
+    import sys
+
+    from conftest import ENV, prepare_demo_data
+
+    recipe = REPO / "recipes" / "smollm2-135m" / "qlora.yml"
+    keys = load_recipe(recipe)
+    assert not any(
+        str(v).startswith("medqa.") for v in [*keys.get("plugins", []), *[d["type"] for d in keys["datasets"]]]
+    )
+    data = prepare_demo_data(tmp_path / "data")
+    cfg = load_recipe(recipe)
+    cfg.update(base_model=str(tiny_model), dataset_prepared_path=str(tmp_path / "prepared"), bf16=False)
+    cfg["chat_template_jinja"] = str(REPO / cfg["chat_template_jinja"])
+    for key in ("datasets", "test_datasets"):
+        cfg[key] = [{**d, "path": str(data / Path(d["path"]).name)} for d in cfg[key]]
+    copy = tmp_path / "recipe.yml"
+    copy.write_text(yaml.safe_dump(cfg))
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['medqa'] = None  # not installed\n"
+        f"sys.argv = ['axolotl', {str(copy)!r}]\n"
+        "runpy.run_module('axolotl.cli.preprocess', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "medqa" not in done.stdout + done.stderr
+    assert list((tmp_path / "prepared").glob("*/dataset_info.json"))

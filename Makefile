@@ -18,6 +18,13 @@ DATA_ALL ?= $(DATA)-all
 # the data's name and licence, for model cards (MedQuAD's are known)
 DATA_META = $(if $(filter $(MEDQUAD),$(INPUT)),--name MedQuAD --license cc-by-4.0,$(if $(DATA_NAME),--name "$(DATA_NAME)") $(if $(DATA_LICENSE),--license $(DATA_LICENSE)))
 LIMIT  ?= 5000
+KEEP   ?=# cleaning rules to turn off (medqa/cleaning.py): restated_question,boilerplate,link_list
+# the consumer-question sets (real people's questions): a file, or a Hub dataset id with the same columns
+CONSUMER_DATA := ../shared/data/consumer
+LIVEQA ?= $(CONSUMER_DATA)/liveqa_train.csv
+MEDIQA ?= $(CONSUMER_DATA)/mediqa_qa.csv
+# a source is prepared where its file is there, or where a file or Hub id was named (make data MEDIQA=...)
+have = $(or $(wildcard $(1)),$(filter-out file,$(origin $(2))))
 SEED   ?= 42
 RECIPE ?= recipes/smollm2-135m/qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
@@ -26,6 +33,10 @@ TORCH_INDEX ?=
 .PHONY: help setup data plan finetune dpo demo eval merge ask push levers bench bench-generation scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
+# beside the run's own split, a set of people's questions: a prepared folder and its split (CONSUMER= : none)
+CONSUMER ?= data/mediqa
+CONSUMER_SPLIT ?= test
+CONSUMER_DIR = $(RUN)/eval/$(notdir $(CONSUMER))-$(CONSUMER_SPLIT)
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,9 +57,14 @@ $(MODEL)/medqa_build.json: $(VENV)/.installed
 	$(PY) scripts/build_base_model.py --out $(MODEL)
 	touch $@
 
-data: setup  ## INPUT=file.csv|jsonl|hub-id -> DATA=data/medqa (LIMIT=5000 training rows) and data/medqa-all (every row)
-	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA) --seed $(SEED) $(if $(LIMIT),--limit $(LIMIT)) $(DATA_META)
-	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA_ALL) --seed $(SEED) $(DATA_META)
+CLEAN_ARGS = $(if $(KEEP),--keep $(KEEP))
+data: setup  ## INPUT=file|hub-id -> data/medqa (LIMIT=5000 training rows), data/medqa-all (every row); data/liveqa, data/mediqa [KEEP=rule,...]
+	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA) --seed $(SEED) $(if $(LIMIT),--limit $(LIMIT)) $(DATA_META) $(CLEAN_ARGS)
+	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA_ALL) --seed $(SEED) $(DATA_META) $(CLEAN_ARGS)
+	$(if $(call have,$(LIVEQA),LIVEQA),$(PY) scripts/prepare_data.py $(LIVEQA) --out data/liveqa --seed $(SEED) \
+	    --val-fraction 0.2 --test-fraction 0 --name "TREC 2017 LiveQA-Med" $(CLEAN_ARGS),@echo "skipped LiveQA-Med: $(LIVEQA) is not there (LIVEQA=file or hub id)")
+	$(if $(call have,$(MEDIQA),MEDIQA),$(PY) scripts/prepare_data.py $(MEDIQA) --out data/mediqa --split-column split \
+	    --references-column answers_judged_correct --name "MEDIQA 2019 QA" $(CLEAN_ARGS),@echo "skipped MEDIQA 2019: $(MEDIQA) is not there (MEDIQA=file or hub id)")
 
 plan: setup  ## RECIPE=recipes/...: check recipe + data, print rows, tokens, steps, checkpoints, measured memory/time
 	$(PY) scripts/plan.py $(RECIPE) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA))
@@ -69,12 +85,20 @@ demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers si
 
 NEED_RUN = @test -n "$(RUN)" || { echo "error: RUN is not set: make $@ RUN=outputs/<run folder>" >&2; exit 2; }
 
-eval: setup  ## RUN=outputs/... [SPLIT=test] [N=all]: base vs tuned answers (every question of the split unless N), scores, report.md
+# people's questions are scored where their folder is there; one named on the command line must be
+EVAL_CONSUMER = $(if $(wildcard $(CONSUMER)/$(CONSUMER_SPLIT).jsonl),$(CONSUMER))
+eval: setup  ## RUN=outputs/... [SPLIT=test] [N=all] [CONSUMER=data/mediqa]: base vs tuned on the run's split and on people's questions, scored, report.md
 	$(NEED_RUN)
+	$(if $(and $(CONSUMER),$(if $(EVAL_CONSUMER),,x)),$(if $(filter file,$(origin CONSUMER)),\
+	    @echo "note: $(CONSUMER)/$(CONSUMER_SPLIT).jsonl is not there: people's questions left out (make data prepares them)",\
+	    @echo "error: $(CONSUMER)/$(CONSUMER_SPLIT).jsonl: no such file (a folder from make data or scripts/prepare_data.py)" >&2; exit 2))
 	$(PY) eval/generate.py $(RUN) --model base --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/base.jsonl
 	$(PY) eval/generate.py $(RUN) --model tuned --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/tuned.jsonl
 	$(PY) eval/score.py $(EVAL_DIR)/tuned.jsonl --baseline $(EVAL_DIR)/base.jsonl --out $(EVAL_DIR)
-	$(PY) eval/report.py $(EVAL_DIR) --run $(RUN)
+	$(if $(EVAL_CONSUMER),$(PY) eval/generate.py $(RUN) --model base --data $(CONSUMER) --split $(CONSUMER_SPLIT) $(if $(N),--n $(N)) --out $(CONSUMER_DIR)/base.jsonl)
+	$(if $(EVAL_CONSUMER),$(PY) eval/generate.py $(RUN) --model tuned --data $(CONSUMER) --split $(CONSUMER_SPLIT) $(if $(N),--n $(N)) --out $(CONSUMER_DIR)/tuned.jsonl)
+	$(if $(EVAL_CONSUMER),$(PY) eval/score.py $(CONSUMER_DIR)/tuned.jsonl --baseline $(CONSUMER_DIR)/base.jsonl --out $(CONSUMER_DIR))
+	$(PY) eval/report.py $(EVAL_DIR) $(if $(EVAL_CONSUMER),$(CONSUMER_DIR)) --run $(RUN)
 
 merge: setup  ## RUN=outputs/... [OUT=RUN/merged]: the model make eval scores, standalone (tokenizer with the prompt, recipe, card)
 	$(NEED_RUN)

@@ -11,7 +11,8 @@ as many jobs at a time as --parallel, spread over the GPUs (CUDA_VISIBLE_DEVICES
 skipped, so running it again goes on where a stop (--deadline, a kill) left off. Two runners may share a work
 folder with different --only selections (each on its own GPUs): a job waits for the other runner's jobs it needs.
 `table` scores each lever against the one it is compared with, paired by question, and writes SPEC.json and SPEC.md
-beside the spec (SPEC-test.* for the test split), or --out PATH.json and .md.
+beside the spec (SPEC-test.* for the test split, SPEC-NAME.* for each of the spec's `sets:`), or --out PATH.json
+and .md.
 """
 
 import argparse
@@ -55,7 +56,8 @@ def main():
             raise UserError(work / "logs", f"{len(failed)} job(s) failed: {', '.join(failed)}")
         return
     out = args.out or args.spec.with_suffix("")
-    for split, suffix in ((spec.split, ""), ("test", "-test")):
+    sets = [(spec.split, ""), ("test", "-test"), *((q.name, f"-{q.name}") for q in spec.sets)]
+    for split, suffix in sets:
         if split == "test" and not spec.test_n:
             continue
         table = lever_table(spec, work, split)

@@ -20,12 +20,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medqa import cleaning
 from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir
 from medqa.prompts import messages
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = ("document_id", "focus")  # the first one present groups rows by source document
+SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "dev": "val", "test": "test"}
 NA_VALUES = {"", "nan", "NaN"}  # cells read as missing
 SEED_TEXT = re.compile(r"^\s*(?:<s>)?\s*\[INST\]\s*<<SYS>>.*?<</SYS>>(?P<q>.*?)\[/INST\](?P<a>.*?)(?:</s>)?\s*$", re.S)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -177,6 +179,12 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
+def source_name(source: str) -> str:
+    """What a file's rows are called where it has no `source` column: the file's name without its suffixes."""
+    name = Path(str(source)).name
+    return name.split(".")[0] if not looks_like_hub_id(str(source)) else str(source)
+
+
 def _find_column(table: Table, name: str) -> str | None:
     found = [c for c in table.columns if c.strip().lower() == name]
     if len(found) > 1:
@@ -191,8 +199,24 @@ class Cleaned:
     columns: dict
 
 
-def clean(table: Table) -> Cleaned:
-    """Rows `{"id", "question", "answer", "group"}`; every dropped row is counted by reason."""
+def _references(table: Table, value, row_number: int) -> list[str]:
+    """A cell holding several reference answers: a JSON list of strings (or a single string)."""
+    if isinstance(value, list):
+        items = value
+    else:
+        try:
+            items = json.loads(value) if value else []
+        except (TypeError, json.JSONDecodeError):
+            items = [value]
+    if not isinstance(items, list):
+        raise UserError(table.source, f"row {row_number}: references must be a JSON list of answers")
+    return [text for item in items if (text := clean_text(item))]
+
+
+def clean(table: Table, split_column: str | None = None, references_column: str | None = None) -> Cleaned:
+    """Rows `{"id", "question", "answer", "group", "source"}` (with `split` where `split_column` names the split of
+    each row, and `references` where `references_column` holds several reference answers); every dropped row is
+    counted by reason."""
     q_col, a_col = _find_column(table, "question"), _find_column(table, "answer")
     text_col = _find_column(table, "text")
     if not (q_col and a_col) and not text_col:
@@ -202,6 +226,13 @@ def clean(table: Table) -> Cleaned:
             f"found: {', '.join(table.columns) or 'none'}",
         )
     group_col = next((c for g in GROUP_COLUMNS if (c := _find_column(table, g))), None)
+    source_col = _find_column(table, "source")
+    split_col = _find_column(table, split_column) if split_column else None
+    refs_col = _find_column(table, references_column) if references_column else None
+    for asked, found in ((split_column, split_col), (references_column, refs_col)):
+        if asked and not found:
+            raise UserError(table.source, f"no {asked!r} column; found: {', '.join(table.columns)}")
+    default_source = source_name(table.source)
     dropped, seen, rows = Counter(), set(), []
     for i, raw in enumerate(table.rows, 1):
         if q_col and a_col:
@@ -222,18 +253,33 @@ def clean(table: Table) -> Cleaned:
             dropped["duplicate row"] += 1
             continue
         seen.add((question, answer))
-        rows.append(
-            {
-                "id": f"row-{i}",
-                "question": question,
-                "answer": answer,
-                "group": clean_text(raw.get(group_col)) if group_col else "",
-            }
-        )
+        row = {
+            "id": f"row-{i}",
+            "question": question,
+            "answer": answer,
+            "group": clean_text(raw.get(group_col)) if group_col else "",
+            "source": clean_text(raw.get(source_col)) if source_col else default_source,
+        }
+        if split_col:
+            name = SPLIT_NAMES.get(clean_text(raw.get(split_col)).lower())
+            if name is None:
+                raise UserError(table.source, f"row {i}: split {raw.get(split_col)!r} is not train, validation or test")
+            row["split"] = name
+        if refs_col:
+            row["references"] = _references(table, raw.get(refs_col), i) or [answer]
+        rows.append(row)
     if not rows:
         reasons = ", ".join(f"{n} {r}" for r, n in dropped.items())
         raise UserError(table.source, f"no usable rows ({reasons})")
-    columns = {"question": q_col, "answer": a_col, "text": None if q_col and a_col else text_col, "group": group_col}
+    columns = {
+        "question": q_col,
+        "answer": a_col,
+        "text": None if q_col and a_col else text_col,
+        "group": group_col,
+        "source": source_col,
+        **({"split": split_col} if split_col else {}),
+        **({"references": refs_col} if refs_col else {}),
+    }
     return Cleaned(rows, dropped, columns)
 
 
@@ -287,25 +333,55 @@ def limit_rows(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
 # --------------------------------------------------------------------------- writing
 
 
+def by_source(parts: dict[str, list[dict]]) -> dict:
+    """Rows per split for each source."""
+    sources = sorted({r["source"] for rows in parts.values() for r in rows})
+    return {src: {s: sum(r["source"] == src for r in parts[s]) for s in SPLITS} for src in sources}
+
+
 def prepare(
-    source, out: Path, limit=None, seed=42, val_fraction=0.05, test_fraction=0.1, name=None, license=None
+    source,
+    out: Path,
+    limit=None,
+    seed=42,
+    val_fraction=0.05,
+    test_fraction=0.1,
+    name=None,
+    license=None,
+    keep: tuple[str, ...] = (),
+    split_column: str | None = None,
+    references_column: str | None = None,
 ) -> dict:
     """Read, clean, split and write `out/{train,val,test}.jsonl` and `out/manifest.json` atomically. Rows are
-    {"id", "question", "answer", "group", "messages"}; `name` and `license` (of the data) go into the manifest,
-    for model cards."""
+    {"id", "question", "answer", "group", "source", "messages"} (+ "references", "answer_original"); `name` and
+    `license` (of the data) go into the manifest, for model cards.
+
+    The split comes first (by leakage group, or from `split_column`), then medqa.cleaning's rules, all but those
+    in `keep`, clean the training answers; validation and test answers are references and stay as published.
+    Every change and every dropped row is counted by rule and source in the manifest."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise UserError("options", "--val-fraction and --test-fraction must be in [0, 1) and sum below 1")
     if limit is not None and limit < 1:
         raise UserError("options", "--limit must be a positive number of training rows")
+    unknown = sorted(set(keep) - set(cleaning.RULES))
+    if unknown:
+        raise UserError("--keep", f"no cleaning rule {', '.join(unknown)} (rules: {', '.join(cleaning.RULES)})")
     table = read_table(source)
-    cleaned = clean(table)
-    parts = split(cleaned.rows, val_fraction, test_fraction, seed)
+    cleaned = clean(table, split_column, references_column)
+    if split_column:
+        parts = {s: [r for r in cleaned.rows if r["split"] == s] for s in SPLITS}
+        fractions = {s: 1.0 if parts[s] else 0.0 for s in ("val", "test")}
+    else:
+        parts = split(cleaned.rows, val_fraction, test_fraction, seed)
+        fractions = {"val": val_fraction, "test": test_fraction}
+    rules = [r for r in cleaning.RULES if r not in keep]
+    cleaning_counts = {}
+    parts["train"], cleaning_counts = cleaning.apply(parts["train"], rules, lambda row: row["source"])
     unused = len(parts["train"])
     parts["train"] = limit_rows(parts["train"], limit, seed)
     unused -= len(parts["train"])
     if not parts["train"]:
         raise UserError(source, f"no rows left for training after the split ({len(cleaned.rows)} usable rows)")
-    fractions = {"val": val_fraction, "test": test_fraction}
     empty = [name for name, fraction in fractions.items() if fraction > 0 and not parts[name]]
     if empty:
         raise UserError(
@@ -321,7 +397,14 @@ def prepare(
         "input_kind": table.kind,
         "sha256": table.sha256,
         "columns": cleaned.columns,
-        "options": {"limit": limit, "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction},
+        "options": {
+            "limit": limit,
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
+            "split_column": split_column,
+            "references_column": references_column,
+        },
         "rows": {
             "read": len(table.rows),
             "kept": len(cleaned.rows),
@@ -329,11 +412,14 @@ def prepare(
             "train_unused_by_limit": unused,
         },
         "dropped": dict(sorted(cleaned.dropped.items())),
+        "cleaning": {"rules": rules, "off": list(keep), "split": "train", "counts": cleaning_counts},
+        "sources": by_source(parts),
     }
     with atomic_dir(Path(out)) as tmp:
         for split_name in SPLITS:
             with open(tmp / f"{split_name}.jsonl", "w", encoding="utf-8") as f:
                 for row in parts[split_name]:
+                    row = {k: v for k, v in row.items() if k != "split"}
                     conversation = messages(row["question"], row["answer"])  # what Axolotl's chat_template type reads
                     f.write(json.dumps({**row, "messages": conversation}, ensure_ascii=False) + "\n")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

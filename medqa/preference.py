@@ -7,7 +7,9 @@
   (where at least MIN_KEPT words are left), else the reference;
 - `facttune` (Tian et al., "Fine-tuning Language Models for Factuality", ICLR 2024; on-policy): several sampled
   answers per question, each scored against the reference (the knowledge source) by `fidelity_score`; the best is
-  chosen and the worst rejected where they differ.
+  chosen and the worst rejected where they differ;
+- `shape`: only where the run's greedy answer repeats the question, says next to nothing or opens by saying nothing
+  is known (medqa.shape): that answer is rejected and the reference (the cleaned training answer) chosen.
 
 Rows hold the prompt and both answers as the run's chat template writes them, as text (TRL tokenises prompt +
 answer as one text, so a pair's tokens are those of the run's own training examples).
@@ -20,8 +22,9 @@ import re
 from medqa import prompts
 from medqa.facts import check
 from medqa.loops import cut_loop
+from medqa.shape import faults
 
-RULES = ("spin", "fidelity", "facttune")
+RULES = ("spin", "fidelity", "facttune", "shape")
 MIN_KEPT = 8  # words an answer keeps, ended early, to stand as the chosen one
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -64,7 +67,7 @@ def _pair(tokenizer, row: dict, chosen: str, rejected: str, rule: str) -> dict:
 
 def make_pairs(tokenizer, rule: str, rows: list[dict], answers: list[list]) -> tuple[list[dict], int]:
     """Pairs by `rule` from each row's answers (medqa.generation.Answer: one greedy answer a row for spin and
-    fidelity, several samples for facttune); also the number of rows that gave none."""
+    fidelity and shape, several samples for facttune); also the number of rows that gave none."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     out = []
@@ -72,6 +75,9 @@ def make_pairs(tokenizer, rule: str, rows: list[dict], answers: list[list]) -> t
         q, ref = row["question"], row["answer"]
         if rule == "spin":
             if own[0].text.strip() != ref.strip():
+                out.append(_pair(tokenizer, row, ref, own[0].text, rule))
+        elif rule == "shape":
+            if faults(own[0].text, q) and not faults(ref, q):
                 out.append(_pair(tokenizer, row, ref, own[0].text, rule))
         elif rule == "fidelity":
             better = ended_before_trouble(own[0].text, q, ref)

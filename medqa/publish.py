@@ -14,6 +14,7 @@ from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir
 from medqa.models import quiet_tokenizer
 from medqa.recipe import RUN_RECIPE
+from medqa.report import set_label
 from medqa.runs import Run
 
 EMBEDDED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -204,10 +205,13 @@ def model_card(
     if results:
         lines += ["", "## Evaluation"]
     for split, m in results:
-        lines += ["", f"{m['n']} held-out questions ({split} split), tuned minus base with 95% bootstrap CIs:", ""]
+        label = set_label(run.path / "eval" / split)
+        lines += ["", f"{m['n']} held-out questions ({label}), tuned minus base with 95% bootstrap CIs:", ""]
         lines += ["| metric | base | tuned | difference [95% CI] |", "|---|---|---|---|"]
         for name, d in m.get("delta", {}).items():
             b, t = m["baseline"]["metrics"][name]["mean"], m["metrics"][name]["mean"]
+            if d["mean"] is None:
+                continue
             lines.append(
                 f"| {name} | {b:.4f} | {t:.4f} | {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] |"
             )

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from medqa.facts import mark_unsupported
-from medqa.fsutil import atomic_dir
+from medqa.fsutil import atomic_dir, atomic_write_text
 from medqa.runs import complete_checkpoints
 from medqa.scoring import LOWER_IS_BETTER, QUALITY, TYPE_METRICS
 
@@ -117,32 +117,9 @@ def type_table(metrics: dict) -> list[str]:
     return lines
 
 
-def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tuned: list[dict], meta: dict) -> Path:
-    """DIR/report/ (report.md and the plots), written atomically."""
-    lines = [
-        f"# Evaluation: {run}",
-        "",
-        f"{metrics['n']} held-out questions; "
-        "95% bootstrap confidence intervals; delta = tuned minus base, paired by question. "
-        "rougeL_precision / rougeL_recall: how much of the answer is in the reference / of the reference in the "
-        "answer. fact_precision: share of an answer's checkable facts (gene symbols, chromosomes and bands, "
-        "inheritance patterns, numbers) that its reference or question states, over the answers that state any; "
-        "unsupported_facts: share of answers stating at least one such fact that neither states (lower is better; "
-        "marked <mark>so</mark> in the answers below). invented_numbers: share of answers with a number found in "
-        "neither the question nor the reference (lower is better). "
-        f"loop_rate: share of answers in which some 4 words recur 4 or more times (lower is better; "
-        f"the references: {metrics['references']['loop_rate']:.3f}). ended: share of answers the model ended itself "
-        f"(not cut by the cap or where it started to loop). words: mean answer length "
-        f"(references: {metrics['references']['words']:.0f}); hit_max_new_tokens: share cut off by the cap.",
-        "",
-        *(
-            [f"Decoding: {', '.join(f'{k} {v}' for k, v in tuned[0]['settings'].items())}.", ""]
-            if tuned and tuned[0].get("settings")
-            else []
-        ),
-        "| metric | base | tuned | delta [95% CI] |",
-        "|---|---|---|---|",
-    ]
+def metrics_table(metrics: dict, meta: dict) -> list[str]:
+    """base, tuned and their paired difference with its 95% CI, a row per metric."""
+    lines = ["| metric | base | tuned | delta [95% CI] |", "|---|---|---|---|"]
     for m, d in metrics["delta"].items():
         b, t = metrics["baseline"]["metrics"][m], metrics["metrics"][m]
         if d["mean"] is None:
@@ -157,6 +134,75 @@ def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tune
             f"| perplexity of references | {meta['base']['reference_perplexity']:.2f} | "
             f"{meta['tuned']['reference_perplexity']:.2f} | |"
         )
+    return lines
+
+
+def set_label(eval_dir: Path) -> str:
+    """What an evaluation folder answered: the data's name (its manifest) and split, from tuned.meta.json."""
+    meta_path = Path(eval_dir) / "tuned.meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    names = []
+    for folder in meta.get("data") or []:
+        manifest = Path(folder) / "manifest.json"
+        name = json.loads(manifest.read_text()).get("name") if manifest.is_file() else None
+        names.append(name or Path(folder).name)
+    split = meta.get("split", Path(eval_dir).name)
+    return f"{' + '.join(names)}, {split} split" if names else f"{split} split"
+
+
+SHAPE_NOTE = (
+    "Answer shape (lower is better): repeats_question, the answer opens by saying the question again; near_empty, "
+    "under 12 words; nothing_known, it opens by saying that nothing is known or that there is none."
+)
+
+
+def write_summary(run: Path, sets: list[tuple[Path, dict, dict]]) -> Path:
+    """RUN/eval/report.md: one table per evaluation set (its folder, metrics.json, meta), each linking to its full
+    report."""
+    lines = [f"# Evaluation: {run}", "", "Base vs tuned on each set, 95% bootstrap CIs, paired by question.", ""]
+    lines += [SHAPE_NOTE, ""]
+    for folder, metrics, meta in sets:
+        several = metrics.get("references", {}).get("several")
+        lines += [f"## {set_label(folder)}: {metrics['n']} questions", ""]
+        if several:
+            lines += [f"{several} questions have several reference answers: each overlap metric takes the best.", ""]
+        lines += [
+            *metrics_table(metrics, meta),
+            "",
+            f"Answers side by side: [{folder.name}]({folder.name}/report/report.md)",
+            "",
+        ]
+    out = Path(run) / "eval" / "report.md"
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    return out
+
+
+def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tuned: list[dict], meta: dict) -> Path:
+    """DIR/report/ (report.md and the plots), written atomically."""
+    lines = [
+        f"# Evaluation: {run}",
+        "",
+        f"{metrics['n']} held-out questions ({set_label(out_dir)}); "
+        "95% bootstrap confidence intervals; delta = tuned minus base, paired by question. "
+        "rougeL_precision / rougeL_recall: how much of the answer is in the reference / of the reference in the "
+        "answer. fact_precision: share of an answer's checkable facts (gene symbols, chromosomes and bands, "
+        "inheritance patterns, numbers) that its reference or question states, over the answers that state any; "
+        "unsupported_facts: share of answers stating at least one such fact that neither states (lower is better; "
+        "marked <mark>so</mark> in the answers below). invented_numbers: share of answers with a number found in "
+        "neither the question nor the reference (lower is better). "
+        f"loop_rate: share of answers in which some 4 words recur 4 or more times (lower is better; "
+        f"the references: {metrics['references']['loop_rate']:.3f}). ended: share of answers the model ended itself "
+        f"(not cut by the cap or where it started to loop). words: mean answer length "
+        f"(references: {metrics['references']['words']:.0f}); hit_max_new_tokens: share cut off by the cap. "
+        + SHAPE_NOTE,
+        "",
+        *(
+            [f"Decoding: {', '.join(f'{k} {v}' for k, v in tuned[0]['settings'].items())}.", ""]
+            if tuned and tuned[0].get("settings")
+            else []
+        ),
+        *metrics_table(metrics, meta),
+    ]
     lines += ["", *type_table(metrics)]
     state = newest_trainer_state(run)
     with atomic_dir(out_dir / "report") as tmp:

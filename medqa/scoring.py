@@ -10,6 +10,12 @@ better). Fidelity, lower is better: `invented_numbers`, the share of answers wit
 question nor the reference (digits inside names count: "type 13", "FMR1"), and `loop_rate`, the share of answers
 stuck in a loop. `ended`: the share of answers the model ended on its own (not
 cut by max_new_tokens, nor where they started to loop). `words` and `hit_max_new_tokens` describe length.
+Answer shape (medqa.shape), lower is better: `repeats_question`, `near_empty` (under 12 words) and `nothing_known`
+(an answer that opens by saying nothing is known or that there is none).
+
+A question may have several reference answers (a predictions row's `references`, e.g. MEDIQA's answers judged
+correct): each overlap metric takes the best of them (BLEU and chrF score against all of them at once, as sacrebleu
+does), and a fact or a number counts as supported if any of them states it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from medqa.errors import UserError
 from medqa.facts import check as check_facts
 from medqa.facts import question_type
 from medqa.loops import has_loop  # the loop the scorer counts is one that generation stops at
+from medqa.shape import SHAPES
 
 QUALITY = (
     "rougeL",
@@ -40,7 +47,7 @@ QUALITY = (
     "embed_sim",
     "fact_precision",
 )  # higher is better
-LOWER_IS_BETTER = ("unsupported_facts", "invented_numbers", "loop_rate")
+LOWER_IS_BETTER = ("unsupported_facts", "invented_numbers", "loop_rate", *SHAPES)
 METRICS = (*QUALITY, *LOWER_IS_BETTER, "words")
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 # a number: digits with thousands separators ("1,000") or a decimal part ("2.5"); digits inside a name count
@@ -94,37 +101,49 @@ def embedder() -> CachedEncoder:
 
 
 def per_example(
-    predictions: list[str], references: list[str], encoder=None, questions: list[str] | None = None
+    predictions: list[str], references: list, encoder=None, questions: list[str] | None = None
 ) -> dict[str, np.ndarray]:
     """One score per example for every metric (ROUGE/token F1/embed_sim in [0, 1]; BLEU/chrF in [0, 100];
-    fact_precision in [0, 1], NaN for an answer without a checkable fact; unsupported_facts, invented_numbers and
-    loop_rate 0 or 1; words a count)."""
+    fact_precision in [0, 1], NaN for an answer without a checkable fact; unsupported_facts, invented_numbers,
+    loop_rate and the shapes 0 or 1; words a count). A reference is a string or a list of strings (several
+    reference answers: the best of them counts)."""
     import sacrebleu
     from rouge_score import rouge_scorer
 
     rouge = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     scores: dict[str, list[float]] = {m: [] for m in METRICS}
     questions = questions if questions is not None else [""] * len(predictions)
-    for pred, ref, question in zip(predictions, references, questions, strict=True):
-        r = rouge.score(ref, pred)
-        for key in ("rouge1", "rouge2", "rougeL"):
-            scores[key].append(r[key].fmeasure)
-        scores["rougeL_precision"].append(r["rougeL"].precision)
-        scores["rougeL_recall"].append(r["rougeL"].recall)
-        scores["invented_numbers"].append(float(bool(invented_numbers(pred, question, ref))))
-        supported, unsupported = check_facts(pred, question, ref)
+    refs_of = [[r] if isinstance(r, str) else list(r) for r in references]
+    for pred, refs, question in zip(predictions, refs_of, questions, strict=True):
+        each = [rouge.score(ref, pred) for ref in refs]
+        for key in ("rouge1", "rouge2"):
+            scores[key].append(max(r[key].fmeasure for r in each))
+        best = max(each, key=lambda r: r["rougeL"].fmeasure)["rougeL"]
+        scores["rougeL"].append(best.fmeasure)
+        scores["rougeL_precision"].append(best.precision)
+        scores["rougeL_recall"].append(best.recall)
+        every = "\n".join(refs)  # what any reference states
+        scores["invented_numbers"].append(float(bool(invented_numbers(pred, question, every))))
+        supported, unsupported = check_facts(pred, question, every)
         stated = len(supported) + len(unsupported)
         scores["fact_precision"].append(len(supported) / stated if stated else float("nan"))
         scores["unsupported_facts"].append(float(bool(unsupported)))
-        scores["bleu"].append(sacrebleu.sentence_bleu(pred, [ref]).score)
-        scores["chrf"].append(sacrebleu.sentence_chrf(pred, [ref]).score)
-        scores["token_f1"].append(token_f1(pred, ref))
+        scores["bleu"].append(sacrebleu.sentence_bleu(pred, refs).score)
+        scores["chrf"].append(sacrebleu.sentence_chrf(pred, refs).score)
+        scores["token_f1"].append(max(token_f1(pred, ref) for ref in refs))
         scores["loop_rate"].append(float(has_loop(pred)))
+        for name, test in SHAPES.items():
+            scores[name].append(float(test(pred, question)))
         scores["words"].append(float(len(pred.split())))
     encoder = encoder or embedder()
     a = encoder.encode(predictions, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
-    b = encoder.encode(references, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
-    scores["embed_sim"] = list((a * b).sum(axis=1))
+    flat = [ref for refs in refs_of for ref in refs]
+    b = encoder.encode(flat, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
+    sims, at = [], 0
+    for i, refs in enumerate(refs_of):
+        sims.append(float((b[at : at + len(refs)] @ a[i]).max()))
+        at += len(refs)
+    scores["embed_sim"] = sims
     return {m: np.asarray(v, dtype=float) for m, v in scores.items()}
 
 
@@ -165,6 +184,7 @@ def prediction_lines(rows: list[dict], answers: list, model: str, settings: dict
                 "id": r["id"],
                 "question": r["question"],
                 "reference": r["answer"],
+                **({"references": r["references"]} if r.get("references") else {}),
                 "prediction": a.text,
                 "new_tokens": a.new_tokens,
                 "hit_max_new_tokens": a.hit_max_new_tokens,
@@ -189,6 +209,9 @@ def load_predictions(path: Path) -> list[dict]:
             raise UserError(path, f"row {i}: missing field(s) {', '.join(missing)}")
         if not isinstance(row["prediction"], str) or not isinstance(row["reference"], str):
             raise UserError(path, f"row {i}: prediction and reference must be strings")
+        refs = row.get("references")
+        if refs is not None and (not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs)):
+            raise UserError(path, f"row {i}: references must be a non-empty list of strings")
     ids = [r["id"] for r in rows]
     if len(set(ids)) != len(ids):
         raise UserError(path, "duplicate ids")
@@ -198,7 +221,7 @@ def load_predictions(path: Path) -> list[dict]:
 def per_row(rows: list[dict], encoder, memo: dict | None = None) -> dict:
     """Each metric per row. `memo` ({(question, prediction, reference): scores}) carries scores from one call to
     the next, so that a file compared with many others is scored once."""
-    keys = [(r["question"], r["prediction"], r["reference"]) for r in rows]
+    keys = [(r["question"], r["prediction"], tuple(r.get("references") or [r["reference"]])) for r in rows]
     memo = {} if memo is None else memo
     todo = [k for k in dict.fromkeys(keys) if k not in memo]
     if todo:
@@ -224,9 +247,14 @@ def score(pred_path: Path, baseline_path: Path | None = None, seed: int = 0, enc
         "n": len(rows),
         "predictions": str(pred_path),
         "metrics": {m: summarise(v, seed) for m, v in per.items()},
-        "references": {
+        "references": {  # the same measures of the (first) reference answers, for scale
             "loop_rate": float(np.mean([has_loop(t) for t in refs])),
             "words": float(np.mean([len(t.split()) for t in refs])),
+            **{
+                name: float(np.mean([test(t, r["question"]) for t, r in zip(refs, rows, strict=True)]))
+                for name, test in SHAPES.items()
+            },
+            "several": sum(len(r.get("references") or []) > 1 for r in rows),
         },
     }
     if baseline_path is not None:

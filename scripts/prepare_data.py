@@ -3,13 +3,17 @@
     python scripts/prepare_data.py ../shared/data/medquad/medquad_qa.csv --out data/medquad --limit 5000 --seed 42
 
 INPUT is a CSV (.csv, .csv.gz, .tsv), a JSONL file, or a hub dataset id. Rows that share a question,
-an answer or a source document land in one split only. Dropped rows are counted in the manifest.
+an answer or a source document land in one split only (or --split-column names each row's split). Then the
+cleaning rules (medqa/cleaning.py: restated_question, boilerplate, link_list) clean the training answers
+(held-out answers are references); `--keep RULE` turns one off. Dropped rows and changed answers are counted
+in the manifest, by rule and source, and printed.
 """
 
 import argparse
 import json
 from pathlib import Path
 
+from medqa.cleaning import RULES
 from medqa.data import prepare
 from medqa.errors import cli
 
@@ -25,7 +29,21 @@ def main():
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--name", default=None, help="the data's name, for model cards (default: the input)")
     parser.add_argument("--license", default=None, help="the data's licence (a Hub licence id, e.g. cc-by-4.0)")
+    parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help=f"leave what this cleaning rule would clean ({', '.join(RULES)}; comma-separated or repeated)",
+    )
+    parser.add_argument(
+        "--split-column", default=None, help="a column that names each row's split (train/validation/test)"
+    )
+    parser.add_argument(
+        "--references-column", default=None, help="a column with every reference answer (a JSON list), for scoring"
+    )
     args = parser.parse_args()
+    keep = tuple(rule for item in args.keep for rule in item.split(",") if rule)
     manifest = prepare(
         args.input,
         args.out,
@@ -35,6 +53,9 @@ def main():
         test_fraction=args.test_fraction,
         name=args.name,
         license=args.license,
+        keep=keep,
+        split_column=args.split_column,
+        references_column=args.references_column,
     )
     rows = manifest["rows"]
     dropped = ", ".join(f"{n} {reason}" for reason, n in manifest["dropped"].items()) or "none"
@@ -47,6 +68,15 @@ def main():
             else ""
         )
     )
+    done = [
+        f"{rule}: {kind} {', '.join(f'{n} {src}' for src, n in by_source.items())}"
+        for rule, what in manifest["cleaning"]["counts"].items()
+        for kind, by_source in what.items()
+        if by_source
+    ]
+    print("cleaning the training answers: " + ("; ".join(done) or "nothing to clean"))
+    if manifest["cleaning"]["off"]:
+        print(f"cleaning rules off: {', '.join(manifest['cleaning']['off'])}")
     print(json.dumps(manifest["columns"]))
 
 

@@ -46,7 +46,8 @@ def test_csv_case_insensitive_columns_and_extra_columns(tmp_path):
     rows = all_rows(tmp_path / "out")
     assert sum(len(r) for r in rows.values()) == 20
     row = rows["train"][0]
-    assert set(row) == {"id", "question", "answer", "group", "messages"}
+    assert set(row) == {"id", "question", "answer", "group", "source", "messages"}
+    assert row["source"] == "in"  # no source column: the file's name
     assert row["messages"] == [
         {"role": "user", "content": row["question"]},
         {"role": "assistant", "content": row["answer"]},
@@ -61,7 +62,9 @@ def test_csv_gz_and_jsonl_give_the_same_rows_as_csv(tmp_path):
     outs = []
     for name in ("a.csv", "b.csv.gz", "c.jsonl"):
         prepare(tmp_path / name, tmp_path / f"out-{name}", seed=3)
-        outs.append(all_rows(tmp_path / f"out-{name}"))
+        rows_of = all_rows(tmp_path / f"out-{name}")
+        assert {r["source"] for split in rows_of.values() for r in split} == {name[0]}  # no source column
+        outs.append({s: [{k: v for k, v in r.items() if k != "source"} for r in split] for s, split in rows_of.items()})
     assert outs[0] == outs[1] == outs[2]
 
 
@@ -215,7 +218,14 @@ def test_manifest_records_input_options_counts(tmp_path):
     on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert on_disk == m
     assert m["sha256"] == hashlib.sha256(SAMPLE.read_bytes()).hexdigest()
-    assert m["options"] == {"limit": 30, "seed": 9, "val_fraction": 0.1, "test_fraction": 0.1}
+    assert m["options"] == {
+        "limit": 30,
+        "seed": 9,
+        "val_fraction": 0.1,
+        "test_fraction": 0.1,
+        "split_column": None,
+        "references_column": None,
+    }
     counts = {s: len(read_split(tmp_path / "out", s)) for s in ("train", "val", "test")}
     assert counts == {s: m["rows"][s] for s in counts} and counts["train"] == 30
     assert sum(counts.values()) + m["rows"]["train_unused_by_limit"] == m["rows"]["kept"] == 60

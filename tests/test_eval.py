@@ -46,6 +46,7 @@ def test_bootstrap_is_deterministic_under_a_seed_and_brackets_the_mean():
 
 
 def write_predictions(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -264,3 +265,89 @@ def test_ended_counts_answers_the_model_ended_itself(tmp_path):
     assert result["metrics"]["hit_max_new_tokens"]["mean"] == pytest.approx(0.25)
     old = [{k: v for k, v in r.items() if k != "stop"} for r in rows]  # files from before `stop`: not capped
     assert score(write_predictions(tmp_path / "old.jsonl", old))["metrics"]["ended"]["mean"] == pytest.approx(0.75)
+
+
+# ---------------------------------------------------------------- answer shape and several references
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "faults"),
+    [
+        (
+            "What medications can induce hypo pigmentation? Several can.",
+            "What medications can induce it?",
+            ["repeats_question", "near_empty"],
+        ),
+        (
+            "My doctor says I have a thyroid nodule and I am worried about cancer and surgery next month.",
+            "My doctor says I have a thyroid nodule and I am worried about cancer and surgery next month. What now?",
+            ["repeats_question"],
+        ),
+        (
+            "There are no known medications that cause hypo pigmentation of skin.",
+            "What medications can induce hypo pigmentation of skin?",
+            ["near_empty", "nothing_known"],
+        ),
+        (
+            "The cause of this condition is unknown, and researchers are studying genes, infections and the "
+            "environment to find out more about it.",
+            "What causes it?",
+            ["nothing_known"],
+        ),
+        (
+            "Prednisone withdrawal can cause tiredness, body aches and joint pain; a doctor tapers the dose slowly "
+            "to avoid it. There is no known way to skip the taper safely.",
+            "Can stopping prednisone suddenly cause problems?",
+            [],  # says something first: a later "no known" is not giving up
+        ),
+        ("", "Is this serious?", ["near_empty"]),
+    ],
+)
+def test_answer_shapes(answer, question, faults):
+    from medqa.shape import faults as shape_faults
+
+    assert shape_faults(answer, question) == faults
+
+
+def test_several_references_take_the_best_and_support_facts_from_any(encoder):
+    refs = ["Marfan syndrome is caused by FBN1 mutations.", "It is inherited in an autosomal dominant pattern."]
+    pred = "Marfan syndrome is inherited in an autosomal dominant pattern and is caused by FBN1."
+    several = per_example([pred], [refs], encoder, ["What causes Marfan syndrome?"])
+    alone = {r: per_example([pred], [r], encoder, ["What causes Marfan syndrome?"]) for r in refs}
+    for m in ("rougeL", "rouge1", "token_f1", "embed_sim"):
+        assert several[m][0] == pytest.approx(max(alone[r][m][0] for r in refs), abs=1e-5)
+    assert several["unsupported_facts"][0] == 0.0  # the gene from one, the inheritance from the other
+    assert alone[refs[1]]["unsupported_facts"][0] == 1.0
+
+
+def test_a_report_per_set_and_one_summary(tmp_path):
+    from medqa.scoring import score
+
+    run = tmp_path / "run"
+    folders = []
+    for name, refs in (("test", None), ("mediqa-test", ["a first answer", "iron helps anaemia"])):
+        folder = run / "eval" / name
+        rows = [
+            {"id": str(i), "question": f"q{i} about iron?", "reference": "iron helps anaemia", "prediction": p}
+            | ({"references": refs} if refs else {})
+            for i, p in enumerate(["iron helps anaemia", "q3 about iron?", "no", "iron helps"])
+        ]
+        base = [{**r, "prediction": "I do not know."} for r in rows]
+        b, t = write_predictions(folder / "base.jsonl", base), write_predictions(folder / "tuned.jsonl", rows)
+        (folder / "metrics.json").write_text(json.dumps(score(t, b)))
+        (folder / "tuned.meta.json").write_text(json.dumps({"data": [str(tmp_path / name)], "split": "test"}))
+        folders.append(folder)
+    out = run_script("eval/report.py", *folders, "--run", run)
+    assert out.returncode == 0, out.stderr
+    summary = (run / "eval" / "report.md").read_text()
+    assert summary.count("| metric | base | tuned | delta [95% CI] |") == 2
+    assert "## test, test split: 4 questions" in summary and "## mediqa-test, test split: 4 questions" in summary
+    assert "4 questions have several reference answers" in summary and "| repeats_question |" in summary
+    assert all((f / "report" / "report.md").is_file() for f in folders)
+    (folders[1] / "metrics.json").unlink()  # a set not scored: one line, and no report is rewritten
+    (folders[0] / "report" / "report.md").unlink()
+    out = run_script("eval/report.py", *folders, "--run", run)
+    assert out.returncode == 2 and out.stderr.strip().endswith(
+        "no metrics.json (run eval/score.py with --baseline first)"
+    )
+    assert not (folders[0] / "report" / "report.md").exists()

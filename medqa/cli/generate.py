@@ -33,7 +33,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder written by make finetune")
     parser.add_argument("--model", choices=("base", "tuned"), default="tuned")
-    parser.add_argument("--data", type=Path, default=None, help="prepared data folder (default: the run's)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="prepared data folder(s) (default: the run's); several: their questions one after the other, ids "
+        "prefixed by the folder's name",
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--n", type=int, default=None, help="first N questions of the split")
     parser.add_argument("--out", type=Path, required=True)
@@ -50,10 +57,14 @@ def main():
     args = parser.parse_args()
 
     run = Run.open(args.run)
-    data = args.data or run.data_dir
-    rows = read_jsonl(data / f"{args.split}.jsonl")[: args.n]
-    if not rows:
-        raise UserError(data / f"{args.split}.jsonl", "no rows to evaluate")
+    folders = args.data or [run.data_dir]
+    rows = []
+    for data in folders:
+        part = read_jsonl(data / f"{args.split}.jsonl")
+        if not part:
+            raise UserError(data / f"{args.split}.jsonl", "no rows to evaluate")
+        rows += [{**r, "id": f"{data.name}/{r['id']}"} for r in part] if len(folders) > 1 else part
+    rows = rows[: args.n]
     settings = from_arguments(args)
     adapter = None
     if args.model == "tuned":
@@ -77,6 +88,7 @@ def main():
         "model": label,
         "which": args.model,
         "run": str(run.path),
+        "data": [str(d) for d in folders],
         "split": args.split,
         "n": len(rows),
         "generation_seconds": round(seconds, 1),

@@ -2,7 +2,7 @@
 first N training questions, by one rule:
 
     python scripts/pairs.py outputs/smollm2-135m/qlora --out outputs/smollm2-135m/qlora/pairs-facttune
-        [--rule spin|fidelity|facttune] [--n 2000] [--samples 4] [--temperature 1.0] [--data DIR]
+        [--rule spin|fidelity|facttune|shape] [--n 2000] [--samples 4] [--temperature 1.0] [--data DIR]
 
 spin: the reference chosen, the run's greedy answer rejected; fidelity: where the greedy answer loops or states an
 unsupported fact, that answer rejected and the same answer ended before its trouble (else the reference) chosen;

@@ -81,10 +81,12 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
         epochs = float(overrides.get("num_epochs", load_recipe(lv.recipe).get("num_epochs", 1)))
         name = f"train-{lv.name}"
         jobs[name] = Job(name, argv, run_dir(work, lv.name) / ADAPTER_WEIGHTS, after, epochs)
-    splits = [(spec.split, spec.n, [lv.name for lv in spec.levers if not lv.test_only])]
+    # (name of the question set, its folders, split, questions, levers)
+    sets = [(spec.split, [data], spec.split, spec.n, spec.answered(spec.split))]
     if spec.test_n:
-        splits.append(("test", spec.test_n, spec.test_levers))
-    for split, n, names in splits:
+        sets.append(("test", [data], "test", spec.test_n, spec.answered("test")))
+    sets += [(q.name, [Path(d) for d in q.data], q.split, q.n, spec.answered(q.name)) for q in spec.sets]
+    for split, folders, data_split, n, names in sets:
         for name in names:
             lv = spec.lever(name)
             out = prediction_file(work, split, name)
@@ -102,7 +104,9 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
             else:
                 argv += ["--model", "tuned", "--weights", lv.weights]
                 argv += ["--epoch", f"{lv.epoch:g}"] if lv.epoch is not None else []
-            argv += ["--data", str(data), "--split", split, "--n", str(lv.n or n), "--out", str(out)]
+            argv += ["--data", *map(str, folders), "--split", data_split]
+            argv += ["--n", str(lv.n or n)] if (lv.n or n) else []
+            argv += ["--out", str(out)]
             argv += to_arguments(spec.settings(lv))
             job = Job(f"generate-{split}-{name}", argv, out, (f"train-{source}",), 0.1)
             jobs[job.name] = job

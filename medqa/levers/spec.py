@@ -20,6 +20,8 @@ by `compare_to:`), paired by question.
       - {name: dpo, about: a preference stage, recipe: recipes/smollm2-135m/dpo.yml, start: reference, rule: facttune}
     choose: {greedy: reference, candidates: [reference, rep-1.2], max_loop_rate: 0.05}
     test: {n: 1000, levers: [reference]}   # also answer the test split with these
+    sets:                 # more question sets every lever answers (people's questions), each with its own table
+      - {name: consumer-val, data: [data/mediqa, data/liveqa], split: val}
 """
 
 from __future__ import annotations
@@ -79,6 +81,18 @@ class Choice:
 
 
 @dataclass
+class QuestionSet:
+    """More questions every lever answers (but the test-only ones, or those in `levers`): the `split` of each
+    prepared folder in `data`, one after the other; the first `n` (default: all)."""
+
+    name: str
+    data: list[str]
+    split: str = "val"
+    n: int | None = None
+    levers: list[str] | None = None
+
+
+@dataclass
 class Spec:
     path: Path
     recipe: str
@@ -91,6 +105,16 @@ class Spec:
     test_levers: list[str] = field(default_factory=list)
     choose: Choice | None = None
     data: str = "data/medqa"  # the prepared data folder: every lever answers its questions; trains on its rows
+    sets: list[QuestionSet] = field(default_factory=list)
+
+    def answered(self, set_name: str) -> list[str]:
+        """The levers that answer a question set (the spec's split, test, or one of `sets`)."""
+        if set_name == self.split:
+            return [lv.name for lv in self.levers if not lv.test_only]
+        if set_name == "test":
+            return list(self.test_levers)
+        qs = next(q for q in self.sets if q.name == set_name)
+        return qs.levers or [lv.name for lv in self.levers if not lv.test_only]
 
     @property
     def work(self) -> Path:
@@ -130,6 +154,7 @@ def load_spec(path: str | Path) -> Spec:
             list((raw.get("test") or {}).get("levers", [])),
             Choice(**raw["choose"]) if raw.get("choose") else None,
             str(raw.get("data", "data/medqa")),
+            [QuestionSet(**item) for item in raw.get("sets") or []],
         )
     except (KeyError, TypeError) as err:
         raise UserError(path, f"not a lever spec ({err})") from None
@@ -170,6 +195,13 @@ def load_spec(path: str | Path) -> Spec:
             raise UserError(path, f"test lever {name!r} is not in levers")
         if spec.lever(name).cut_from and spec.lever(name).cut_from not in spec.test_levers:
             raise UserError(path, f"test lever {name!r}: its cut_from lever answers the test split too")
+    set_names = [spec.split, "test", *(q.name for q in spec.sets)]
+    if len(set(set_names)) != len(set_names):
+        raise UserError(path, f"question set names must differ from each other, {spec.split!r} and 'test'")
+    for qs in spec.sets:
+        for name in qs.levers or []:
+            if name not in names:
+                raise UserError(path, f"set {qs.name!r}: lever {name!r} is not in levers")
     if spec.choose:
         for name in [spec.choose.greedy, *spec.choose.candidates]:
             if name not in names:

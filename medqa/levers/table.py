@@ -17,9 +17,9 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) 
 
     split = split or spec.split
     encoder = encoder or embedder()
-    names = [lv.name for lv in spec.levers if not lv.test_only]
+    names = spec.answered(split)
     if split != spec.split:  # every lever answered there but the 4-bit checks (weights_checks below)
-        names = [name for name in spec.test_levers if spec.lever(name).weights != "4bit"]
+        names = [name for name in names if spec.lever(name).weights != "4bit"]
     rows, missing, memo = [], [], {}  # each file is scored once, however many levers it is compared with
     for name in names:
         pred = prediction_file(work, split, name)
@@ -178,12 +178,13 @@ def table_markdown(table: dict, title: str) -> str:
         "checkable facts stated that they do state. invented: share of answers with a number found in neither the "
         "question nor the reference. loop: share of answers in which some 4 words recur 4 or more times. ended: "
         "share the model ended on its own (not cut by the cap or where it started to loop). same: answers word for "
-        "word those of `vs`.",
+        "word those of `vs`. echo / short / none known: share of answers that open by saying the question again, "
+        "of under 12 words, that open by saying nothing is known or there is none (medqa.shape).",
         "",
         "| lever | change | vs | ROUGE-L | Δ ROUGE-L [95% CI] | P / R | Δ ROUGE-2 | Δ token F1 | Δ embed "
-        "| unsupported | Δ unsupported [95% CI] | fact P | invented | Δ invented [95% CI] | loop | ended | words "
-        "| same |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| unsupported | Δ unsupported [95% CI] | fact P | invented | Δ invented [95% CI] | loop | echo | short "
+        "| none known | ended | words | same |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table["rows"]:
         m, d = row["metrics"], row["delta"]
@@ -205,6 +206,10 @@ def table_markdown(table: dict, title: str) -> str:
                     f"{m['invented_numbers']['mean']:.1%}",
                     _ci(d["invented_numbers"], 3, pct=True) if d else "–",
                     f"{m['loop_rate']['mean']:.1%}",
+                    *(
+                        f"{m[k]['mean']:.1%}" if k in m else "–"
+                        for k in ("repeats_question", "near_empty", "nothing_known")
+                    ),
                     "–" if ended is None else f"{ended:.0%}",
                     f"{m['words']['mean']:.0f}",
                     f"{row['identical']} |" if row.get("identical") is not None else "– |",
@@ -213,7 +218,15 @@ def table_markdown(table: dict, title: str) -> str:
         )
     refs = table["rows"][0]["references"] if table["rows"] else None
     if refs:
-        lines += ["", f"The reference answers themselves: loop {refs['loop_rate']:.1%}, {refs['words']:.0f} words."]
+        shapes = ", ".join(
+            f"{k} {refs[k]:.1%}" for k in ("repeats_question", "near_empty", "nothing_known") if k in refs
+        )
+        lines += [
+            "",
+            f"The reference answers themselves: loop {refs['loop_rate']:.1%}, {refs['words']:.0f} words"
+            + (f", {shapes}" if shapes else "")
+            + ".",
+        ]
     if table.get("missing"):
         lines += ["", f"Not measured (no predictions in the work folder): {', '.join(table['missing'])}."]
     choice = table.get("choice")

@@ -1,0 +1,128 @@
+"""Rules that take out of training answers what teaches a model bad habits rather than medicine.
+
+Each rule looks at one answer (with its question) and either leaves it alone, changes it (returns the new text), or
+drops the row (returns None). `make data` applies every rule by default to the training split only (validation and
+test answers are references and stay as published), counts what each rule did per source, and `--keep RULE` turns a
+rule off.
+
+- `restated_question`: an answer that opens by restating a question ("How might cerulean cataracts be treated? No
+  treatment is known ..."): the opening question goes, the answer stays. A quarter of MedQuAD's answers (GARD's
+  nearly all) open so, and a model trained on them answers people by repeating their question.
+- `boilerplate`: a lead-in that is the same for every disease, with what hangs on it: the Human Phenotype Ontology's
+  table of signs ("The Human Phenotype Ontology provides the following list of signs and symptoms for X. If the
+  information is available, the table below ...", a list of terms, then how HPO counts frequencies). The text
+  before it stays; an answer that is nothing else is dropped.
+- `link_list`: an answer that is only a list of resources ("These resources address the diagnosis or management of
+  X: - Gene Review: ... - Genetic Testing Registry: ..."): dropped, since it answers nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+
+DROP = None  # what a rule returns to drop the row
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = set(
+    "a an the of for to in on and or is are be been was were what how who which why when where can could do does "
+    "did i my me you your it its this that these those with by from at as about have has had there their they "
+    "should would will may might any some much many treated treatment treatments causes cause symptoms signs".split()
+)
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
+
+
+# an opening sentence that is a question: no sentence end before its "?", at most 300 characters
+_OPENING_QUESTION = re.compile(r"^\s*(?P<q>[^.!?]{3,300}\?)\s+(?P<rest>\S.*)$", re.S)
+_YES_NO = re.compile(r"^(?:yes|no)\s*[.,;:!]", re.I)  # "Yes." "No," a reply to the opening question
+
+
+def restated_question(question: str, answer: str) -> str | None:
+    """The answer without an opening question that names what the question asks about. Left alone: an opening
+    question about something else, one answered by a bare yes or no (taking the question away would change what
+    the answer says), and an answer that is only the question."""
+    match = _OPENING_QUESTION.match(answer)
+    if not match or _YES_NO.match(match["rest"]) or match["q"].count("(") != match["q"].count(")"):
+        return answer  # not a question, answered yes or no, or a title's question in brackets
+    if not content_words(match["q"]) & content_words(question):
+        return answer
+    return match["rest"].strip()
+
+
+# the Human Phenotype Ontology's table of signs, from its lead-in to the end of how it counts frequencies
+_HPO = re.compile(
+    r"(?:The Human Phenotype Ontology provides the following list of signs and symptoms for .*?)"
+    r"(?:In these cases, the sign or symptom may be rare or common\.|$)",
+    re.S,
+)
+_ORPHAN_SIGNS_QUESTION = re.compile(r"^\s*What are the signs and symptoms of [^?]{1,200}\?\s*$", re.S)
+
+
+def boilerplate(question: str, answer: str) -> str | None:
+    """The answer without the lead-ins every disease's page shares (and the table they introduce); dropped when
+    nothing else is left."""
+    text = _HPO.sub(" ", answer)
+    if text == answer:
+        return answer
+    text = " ".join(text.split())
+    if not text or _ORPHAN_SIGNS_QUESTION.match(text):
+        return DROP
+    return text
+
+
+_RESOURCES_LEAD = re.compile(
+    r"(?:^|(?<=\s))(?:these|the following|other|more|additional|helpful)?\s*"
+    r"(?:resources|links|websites|sites|organizations)\b.{0,200}?:(?=\s+-\s)",
+    re.I,
+)
+_ITEM = re.compile(r"(?:^|\s+)-\s+")
+
+
+def link_list(question: str, answer: str) -> str | None:
+    """Dropped: an answer that opens with a list of resources and says nothing outside its lists (items of at most
+    30 words: names of sites, tests, pages; a second list's lead-in may follow the first). A list of symptoms or of
+    steps is left alone, and so is an answer with prose of its own."""
+    if not _RESOURCES_LEAD.match(answer.lstrip()):
+        return answer
+    parts = _ITEM.split(_RESOURCES_LEAD.sub(" ", answer).strip())
+    if parts[0].strip():  # prose before the first item
+        return answer
+    items = [item for item in parts[1:] if item.strip()]
+    if items and all(len(item.split()) <= 30 for item in items):
+        return DROP
+    return answer
+
+
+RULES: dict[str, Callable[[str, str], str | None]] = {
+    "restated_question": restated_question,
+    "boilerplate": boilerplate,
+    "link_list": link_list,
+}
+
+
+def apply(rows: list[dict], rules: list[str], source_of: Callable[[dict], str]) -> tuple[list[dict], dict]:
+    """Apply `rules` in order to each row's answer. Returns the rows kept (answers changed where a rule changed
+    them, with `answer_original` beside the new text) and the counts {rule: {"changed": {source: n}, "dropped":
+    {source: n}}}."""
+    counts = {name: {"changed": Counter(), "dropped": Counter()} for name in rules}
+    kept = []
+    for row in rows:
+        answer, dropped = row["answer"], False
+        for name in rules:
+            new = RULES[name](row["question"], answer)
+            if new is DROP or not new.strip():
+                counts[name]["dropped"][source_of(row)] += 1
+                dropped = True
+                break
+            if new != answer:
+                counts[name]["changed"][source_of(row)] += 1
+                answer = new
+        if dropped:
+            continue
+        kept.append(row if answer == row["answer"] else {**row, "answer": answer, "answer_original": row["answer"]})
+    report = {name: {kind: dict(sorted(c.items())) for kind, c in what.items()} for name, what in counts.items()}
+    return kept, report

@@ -1,0 +1,189 @@
+"""The cleaning rules (medqa.cleaning) on hand-made answers, the ones they must leave alone included, and how
+`make data` applies and counts them."""
+
+import csv
+import json
+
+import pytest
+from conftest import run_script
+
+from medqa.cleaning import DROP, apply, boilerplate, link_list, restated_question
+from medqa.data import prepare
+
+HPO = (
+    "The Human Phenotype Ontology provides the following list of signs and symptoms for Foo syndrome. If the "
+    "information is available, the table below includes how often the symptom is seen in people with this "
+    "condition. Signs and Symptoms Approximate number of patients (when available) Abnormal gait - Seizures - "
+    "The Human Phenotype Ontology (HPO) has collected information on how often a sign or symptom occurs in a "
+    "condition. Sometimes, no information on frequency is available. In these cases, the sign or symptom may be "
+    "rare or common."
+)
+
+
+# ---------------------------------------------------------------- restated_question
+
+
+def test_an_opening_question_that_restates_the_question_goes():
+    q = "What are the treatments for cerulean cataracts ?"
+    a = "How might cerulean cataracts be treated? No treatment is known to reverse the lens changes."
+    assert restated_question(q, a) == "No treatment is known to reverse the lens changes."
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Cerulean cataracts are treated with surgery when they impair vision.",  # no opening question
+        "Is genetic testing available for cerulean cataracts? Yes. Testing is offered by several labs.",  # yes/no
+        "Why do people snore? Air flows past relaxed tissue in the throat.",  # a question about something else
+        "HIV/AIDS (What Is HIV? What Is AIDS?): HIV is a virus that damages the immune system.",  # a page title
+        "How might cerulean cataracts be treated?",  # the question alone: nothing would be left
+        "Surgery helps. How often? Once, in most cases, for cerulean cataracts.",  # a question later on
+    ],
+)
+def test_restated_question_leaves_these_alone(answer):
+    assert restated_question("What are the treatments for cerulean cataracts ?", answer) == answer
+
+
+# ---------------------------------------------------------------- boilerplate
+
+
+def test_the_phenotype_table_goes_and_the_answer_before_it_stays():
+    a = "Foo syndrome mainly affects the nerves of the legs. " + HPO
+    assert (
+        boilerplate("What are the symptoms of Foo syndrome ?", a)
+        == "Foo syndrome mainly affects the nerves of the legs."
+    )
+
+
+def test_an_answer_that_is_only_the_phenotype_table_is_dropped():
+    a = "What are the signs and symptoms of Foo syndrome? " + HPO
+    assert boilerplate("What are the symptoms of Foo syndrome ?", a) is DROP
+    assert boilerplate("What are the symptoms of Foo syndrome ?", HPO) is DROP
+
+
+def test_boilerplate_leaves_an_answer_that_mentions_the_ontology_alone():
+    a = "Doctors describe its signs with the Human Phenotype Ontology, a standard vocabulary of symptoms."
+    assert boilerplate("What is Foo syndrome ?", a) == a
+
+
+# ---------------------------------------------------------------- link_list
+
+
+def test_a_list_of_resources_is_dropped_a_second_list_included():
+    a = (
+        "These resources address the diagnosis or management of 15q13.3 microdeletion: - Gene Review: Gene Review: "
+        "15q13.3 Microdeletion - Genetic Testing Registry: 15q13.3 microdeletion syndrome These resources from "
+        "MedlinePlus offer information about the diagnosis and management of various health conditions: - "
+        "Diagnostic Tests - Drug Therapy - Surgery and Rehabilitation - Genetic Counseling - Palliative Care"
+    )
+    assert link_list("What are the treatments for 15q13.3 microdeletion ?", a) is DROP
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Symptoms include: - fever - cough - a rash on the chest",  # a list, but of symptoms
+        "These resources can help: - The clinic's page. Most people recover within two weeks with rest, fluids and "
+        "paracetamol for the fever, and a doctor should see anyone whose breathing gets worse or who cannot keep "
+        "fluids down for a day.",  # an item that is prose
+        "Treatment depends on the cause. These resources address its management: - Gene Review: Foo",  # prose first
+    ],
+)
+def test_link_list_leaves_these_alone(answer):
+    assert link_list("What are the treatments for foo ?", answer) == answer
+
+
+# ---------------------------------------------------------------- applying the rules
+
+
+def test_apply_counts_each_rule_by_source_and_keeps_the_original():
+    rows = [
+        {"question": "What causes foo ?", "answer": "What causes foo? A gene.", "source": "GARD"},
+        {"question": "What is foo ?", "answer": HPO, "source": "GARD"},
+        {"question": "How to treat foo ?", "answer": "These resources address foo: - A: b - C: d", "source": "GHR"},
+        {"question": "What is bar ?", "answer": "Bar is a rash.", "source": "GHR"},
+    ]
+    kept, counts = apply(rows, ["restated_question", "boilerplate", "link_list"], lambda r: r["source"])
+    assert [r["answer"] for r in kept] == ["A gene.", "Bar is a rash."]
+    assert kept[0]["answer_original"] == "What causes foo? A gene." and "answer_original" not in kept[1]
+    assert counts == {
+        "restated_question": {"changed": {"GARD": 1}, "dropped": {}},
+        "boilerplate": {"changed": {}, "dropped": {"GARD": 1}},
+        "link_list": {"changed": {}, "dropped": {"GHR": 1}},
+    }
+    kept, counts = apply(rows, [], lambda r: r["source"])
+    assert kept == rows and counts == {}
+
+
+def write_rows(path, rows, header=("question", "answer", "source", "document_id")):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def restating_rows(n):
+    return [
+        (
+            f"What causes condition {i} ?",
+            f"What causes condition {i}? Condition {i} comes from gene G{i}.",
+            "GARD",
+            f"d{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def test_make_data_cleans_training_answers_only_and_counts_them(tmp_path):
+    src = write_rows(tmp_path / "in.csv", restating_rows(40))
+    m = prepare(src, tmp_path / "out", seed=0, val_fraction=0.2, test_fraction=0.2)
+    splits = {
+        s: [json.loads(x) for x in (tmp_path / "out" / f"{s}.jsonl").read_text().splitlines()]
+        for s in m["rows"]
+        if s in ("train", "val", "test")
+    }
+    assert all(not r["answer"].startswith("What causes") for r in splits["train"])
+    assert all(r["answer"].startswith("What causes") for r in splits["val"] + splits["test"])  # references as published
+    assert all(r["messages"][1]["content"] == r["answer"] for r in splits["train"])  # what Axolotl trains on
+    assert m["cleaning"]["counts"]["restated_question"]["changed"] == {"GARD": len(splits["train"])}
+    assert m["sources"]["GARD"] == {s: len(splits[s]) for s in ("train", "val", "test")}
+
+
+def test_a_rule_can_be_turned_off_and_a_wrong_name_is_one_line(tmp_path):
+    src = write_rows(tmp_path / "in.csv", restating_rows(40))
+    m = prepare(src, tmp_path / "out", seed=0, keep=("restated_question",))
+    train = [json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert all(r["answer"].startswith("What causes") for r in train)
+    assert m["cleaning"]["off"] == ["restated_question"] and "restated_question" not in m["cleaning"]["counts"]
+    result = run_script("scripts/prepare_data.py", str(src), "--out", str(tmp_path / "bad"), "--keep", "restated")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --keep: no cleaning rule restated (rules: restated_question, boilerplate, link_list)"
+    ]
+    assert not (tmp_path / "bad").exists()
+
+
+def test_prepare_data_says_what_the_cleaning_did(tmp_path):
+    src = write_rows(tmp_path / "in.csv", restating_rows(40))
+    result = run_script("scripts/prepare_data.py", str(src), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    n = json.loads((tmp_path / "out" / "manifest.json").read_text())["rows"]["train"]
+    assert f"cleaning the training answers: restated_question: changed {n} GARD" in result.stdout
+
+
+def test_a_split_column_and_several_references(tmp_path):
+    rows = [
+        (f"question {i} from a person?", f"answer {i}", json.dumps([f"answer {i}", f"another answer {i}"]), split)
+        for i, split in enumerate(["train"] * 6 + ["validation"] * 2 + ["test"] * 3)
+    ]
+    src = write_rows(tmp_path / "in.csv", rows, header=("question", "answer", "answers_judged_correct", "split"))
+    m = prepare(src, tmp_path / "out", split_column="split", references_column="answers_judged_correct")
+    assert (m["rows"]["train"], m["rows"]["val"], m["rows"]["test"]) == (6, 2, 3)
+    test = [json.loads(x) for x in (tmp_path / "out" / "test.jsonl").read_text().splitlines()]
+    assert test[0]["references"] == ["answer 8", "another answer 8"] and "split" not in test[0]
+    bad = write_rows(
+        tmp_path / "bad.csv", [("q?", "a", "[]", "holdout")], header=("question", "answer", "refs", "split")
+    )
+    result = run_script("scripts/prepare_data.py", str(bad), "--out", str(tmp_path / "o2"), "--split-column", "split")
+    assert result.returncode == 2 and "row 1: split 'holdout' is not train, validation or test" in result.stderr

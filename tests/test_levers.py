@@ -289,3 +289,31 @@ def test_a_job_waits_for_the_run_of_another_runner(tmp_path):
     run_jobs(jobs, tmp_path / "w", 1, 0, 60, {"train-b"})
     waiting.join(timeout=30)
     assert answer.exists() and not waiting.is_alive()
+
+
+def test_more_question_sets_are_answered_and_tabled_apart(tmp_path):
+    spec_path = tmp_path / "s.yml"
+    spec_path.write_text(
+        yaml.safe_dump(
+            {
+                "recipe": "recipes/smollm2-135m/qlora.yml",
+                "levers": [{"name": "ref", "about": "r"}, {"name": "b", "about": "base", "model": "base"}],
+                "sets": [
+                    {"name": "people", "data": ["data/mediqa", "data/liveqa"], "split": "val"},
+                    {"name": "people-test", "data": ["data/mediqa"], "split": "test", "levers": ["b"]},
+                ],
+            }
+        )
+    )
+    spec = load_spec(spec_path)
+    jobs = jobs_by_name(spec)
+    people = jobs["generate-people-ref"].argv
+    assert people[people.index("--data") + 1 : people.index("--split")] == ["data/mediqa", "data/liveqa"]
+    assert "--n" not in people and arg(jobs["generate-people-ref"], "--out") == "w/preds/people/ref.jsonl"
+    assert {n for n in jobs if n.startswith("generate-people-test")} == {"generate-people-test-b"}
+    assert spec.answered("people") == ["ref", "b"] and spec.answered("people-test") == ["b"]
+    bad = yaml.safe_load(spec_path.read_text())
+    bad["sets"][1]["levers"] = ["nope"]
+    spec_path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(UserError, match="set 'people-test': lever 'nope' is not in levers"):
+        load_spec(spec_path)

@@ -57,3 +57,16 @@ def test_pairs_by_rule(tok):
     assert same == [] and none == 1  # no preference where the samples are equally faithful
     with pytest.raises(ValueError, match="rule"):
         make_pairs(tok, "nope", [ROW], [[Answer(GOOD, 30, "end")]])
+
+
+def test_shape_pairs_reject_echoed_empty_and_nothing_known_answers(tok):
+    row = {"id": "r", "question": "What are the treatments for Marfan syndrome ?", "answer": GOOD}
+    echoed = Answer("What are the treatments for Marfan syndrome? Marfan syndrome is treated.", 20, "end")
+    empty = Answer("It is rare.", 4, "end")
+    nothing = Answer(
+        "There is no known treatment for Marfan syndrome, and more research on it is needed now.", 20, "end"
+    )
+    pairs, none = make_pairs(tok, "shape", [row] * 4, [[echoed], [empty], [nothing], [Answer(GOOD, 30, "end")]])
+    assert none == 1 and len(pairs) == 3  # a good answer gives no pair
+    assert all(p["chosen"] == f" {GOOD}<|im_end|>" and p["rule"] == "shape" for p in pairs)
+    assert [p["rejected"] for p in pairs] == [f" {a.text}<|im_end|>" for a in (echoed, empty, nothing)]

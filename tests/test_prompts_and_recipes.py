@@ -309,3 +309,17 @@ def test_recipe_copied_into_stock_axolotl_prepares_its_data(tmp_path, tiny_model
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "medqa" not in done.stdout + done.stderr
     assert list((tmp_path / "prepared").glob("*/dataset_info.json"))
+
+
+def test_data_replaces_the_first_sources_folder_and_keeps_the_others():
+    """`--data DIR` reads the recipe's own files from another prepared folder; a recipe that mixes sources keeps
+    its other sources where they are."""
+    from medqa.recipe import resolve
+
+    recipe = {
+        "datasets": [{"path": "data/medqa-all/train.jsonl"}, {"path": "data/liveqa/train.jsonl"}],
+        "test_datasets": [{"path": "data/medqa-all/val.jsonl"}],
+    }
+    cfg = resolve(recipe, Path("data/other"), None, [])
+    assert [d["path"] for d in cfg["datasets"]] == ["data/other/train.jsonl", "data/liveqa/train.jsonl"]
+    assert cfg["test_datasets"][0]["path"] == "data/other/val.jsonl"

@@ -41,6 +41,12 @@ def main():
     parser.add_argument("--deadline", type=float, default=None, help="stop running jobs after this many seconds")
     parser.add_argument("--only", default=None, help="comma-separated job names (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="table: OUT.json and OUT.md (default: beside the spec)")
+    parser.add_argument(
+        "--clean-references",
+        action="store_true",
+        help="table: also score the spec's split and test against their references as the cleaning rules leave them "
+        "(SPEC-clean-refs.*, SPEC-test-clean-refs.*)",
+    )
     args = parser.parse_args()
     spec = load_spec(args.spec)
     work, data = args.work or spec.work, args.data or Path(spec.data)
@@ -56,17 +62,24 @@ def main():
             raise UserError(work / "logs", f"{len(failed)} job(s) failed: {', '.join(failed)}")
         return
     out = args.out or args.spec.with_suffix("")
-    sets = [(spec.split, ""), ("test", "-test"), *((q.name, f"-{q.name}") for q in spec.sets)]
-    for split, suffix in sets:
+    sets = [(spec.split, "", False), ("test", "-test", False), *((q.name, f"-{q.name}", False) for q in spec.sets)]
+    if args.clean_references:
+        sets += [(spec.split, "-clean-refs", True), ("test", "-test-clean-refs", True)]
+    for split, suffix, clean_refs in sets:
         if split == "test" and not spec.test_n:
             continue
-        table = lever_table(spec, work, split)
+        table = lever_table(spec, work, split, clean_refs=clean_refs)
         if not table["rows"]:
             raise UserError(work, f"no predictions for the {split} split (run `eval/levers.py run` first)")
         path = out.with_name(out.name + suffix)
         atomic_write_text(path.with_suffix(".json"), json.dumps(table, indent=2) + "\n")
         atomic_write_text(
-            path.with_suffix(".md"), table_markdown(table, f"Levers on the {split} split ({spec.path.name})")
+            path.with_suffix(".md"),
+            table_markdown(
+                table,
+                f"Levers on the {split} split ({spec.path.name})"
+                + (", against the references as the cleaning rules leave them" if clean_refs else ""),
+            ),
         )
         print(f"wrote {path}.md and .json: {len(table['rows'])} levers")
 

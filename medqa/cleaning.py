@@ -104,6 +104,20 @@ RULES: dict[str, Callable[[str, str], str | None]] = {
 }
 
 
+def clean_reference(
+    question: str, reference: str, rules=("restated_question", "boilerplate", "link_list")
+) -> str | None:
+    """A reference answer as the rules would have it in training: to score answers against references that hold
+    no restated question and no boilerplate; None where a rule drops it (a reference that is only a list of links
+    answers nothing to compare with)."""
+    for name in rules:
+        new = RULES[name](question, reference)
+        if new is DROP or not new.strip():
+            return None
+        reference = new
+    return reference
+
+
 def apply(rows: list[dict], rules: list[str], source_of: Callable[[dict], str]) -> tuple[list[dict], dict]:
     """Apply `rules` in order to each row's answer. Returns the rows kept (answers changed where a rule changed
     them, with `answer_original` beside the new text) and the counts {rule: {"changed": {source: n}, "dropped":

@@ -13,28 +13,48 @@ from medqa.prompts import encode_example, recipe_tokenizer
 from medqa.recipe import FLAGSHIP
 
 
+def _lengths(tokenizer, rows: list[dict]) -> list[int]:
+    """Tokens of each training example: the conversation in the recipe's prompt, or a completion row's text."""
+    if rows and "question" in rows[0]:
+        return [len(encode_example(tokenizer, r["question"], r["answer"])["input_ids"]) for r in rows]
+    return [len(tokenizer(str(r.get("text", "")), add_special_tokens=False)["input_ids"]) for r in rows]
+
+
 def describe(cfg: dict, where: str) -> dict:
-    """Rows, tokens (cut at sequence_len), truncated rows, steps per epoch and in all, checkpoint steps."""
+    """Rows and tokens (cut at sequence_len) of each source the recipe names (a file named twice counts twice, as
+    Axolotl reads it twice), truncated rows, steps per epoch and in all, checkpoint steps."""
     tokenizer = recipe_tokenizer(cfg, where)
     seq_len = int(cfg.get("sequence_len", 2048))
-    train = Path(str(cfg["datasets"][0]["path"]))
-    rows = read_jsonl(train)
-    lengths = [len(encode_example(tokenizer, r["question"], r["answer"])["input_ids"]) for r in rows]
-    tokens = sum(min(n, seq_len) for n in lengths)
+    sources: dict[str, dict] = {}
+    for entry in cfg["datasets"]:
+        path = str(entry["path"])
+        if path in sources:
+            sources[path]["times"] += 1
+            continue
+        lengths = _lengths(tokenizer, read_jsonl(Path(path)))
+        sources[path] = {
+            "path": path,
+            "times": 1,
+            "rows": len(lengths),
+            "tokens": sum(min(n, seq_len) for n in lengths),
+            "truncated": sum(n > seq_len for n in lengths),
+        }
+    rows = sum(s["rows"] * s["times"] for s in sources.values())
+    tokens = sum(s["tokens"] * s["times"] for s in sources.values())
     per_step = int(cfg["micro_batch_size"]) * int(cfg.get("gradient_accumulation_steps", 1))
     if cfg.get("sample_packing"):
         steps = math.ceil(tokens / (seq_len * per_step))
         how = f"packed into {seq_len}-token sequences, {per_step} a step (at least; packing is never perfect)"
     else:
-        steps = math.ceil(len(rows) / per_step)
+        steps = math.ceil(rows / per_step)
         how = f"{per_step} rows a step"
     total = int(cfg.get("max_steps") or steps * float(cfg.get("num_epochs", 1)))
     save = int(cfg.get("save_steps") or 0)
     return {
-        "train": train,
-        "rows": len(rows),
+        "sources": list(sources.values()),
+        "rows": rows,
         "tokens": tokens,
-        "truncated": sum(n > seq_len for n in lengths),
+        "truncated": sum(s["truncated"] * s["times"] for s in sources.values()),
         "sequence_len": seq_len,
         "steps_per_epoch": steps,
         "how": how,

@@ -238,13 +238,34 @@ def per_row(rows: list[dict], encoder, memo: dict | None = None) -> dict:
     return per
 
 
-def score(pred_path: Path, baseline_path: Path | None = None, seed: int = 0, encoder=None, memo=None) -> dict:
+def with_clean_references(rows: list[dict]) -> list[dict]:
+    """The rows scored against their references as medqa.cleaning's rules leave them (restated questions and
+    boilerplate taken out); a row whose references the rules drop (only a list of links) is left out."""
+    from medqa.cleaning import clean_reference
+
+    out = []
+    for row in rows:
+        refs = [c for r in row.get("references") or [row["reference"]] if (c := clean_reference(row["question"], r))]
+        if refs:
+            out.append({**row, "reference": refs[0], **({"references": refs} if row.get("references") else {})})
+    return out
+
+
+def score(
+    pred_path: Path, baseline_path: Path | None = None, seed: int = 0, encoder=None, memo=None, clean_refs=False
+) -> dict:
+    """Scores of a predictions file, and with a baseline the paired differences; `clean_refs`: against the references
+    as the cleaning rules leave them (with_clean_references; "left_out" says how many rows that drops)."""
     rows = load_predictions(pred_path)
+    read = len(rows)
+    if clean_refs:
+        rows = with_clean_references(rows)
     encoder = encoder or embedder()
     per = per_row(rows, encoder, memo)
     refs = [r["reference"] for r in rows]
     result = {
         "n": len(rows),
+        **({"clean_references": True, "left_out": read - len(rows)} if clean_refs else {}),
         "predictions": str(pred_path),
         "metrics": {m: summarise(v, seed) for m, v in per.items()},
         "references": {  # the same measures of the (first) reference answers, for scale
@@ -258,7 +279,8 @@ def score(pred_path: Path, baseline_path: Path | None = None, seed: int = 0, enc
         },
     }
     if baseline_path is not None:
-        base_rows = {r["id"]: r for r in load_predictions(baseline_path)}
+        base_all = load_predictions(baseline_path)
+        base_rows = {r["id"]: r for r in (with_clean_references(base_all) if clean_refs else base_all)}
         missing = [r["id"] for r in rows if r["id"] not in base_rows]
         if missing:
             raise UserError(baseline_path, f"{len(missing)} ids of {pred_path} are missing (first: {missing[0]})")

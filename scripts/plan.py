@@ -33,10 +33,14 @@ def main():
     template = cfg.get("chat_template_jinja") or "the tokenizer's"
     needs = ", ".join(cuda_needs(cfg)) or "no"
     print(f"recipe      {args.recipe}  (chat template {template}; needs CUDA: {needs})")
-    print(
-        f"data        {run['train']}: {run['rows']:,} rows, {run['tokens']:,} tokens "
-        f"({run['truncated']:,} rows truncated to {run['sequence_len']})"
-    )
+    for i, source in enumerate(run["sources"]):
+        times = f" (x{source['times']})" if source["times"] > 1 else ""
+        print(
+            f"{'data' if i == 0 else '':12s}{source['path']}{times}: {source['rows']:,} rows, {source['tokens']:,} "
+            f"tokens ({source['truncated']:,} rows truncated to {run['sequence_len']})"
+        )
+    if len(run["sources"]) > 1:
+        print(f"{'':12s}in all: {run['rows']:,} rows, {run['tokens']:,} tokens an epoch")
     per_epoch = f"about {run['steps_per_epoch']:,} optimizer steps per epoch ({run['how']})"
     print(f"steps       {per_epoch}; {run['steps']:,} in all")
     checkpoints = ", ".join(map(str, run["checkpoints"])) or "none before the end"

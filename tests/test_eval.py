@@ -351,3 +351,24 @@ def test_a_report_per_set_and_one_summary(tmp_path):
         "no metrics.json (run eval/score.py with --baseline first)"
     )
     assert not (folders[0] / "report" / "report.md").exists()
+
+
+def test_scores_against_cleaned_references_leave_link_lists_out(tmp_path):
+    from medqa.scoring import score, with_clean_references
+
+    rows = [
+        {"id": "1", "question": "What causes foo ?", "reference": "What causes foo? A gene.", "prediction": "A gene."},
+        {
+            "id": "2",
+            "question": "How to treat foo ?",
+            "reference": "These resources address foo: - A: b",
+            "prediction": "Rest.",
+        },
+        {"id": "3", "question": "What is bar ?", "reference": "Bar is a rash.", "prediction": "Bar is a rash."},
+    ]
+    cleaned = with_clean_references(rows)
+    assert [r["id"] for r in cleaned] == ["1", "3"] and cleaned[0]["reference"] == "A gene."
+    path = write_predictions(tmp_path / "p.jsonl", rows)
+    result = score(path, path, clean_refs=True)
+    assert result["n"] == 2 and result["left_out"] == 1 and result["metrics"]["rougeL"]["mean"] == pytest.approx(1.0)
+    assert score(path)["metrics"]["rougeL"]["mean"] < 0.8  # as published, "What causes foo?" is in the reference

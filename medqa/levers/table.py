@@ -11,8 +11,9 @@ from medqa.levers.plan import prediction_file
 from medqa.levers.spec import Spec
 
 
-def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) -> dict:
-    """Each lever's scores on `split` and its paired difference from the lever it is compared with."""
+def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None, clean_refs: bool = False) -> dict:
+    """Each lever's scores on `split` and its paired difference from the lever it is compared with (`clean_refs`:
+    against the references as the cleaning rules leave them, medqa.scoring.with_clean_references)."""
     from medqa.scoring import embedder, score
 
     split = split or spec.split
@@ -30,7 +31,7 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) 
             missing.append(name)
             continue
         compared = name != other and ref.is_file()
-        result = score(pred, ref if compared else None, encoder=encoder, memo=memo)
+        result = score(pred, ref if compared else None, encoder=encoder, memo=memo, clean_refs=clean_refs)
         meta = pred.with_suffix(".meta.json")
         rows.append(
             {
@@ -55,6 +56,7 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None) 
     table = {
         "spec": str(spec.path),
         "split": split,
+        "clean_references": clean_refs,
         "rows": rows,
         "missing": missing,
         "weights_checks": weights_checks(spec, work, split),
@@ -171,7 +173,13 @@ def table_markdown(table: dict, title: str) -> str:
     lines = [
         f"# {title}",
         "",
-        f"Split `{table['split']}`; every lever answers the same questions and is compared, paired by question, with "
+        (
+            "The references as medqa.cleaning's rules leave them: their restated questions and boilerplate taken "
+            "out, questions whose reference is only a list of links left out. "
+            if table.get("clean_references")
+            else ""
+        )
+        + f"Split `{table['split']}`; every lever answers the same questions and is compared, paired by question, with "
         "the lever in `vs` (95% bootstrap CI; † where the CI of a difference excludes 0). P / R: ROUGE-L precision "
         "and recall. unsupported: share of answers stating a checkable fact (gene symbol, chromosome or band, "
         "inheritance pattern, number) that neither the reference nor the question states; fact P: share of the "

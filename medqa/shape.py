@@ -45,27 +45,34 @@ def near_empty(answer: str) -> bool:
     return len(answer.split()) < NEAR_EMPTY_WORDS
 
 
-_NOTHING_KNOWN = re.compile(
+# that nothing is known: wherever the answer opens so, it gives up
+_UNKNOWN = re.compile(
     r"\b(?:"
     r"nothing is known"
     r"|(?:is|are|remains?) (?:not|currently not|still not) (?:known|understood)"
-    r"|(?:is|are) unknown"
-    r"|there (?:is|are) (?:currently )?no (?:known|specific|effective|established|reported|available)?\s*\w+"
-    r"|no (?:known |specific )?\w+ (?:is|are|has been|have been) (?:known|found|reported|identified|available)"
+    r"|(?:is|are|remains?) unknown"
+    r"|no (?:known|reported|identified) \w+"
+    r"|no \w+ (?:is|are|has been|have been) (?:known|found|reported|identified)"
     r"|(?:has|have) not been (?:reported|identified|described|found|established)"
     r"|no (?:information|data) (?:is|are) available"
     r"|i (?:do not|don't) know"
     r")",
     re.I,
 )
+# that there is none ("There is no cure for X"): true of many conditions, a give-up only with nothing after it
+_NONE = re.compile(r"\bthere (?:is|are) (?:currently )?no\b|\bno (?:cure|treatment|medication)s? (?:is|are|exists?)\b", re.I)
 
 
 def claims_nothing_known(answer: str) -> bool:
-    """The answer's first sentence says that nothing is known, that there is none, or that it does not know ("There
-    are no known medications that cause ..."): the habit of an answer that gives up. A later sentence saying so
-    after an answer is not counted."""
-    first = _SENTENCE_END.split(answer.strip(), maxsplit=1)[0]
-    return bool(_NOTHING_KNOWN.search(first))
+    """The answer opens by saying that nothing is known ("There are no known medications that cause ...", "No
+    treatment is known"), or by saying that there is none with next to nothing after it ("There is no cure for
+    Leigh disease. Treatment is supportive."). "There is no cure for IBS; however, these treatments help: ..." is an
+    answer, and a later sentence saying that something is unknown is not counted."""
+    parts = _SENTENCE_END.split(answer.strip(), maxsplit=1)
+    first, rest = parts[0], parts[1] if len(parts) > 1 else ""
+    if _UNKNOWN.search(first):
+        return True
+    return bool(_NONE.search(first)) and len(rest.split()) < NEAR_EMPTY_WORDS
 
 
 SHAPES = {

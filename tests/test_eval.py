@@ -301,6 +301,27 @@ def test_ended_counts_answers_the_model_ended_itself(tmp_path):
             [],  # says something first: a later "no known" is not giving up
         ),
         ("", "Is this serious?", ["near_empty"]),
+        (
+            "There is no cure for Leigh disease. Treatment is supportive and supportive.",
+            "Can my son be cured?",
+            ["nothing_known"],
+        ),
+        (
+            "There is no cure for IBS. However, there are treatments that can help manage symptoms, such as fibre, "
+            "peppermint oil and medicines for cramps.",
+            "My father has IBS. What can help him?",
+            [],  # none of one thing, then an answer
+        ),
+        (
+            "How might cerulean cataracts be treated? No treatment is known to reverse them, sadly.",
+            "treat it?",
+            ["repeats_question"],
+        ),
+        (
+            "No treatment is known to reverse cerulean cataracts in children or adults.",
+            "How are they treated?",
+            ["nothing_known"],
+        ),
     ],
 )
 def test_answer_shapes(answer, question, faults):

@@ -108,18 +108,13 @@ def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: li
             cfg.pop(f"{kind}s_per_epoch", None)
     if cfg.get("eval_strategy") == "no":  # and its data: Axolotl evaluates at step 0 whenever it has an eval set
         cfg.pop("test_datasets", None)
-    if data is not None and cfg.get("datasets"):
-        # the same files, read from another prepared folder: the first dataset's folder is replaced wherever the
-        # recipe names it; the other sources of a recipe that mixes several stay as they are
-        primary = Path(str(cfg["datasets"][0]["path"])).parent
+    if data is not None:
+        # train on another prepared folder instead: its file in place of the recipe's sources (a recipe that mixes
+        # several trains on this one alone), read the way the recipe reads its first source
         for key in ("datasets", "test_datasets"):
             if cfg.get(key):
-                cfg[key] = [
-                    {**d, "path": str(data / Path(str(d["path"])).name)}
-                    if Path(str(d["path"])).parent == primary
-                    else d
-                    for d in cfg[key]
-                ]
+                first = cfg[key][0]
+                cfg[key] = [{**first, "path": str(data / Path(str(first["path"])).name)}]
     if output_dir is not None:
         cfg["output_dir"] = str(output_dir)
         cfg["dataset_prepared_path"] = str(output_dir / "prepared")

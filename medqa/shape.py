@@ -60,7 +60,9 @@ _UNKNOWN = re.compile(
     re.I,
 )
 # that there is none ("There is no cure for X"): true of many conditions, a give-up only with nothing after it
-_NONE = re.compile(r"\bthere (?:is|are) (?:currently )?no\b|\bno (?:cure|treatment|medication)s? (?:is|are|exists?)\b", re.I)
+_NONE = re.compile(
+    r"\bthere (?:is|are) (?:currently )?no\b|\bno (?:cure|treatment|medication)s? (?:is|are|exists?)\b", re.I
+)
 
 
 def claims_nothing_known(answer: str) -> bool:

@@ -311,15 +311,13 @@ def test_recipe_copied_into_stock_axolotl_prepares_its_data(tmp_path, tiny_model
     assert list((tmp_path / "prepared").glob("*/dataset_info.json"))
 
 
-def test_data_replaces_the_first_sources_folder_and_keeps_the_others():
-    """`--data DIR` reads the recipe's own files from another prepared folder; a recipe that mixes sources keeps
-    its other sources where they are."""
+def test_data_trains_on_that_folder_alone():
+    """`--data DIR` trains on another prepared folder instead of the recipe's data: a recipe that mixes sources
+    trains on DIR's rows alone, read the way its first source is read."""
     from medqa.recipe import resolve
 
-    recipe = {
-        "datasets": [{"path": "data/medqa-all/train.jsonl"}, {"path": "data/liveqa/train.jsonl"}],
-        "test_datasets": [{"path": "data/medqa-all/val.jsonl"}],
-    }
-    cfg = resolve(recipe, Path("data/other"), None, [])
-    assert [d["path"] for d in cfg["datasets"]] == ["data/other/train.jsonl", "data/liveqa/train.jsonl"]
-    assert cfg["test_datasets"][0]["path"] == "data/other/val.jsonl"
+    recipe = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
+    assert len({d["path"] for d in recipe["datasets"]}) == 3
+    cfg = resolve(recipe, Path("data/demo"), None, [])
+    assert cfg["datasets"] == [{**recipe["datasets"][0], "path": "data/demo/train.jsonl"}]
+    assert [d["path"] for d in cfg["test_datasets"]] == ["data/demo/val.jsonl"]

@@ -74,7 +74,9 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
             jobs[pairs] = Job(pairs, pairs_argv, folder / "train.jsonl", (f"train-{lv.start}",), 0.5)
             overrides = {**overrides, "base_model": str(merged_dir(work, lv.start))}  # whatever `train:` says
             train_data, after = folder, (merge, pairs)
-        argv = [py, "-m", "medqa.cli.finetune", lv.recipe, "--data", str(train_data)]
+        argv = [py, "-m", "medqa.cli.finetune", lv.recipe]
+        if lv.data or lv.start or "datasets" not in overrides:  # a lever that names its sources trains on them
+            argv += ["--data", str(train_data)]
         argv += ["--output-dir", str(run_dir(work, lv.name))]
         for key, value in overrides.items():
             argv += ["--set", f"{key}={yaml_value(value)}"]

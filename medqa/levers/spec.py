@@ -44,7 +44,8 @@ class Lever:
     about: str
     recipe: str
     set: dict = field(default_factory=dict)
-    data: str | None = None  # a prepared data folder of its own to train on (default: the runner's --data)
+    data: str | None = None  # a prepared data folder of its own to train on (default: the runner's --data, unless
+    # `set:` names the lever's own `datasets`)
     start: str | None = None  # a preference stage on top of this lever's run: its merged model and pairs by `rule`
     pairs: int = 2000  # start: training questions the pairs are made from
     rule: str = "spin"  # start: how pairs are made (medqa.preference.RULES)

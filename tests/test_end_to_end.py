@@ -120,6 +120,40 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((ev / "metrics.json").read_text())
     assert metrics["n"] == 3 and set(metrics["delta"]) == set(metrics["metrics"])
-    result = run_script("eval/report.py", ev, "--run", run)
+    # beside it, people's questions: a set with its own splits and several reference answers a question
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "question,answer,answers_judged_correct,split\n"
+        + "".join(
+            f'"my son has a cough for {i} days, is it asthma?","A cough alone is rarely asthma.",'
+            f'"[""A cough alone is rarely asthma."", ""See a doctor if it lasts {i} weeks.""]",{s}\n'
+            for i, s in enumerate(["train"] * 4 + ["validation", "test", "test"])
+        )
+    )
+    assert (
+        run_script(
+            "scripts/prepare_data.py",
+            people,
+            "--out",
+            tmp_path / "people",
+            "--split-column",
+            "split",
+            "--references-column",
+            "answers_judged_correct",
+        ).returncode
+        == 0
+    )
+    pv = tmp_path / "people-eval"
+    for which in ("base", "tuned"):
+        args = ("--model", which, "--data", tmp_path / "people", data, "--split", "test", "--max-new-tokens", "5")
+        result = run_script("eval/generate.py", run, *args, "--no-perplexity", "--out", pv / f"{which}.jsonl")
+        assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in (pv / "tuned.jsonl").read_text().splitlines()]
+    assert [r["id"].split("/")[0] for r in rows] == ["people"] * 2 + [data.name] * (len(rows) - 2)
+    assert len(rows[0]["references"]) == 2 and "references" not in rows[-1]
+    assert run_script("eval/score.py", pv / "tuned.jsonl", "--baseline", pv / "base.jsonl", "--out", pv).returncode == 0
+    result = run_script("eval/report.py", ev, pv, "--run", run)
     assert result.returncode == 0, result.stderr[-3000:]
     assert {"report.md", "metrics.png", "loss.png", "lengths.png"} <= {p.name for p in (ev / "report").iterdir()}
+    summary = (run / "eval" / "report.md").read_text()
+    assert summary.count("| metric | base | tuned |") == 2 and "| near_empty |" in summary

@@ -62,16 +62,44 @@ def base_model_info(run: Run) -> dict:
     return {"id": run.base_model, "origin": run.base_model, "license": license_}
 
 
-def data_info(run: Run) -> dict:
-    """What the run trained on, from the manifest scripts/prepare_data.py wrote beside its data: the data's name (or
-    its file's name, never a local path), licence and training rows."""
-    path = run.data_dir / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.is_file() else {}
-    source = str(manifest.get("input") or run.data_dir)
+CITATIONS = {  # what a card says of a source it names (lower-case part of its name)
+    "medquad": "MedQuAD is the Medical Question Answering Dataset of the U.S. National Library of Medicine (Ben Abacha "
+    '& Demner-Fushman, "A Question-Entailment Approach to Question Answering", BMC Bioinformatics 2019).',
+    "liveqa": 'LiveQA-Med: Ben Abacha, Agichtein, Pinter & Demner-Fushman, "Overview of the Medical Question Answering '
+    'Task at TREC 2017 LiveQA", TREC 2017.',
+    "mediqa": 'MEDIQA 2019: Ben Abacha, Shivade & Demner-Fushman, "Overview of the MEDIQA 2019 Shared Task on Textual '
+    'Inference, Question Entailment and Question Answering", BioNLP 2019.',
+}
+
+
+def _source_info(folder: Path) -> dict:
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    source = str(manifest.get("input") or folder)
     return {
         "name": manifest.get("name") or (source if looks_like_hub_id(source) else Path(source).name),
         "license": manifest.get("license"),
         "rows": (manifest.get("rows") or {}).get("train"),
+    }
+
+
+def data_info(run: Run) -> dict:
+    """What the run trained on, from the manifests scripts/prepare_data.py wrote beside its data: each source's name
+    (or its file's name, never a local path), licence, training rows and how many times the recipe reads it; the
+    first source's name and licence, all names joined and the rows summed at the top."""
+    folders: dict[Path, int] = {}
+    for entry in run.recipe.get("datasets") or []:
+        folder = Path(str(entry["path"])).parent
+        folders[folder] = folders.get(folder, 0) + 1
+    sources = [{**_source_info(folder), "times": times} for folder, times in folders.items()] or [
+        {**_source_info(run.data_dir), "times": 1}
+    ]
+    rows = [s["rows"] for s in sources]
+    return {
+        "name": " + ".join(dict.fromkeys(str(s["name"]) for s in sources)),
+        "license": sources[0]["license"],
+        "rows": sum(rows) if all(r is not None for r in rows) else None,
+        "sources": sources,
     }
 
 
@@ -154,13 +182,16 @@ def model_card(
         tags=["medical", "question-answering", "qlora" if recipe.get("load_in_4bit") else "lora", "axolotl"],
     )
     model_id = model_id or str(run.path / "merged")
-    data_line = f"- Data: {data['name']}" + (f", {data['rows']:,} training rows" if data["rows"] else "")
-    data_line += f", licence {LICENSE_NAMES.get(data['license'], data['license'])}." if data["license"] else "."
-    if "medquad" in str(data["name"]).lower():
-        data_line += (
-            " MedQuAD is the Medical Question Answering Dataset of the U.S. National Library of Medicine (Ben Abacha "
-            '& Demner-Fushman, "A Question-Entailment Approach to Question Answering", BMC Bioinformatics 2019).'
-        )
+    parts = []
+    for src in data["sources"]:
+        part = str(src["name"]) + (f", {src['rows']:,} training rows" if src["rows"] else "")
+        part += f" (read {src['times']} times an epoch)" if src["times"] > 1 else ""
+        part += f", licence {LICENSE_NAMES.get(src['license'], src['license'])}" if src["license"] else ""
+        parts.append(part)
+    data_line = "- Data: " + "; ".join(parts) + "."
+    for key, citation in CITATIONS.items():
+        if key in str(data["name"]).lower():
+            data_line += " " + citation
     technique = f"Axolotl, {recipe['rl']}" if recipe.get("rl") else "Axolotl"
     decoding = describe_decoding(settings)
     lines = [f"# {card_title(run, base, data)}", ""]

@@ -3,6 +3,7 @@ training prompt, its generation config stops at the end of the answer), the card
 upload goes through the Hub client, and offline it fails in one line."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -228,3 +229,50 @@ def test_the_cards_snippets_run_as_written_with_plain_transformers(smollm2_merge
     new = scope["output"][0, scope["inputs"]["input_ids"].shape[1] :].tolist()
     eos = scope["tokenizer"].convert_tokens_to_ids("<|im_end|>")
     assert new[-1] == eos and eos not in new[:-1] and len(new) < scope["model"].generation_config.max_new_tokens
+
+
+def test_the_card_names_every_source_and_carries_each_eval_set(tmp_path, tiny_run):
+    """A recipe that mixes sources: the card names each (rows, how often read, licence, citation); `make eval`'s
+    two sets each get their table, named by their data."""
+    folders = {}
+    for name, manifest in (
+        ("medqa-all", {"name": "MedQuAD", "license": "cc-by-4.0", "rows": {"train": 10762}}),
+        ("liveqa", {"name": "TREC 2017 LiveQA-Med", "rows": {"train": 480}}),
+        ("mediqa", {"name": "MEDIQA 2019 QA", "rows": {"train": 95}}),
+    ):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "manifest.json").write_text(json.dumps(manifest))
+    run = Run.open(tiny_run)
+    first = run.recipe["datasets"][0]
+    run.recipe = {
+        **run.recipe,
+        "datasets": [
+            {**first, "path": str(folders[n] / "train.jsonl")} for n in ("medqa-all", "liveqa", "liveqa", "mediqa")
+        ],
+    }
+    metrics = {
+        "n": 3,
+        "metrics": {"rougeL": {"mean": 0.3}, "fact_precision": {"mean": None}},
+        "baseline": {"metrics": {"rougeL": {"mean": 0.1}, "fact_precision": {"mean": None}}},
+        "delta": {"rougeL": {"mean": 0.2, "ci95": [0.1, 0.3]}, "fact_precision": {"mean": None, "ci95": [None, None]}},
+    }
+    for set_name, folder in (("test", "medqa-all"), ("mediqa-test", "mediqa")):
+        (tiny_run / "eval" / set_name).mkdir(parents=True, exist_ok=True)
+        (tiny_run / "eval" / set_name / "metrics.json").write_text(json.dumps(metrics))
+        meta = {"data": [str(folders[folder])], "split": "test"}
+        (tiny_run / "eval" / set_name / "tuned.meta.json").write_text(json.dumps(meta))
+    try:
+        card = model_card(run)
+    finally:
+        shutil.rmtree(tiny_run / "eval")
+    assert (
+        "Data: MedQuAD, 10,762 training rows, licence CC BY 4.0; TREC 2017 LiveQA-Med, 480 training rows (read 2 "
+        "times an epoch); MEDIQA 2019 QA, 95 training rows." in card
+    )
+    assert "TREC 2017 LiveQA" in card and "BioNLP 2019" in card and "BMC Bioinformatics 2019" in card
+    assert (
+        "3 held-out questions (MedQuAD, test split)" in card
+        and "3 held-out questions (MEDIQA 2019 QA, test split)" in card
+    )
+    assert "for medical question answering (MedQuAD + TREC 2017 LiveQA-Med + MEDIQA 2019 QA, " in card

@@ -67,9 +67,17 @@ def child_env() -> dict[str, str]:
     return {} if VERBOSE else {k: v for k, v in CHILD_ENV.items() if k not in os.environ}
 
 
+# progress bars of the Hub libraries in our own processes: transformers' "Loading weights" and GGUF conversion bars
+# (it reads huggingface_hub's switch when imported), Hub downloads, datasets' map and save bars; our own progress
+# (the answers generated) still shows
+PROGRESS_OFF = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
+
+
 def install() -> None:
     if VERBOSE:
         return
+    for variable in PROGRESS_OFF:
+        os.environ.setdefault(variable, "1")
     for name, level in LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     for message, category in WARNINGS:

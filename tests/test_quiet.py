@@ -43,3 +43,13 @@ def test_the_hub_login_check_is_noise_only_offline(monkeypatch):
     assert quiet.noise(line)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert not quiet.noise(line)
+
+
+def test_loading_a_model_draws_no_third_party_bar_unless_verbose(tiny_model):
+    """transformers' "Loading weights" bar (what `make ask` drew before its answer) is off in our processes."""
+    load = f"import medqa; from medqa.inference import load_model; load_model({str(tiny_model)!r})"
+    quiet_run = run_script("-c", load)
+    loud = run_script("-c", load, env={**ENV, "VERBOSE": "1"})
+    assert quiet_run.returncode == 0 and loud.returncode == 0, quiet_run.stderr[-2000:]
+    assert "Loading weights" not in quiet_run.stderr + quiet_run.stdout
+    assert "Loading weights" in loud.stderr + loud.stdout

@@ -30,7 +30,7 @@ RECIPE ?= recipes/smollm2-135m/qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data plan finetune dpo demo eval merge ask push levers bench bench-generation scale-check test test-fast lint format clean
+.PHONY: help setup data plan finetune dpo demo eval benchmark merge ask push levers bench bench-generation bench-benchmark scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 # beside the run's own split, a set of people's questions: a prepared folder and its split (CONSUMER= : none)
@@ -100,6 +100,13 @@ eval: setup  ## RUN=outputs/... [SPLIT=test] [N=all] [CONSUMER=data/mediqa]: bas
 	$(if $(EVAL_CONSUMER),$(PY) eval/score.py $(CONSUMER_DIR)/tuned.jsonl --baseline $(CONSUMER_DIR)/base.jsonl --out $(CONSUMER_DIR))
 	$(PY) eval/report.py $(EVAL_DIR) $(if $(EVAL_CONSUMER),$(CONSUMER_DIR)) --run $(RUN)
 
+# lm-evaluation-harness on the leaderboard's sets; offline from eval/tasks/ and BENCHMARKS, from the Hub with HF_HUB_OFFLINE=0
+BENCHMARKS ?= ../shared/data/benchmarks
+benchmark: setup  ## RUN=outputs/... [TASKS=a,b] [LIMIT=n]: lm-evaluation-harness, base vs tuned, 9 medical tasks -> RUN/benchmark
+	$(NEED_RUN)
+	$(PY) eval/benchmark.py $(RUN) $(if $(TASKS),--tasks $(TASKS)) $(if $(filter command line,$(origin LIMIT)),--limit $(LIMIT)) \
+	    $(if $(filter-out ../shared/data/benchmarks,$(BENCHMARKS)),--data $(BENCHMARKS))
+
 merge: setup  ## RUN=outputs/... [OUT=RUN/merged]: the model make eval scores, standalone (tokenizer with the prompt, recipe, card)
 	$(NEED_RUN)
 	$(PY) scripts/merge.py $(RUN) $(if $(OUT),--out $(OUT))
@@ -135,6 +142,10 @@ bench: setup  ## GPU: training (seed notebook vs Axolotl example vs the 7B recip
 	$(PY) scripts/export_seed_text.py $(DATA) >/dev/null
 	$(PY) scripts/bench.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench --runs "$(BENCH_RUNS)"
 	$(PY) scripts/bench_generation.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench
+	$(PY) scripts/bench_benchmark.py --make-model llama2-7b --out bench
+
+bench-benchmark: setup  ## GPU: make benchmark's time at the 7B shape (random weights), base + tuned [RUN=a scored run] -> bench/
+	$(PY) scripts/bench_benchmark.py --make-model llama2-7b --out bench $(if $(RUN),--run $(RUN))
 
 bench-generation: setup  ## GPU: make eval's generation path and the others, 7B shape, 500 answers -> bench/
 	$(PY) scripts/bench_generation.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench

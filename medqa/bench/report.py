@@ -1,5 +1,5 @@
 """The one writer of benchmark reports: bench/<date>-<gpu>[-suffix].json and .md, a section each (training,
-generation, scaling); writing one section keeps the file's others."""
+generation, benchmark, scaling); writing one section keeps the file's others."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from pathlib import Path
 
 from medqa.fsutil import atomic_write_text, report_stem
 
-HEADINGS = {"training": "Training", "generation": "Generation", "scaling": "Several GPUs and machines"}
+HEADINGS = {
+    "training": "Training",
+    "generation": "Generation",
+    "benchmark": "Benchmarks (lm-evaluation-harness)",
+    "scaling": "Several GPUs and machines",
+}
 
 
 def write_section(out: Path, gpu: str, section: str, data: dict, table: str, suffix: str = "") -> Path:

@@ -1,0 +1,330 @@
+"""The Open Medical-LLM Leaderboard's sets, scored by EleutherAI's lm-evaluation-harness itself (`make benchmark`).
+
+The base model and the run's model as `make eval` scores it (the merged weights) are each handed to lm-eval's `HFLM`
+and `simple_evaluate`, zero-shot, with the tasks' own prompts and metrics. With the Hub reachable the tasks are
+lm-eval's stock ones; offline (HF_HUB_OFFLINE=1, as make sets it) they are the configs in eval/tasks/, which take
+the stock tasks as they are and only read ../shared/data/benchmarks/ (or BENCHMARKS=DIR) instead of the Hub.
+
+What lm-eval gives (accuracy, its standard error, each question's log-likelihoods: `log_samples`) is kept as it
+wrote it; on top, per task: the paired difference tuned minus base with a bootstrap CI, chance, the rate of always
+answering the commonest right option, and whether each model is distinguishable from doing that.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medqa import quiet
+from medqa.errors import UserError
+from medqa.fsutil import atomic_dir, atomic_write_text
+from medqa.scoring import bootstrap_ci
+
+REPO = Path(__file__).resolve().parents[1]
+TASK_DIR = REPO / "eval" / "tasks"
+DATA_DIR = REPO.parent / "shared" / "data" / "benchmarks"
+MMLU = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
+        "professional_medicine")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A leaderboard set: its name, and the Hub dataset and split lm-eval's stock task reads."""
+
+    name: str
+    dataset: str
+    split: str
+    questions: int  # in the stock task, from the Hub
+
+
+BENCHMARKS = {
+    "medqa_4options": Benchmark("MedQA (USMLE, 4 options)", "GBaker/MedQA-USMLE-4-options-hf", "test", 1273),
+    "medmcqa": Benchmark("MedMCQA", "medmcqa", "validation", 4183),
+    "pubmedqa": Benchmark("PubMedQA (PQA-L)", "bigbio/pubmed_qa", "test", 500),
+    **{
+        f"mmlu_{s}": Benchmark(f"MMLU {s.replace('_', ' ')}", "cais/mmlu", "test", n)
+        for s, n in zip(MMLU, (135, 265, 144, 173, 100, 272), strict=True)
+    },
+}
+TASKS = tuple(BENCHMARKS)  # the leaderboard's nine, the default
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def task_configs(tasks: list[str], data_dir: Path | None = None, hub: bool | None = None) -> list:
+    """What simple_evaluate takes for `tasks`: their names (lm-eval's stock tasks, from the Hub) or, offline, the
+    configs in eval/tasks/ with their data files in `data_dir`. An unknown name or a missing file: one line."""
+    from lm_eval.utils import load_yaml_config
+
+    hub = not offline() if hub is None else hub
+    if hub:
+        return list(tasks)
+    data_dir = Path(data_dir or DATA_DIR)
+    configs = []
+    for task in tasks:
+        path = TASK_DIR / f"{task}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
+            raise UserError(task, f"no offline task config in {TASK_DIR.relative_to(REPO)} ({known}); any lm-eval "
+                            "task runs with the Hub reachable (HF_HUB_OFFLINE=0)")  # fmt: skip
+        config = load_yaml_config(str(path))
+        data = data_dir / Path(config["dataset_kwargs"]["data_files"]["test"]).name
+        if not data.is_file():
+            raise UserError(data, "no such file: the benchmark sets (../shared/data/benchmarks, or BENCHMARKS=DIR)")
+        config["dataset_kwargs"] = {"data_files": {"test": str(data.resolve())}}
+        configs.append(config)
+    return configs
+
+
+def evaluate(model, tokenizer, tasks: list, limit: int | None = None, batch_size="auto") -> dict:
+    """lm-eval's simple_evaluate on a loaded model, zero-shot, per-question results kept (log_samples); adds the
+    seconds it took, the batch sizes lm-eval picked and the GPU's peak memory."""
+    import torch
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=256)
+    if not quiet.VERBOSE:  # its bar over every request (the harness passes no way to turn it off)
+        lm.loglikelihood = functools.partial(lm.loglikelihood, disable_tqdm=True)
+    start = time.perf_counter()
+    results = simple_evaluate(
+        lm,
+        tasks=[copy.deepcopy(t) for t in tasks],  # lm-eval pops keys of the configs it is given
+        num_fewshot=0,
+        limit=limit,
+        log_samples=True,
+        task_manager=TaskManager(),
+    )
+    results["medqa"] = {
+        "seconds": round(time.perf_counter() - start, 1),
+        "batch_size": getattr(lm, "batch_size_per_gpu", batch_size),
+        "batch_sizes": results.get("config", {}).get("batch_sizes") or [],
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+    }
+    return results
+
+
+def save(out: Path, results: dict, meta: dict) -> Path:
+    """lm-eval's results as it writes them (results.json, samples_<task>.jsonl), with `meta` (what was asked), in one
+    folder written atomically."""
+    from lm_eval.utils import handle_non_serializable
+
+    samples = results.pop("samples", {})
+    with atomic_dir(out) as tmp:
+        (tmp / "results.json").write_text(json.dumps(results, indent=2, default=handle_non_serializable))
+        for task, rows in samples.items():
+            lines = (json.dumps(r, default=handle_non_serializable, ensure_ascii=False) for r in rows)
+            (tmp / f"samples_{task}.jsonl").write_text("\n".join(lines) + "\n")
+        (tmp / "benchmark.json").write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def done(out: Path, meta: dict) -> bool:
+    """Whether `out` holds a finished evaluation of the same request."""
+    path = out / "benchmark.json"
+    if not (path.is_file() and (out / "results.json").is_file()):
+        return False
+    try:
+        return json.loads(path.read_text()) == meta
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------- the comparison
+
+
+def _continuation(argument) -> str:
+    """A request's continuation (the option's text) as lm-eval logs it: (context, continuation) or arg_0/arg_1."""
+    return argument["arg_1"] if isinstance(argument, dict) else argument[1]
+
+
+def _samples(folder: Path, task: str) -> dict[int, dict]:
+    path = folder / f"samples_{task}.jsonl"
+    if not path.is_file():
+        raise UserError(path, "missing: run make benchmark again")
+    rows = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+            choices = [_continuation(a).strip() for a in row["arguments"]]
+            target = row["target"]  # an option's index, or its text (PubMedQA: yes, no, maybe)
+            rows[int(row["doc_id"])] = {
+                "target": choices.index(target.strip()) if isinstance(target, str) else int(target),
+                "scores": [float(r[0]) for r in row["filtered_resps"]],
+                "choices": choices,
+                "acc": float(row["acc"]),
+            }
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise UserError(path, f"line {number} is not one of lm-eval's samples: run make benchmark again") from None
+    return rows
+
+
+def _results(folder: Path) -> dict:
+    path = folder / "results.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise UserError(path, "missing or not JSON: run make benchmark again") from None
+
+
+def _ci(values: np.ndarray) -> list[float]:
+    return [round(v, 4) for v in bootstrap_ci(values)]
+
+
+def task_summary(task: str, models: dict[str, Path]) -> dict:
+    """One task, every model: accuracy with lm-eval's standard error, the commonest answer it gives, the paired
+    difference with the first model (tuned minus base) and against always answering the commonest right option."""
+    per = {label: _samples(folder, task) for label, folder in models.items()}
+    ids = sorted(set.intersection(*(set(rows) for rows in per.values())))
+    first = next(iter(per.values()))
+    targets = np.array([first[i]["target"] for i in ids])
+    n_choices = len(first[ids[0]]["scores"])
+    names = first[ids[0]]["choices"] or [str(k) for k in range(n_choices)]
+    commonest, count = Counter(targets.tolist()).most_common(1)[0]
+    always = (targets == commonest).astype(float)
+    summary = {
+        "task": task,
+        "n": len(ids),
+        "chance": round(1 / n_choices, 4),
+        "majority": {"answer": names[commonest], "acc": round(float(always.mean()), 4)},
+        "models": {},
+    }
+    correct = {}
+    for label, rows in per.items():
+        acc = np.array([rows[i]["acc"] for i in ids])
+        picks = Counter(int(np.argmax(rows[i]["scores"])) for i in ids)
+        top, top_n = picks.most_common(1)[0]
+        versus = acc - always
+        lo, hi = _ci(versus)
+        res = _results(models[label])["results"].get(task, {})
+        correct[label] = acc
+        summary["models"][label] = {
+            "acc": round(float(acc.mean()), 4),
+            "acc_stderr": res.get("acc_stderr,none"),
+            "commonest_answer": {"answer": names[top], "share": round(top_n / len(ids), 4)},
+            "vs_majority": {"mean": round(float(versus.mean()), 4), "ci95": [lo, hi]},
+            "like_majority": bool(lo <= 0 <= hi),
+        }
+    labels = list(per)
+    if len(labels) > 1:
+        for other in labels[1:]:
+            d = correct[other] - correct[labels[0]]
+            summary["models"][other]["delta"] = {"mean": round(float(d.mean()), 4), "ci95": _ci(d)}
+    return summary
+
+
+def summarise(folder: Path, labels: list[str], meta: dict) -> dict:
+    """RUN/benchmark/summary.json from the models' folders in `folder`."""
+    models = {label: folder / label for label in labels}
+    tasks = meta["tasks"]
+    timing = {label: _results(path).get("medqa", {}) for label, path in models.items()}
+    return {**meta, "models": labels, "timing": timing, "tasks": [task_summary(t, models) for t in tasks]}
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def report(summary: dict) -> str:
+    """report.md: per task, each model's accuracy ± lm-eval's standard error, the paired difference, chance and the
+    always-the-commonest-answer rate; then the tasks on which a model is indistinguishable from that."""
+    labels = summary["models"]
+    source = summary["source"]
+    lines = [
+        f"# Benchmarks: {summary['run']}",
+        "",
+        "The Open Medical-LLM Leaderboard's sets, zero-shot, scored by lm-evaluation-harness "
+        f"{summary['lm_eval']} with each task's own prompt and metric (accuracy, %, ± lm-eval's standard error). "
+        f"Tasks: {source}. {'Δ: ' + labels[-1] + ' minus ' + labels[0] + ', paired by question, 95% bootstrap CI. ' if len(labels) > 1 else ''}"  # noqa: E501
+        "chance: 1 / the number of options; majority: always answering the commonest right option.",
+        "",
+    ]
+    if summary.get("limit"):
+        lines += [f"**LIMIT {summary['limit']}: the first {summary['limit']} questions of each task only.**", ""]
+    head = "| task | n | " + " | ".join(labels) + (" | Δ [95% CI]" if len(labels) > 1 else "") + " | chance | majority |"
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    flags = []
+    for t in summary["tasks"]:
+        cells = [f"{t['task']}", f"{t['n']:,}"]
+        for label in labels:
+            m = t["models"][label]
+            err = f" ± {100 * m['acc_stderr']:.1f}" if m.get("acc_stderr") is not None else ""
+            cells.append(f"{_pct(m['acc'])}{err}")
+            if m["like_majority"]:
+                flags.append(
+                    f"- {t['task']}, {label}: {_pct(m['acc'])}% against {_pct(t['majority']['acc'])}% for always "
+                    f"answering {t['majority']['answer']} (difference {100 * m['vs_majority']['mean']:+.1f}, 95% CI "
+                    f"[{100 * m['vs_majority']['ci95'][0]:+.1f}, {100 * m['vs_majority']['ci95'][1]:+.1f}]; it "
+                    f"answers {m['commonest_answer']['answer']} {_pct(m['commonest_answer']['share'])}% of the time)"
+                )
+        if len(labels) > 1:
+            d = t["models"][labels[-1]]["delta"]
+            cells.append(f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]")
+        cells += [_pct(t["chance"]), f"{_pct(t['majority']['acc'])} ({t['majority']['answer']})"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [""]
+    if flags:
+        lines += [
+            "Indistinguishable from always answering the commonest right option (its CI holds 0): read these rows "
+            "as no knowledge shown, whatever their difference.",
+            "",
+            *flags,
+            "",
+        ]
+    for t in summary["tasks"]:
+        bench = BENCHMARKS.get(t["task"])
+        if bench and t["n"] != bench.questions and not summary.get("limit"):
+            lines.append(f"- {t['task']}: {t['n']:,} questions here; the stock task on the Hub has {bench.questions:,}.")
+    timing = summary.get("timing", {})
+    if timing:
+        lines += ["", "| model | seconds | batch size lm-eval used | peak GPU memory (GiB) |", "|---|---|---|---|"]
+        for label, t in timing.items():
+            sizes = ", ".join(map(str, t.get("batch_sizes") or [])) or str(t.get("batch_size"))
+            lines.append(f"| {label} | {t.get('seconds')} | {sizes} | {t.get('peak_memory_gib') or '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(folder: Path, summary: dict) -> Path:
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(folder / "report.md", report(summary))
+    return folder / "report.md"
+
+
+def card_results(summary: dict, model_name: str, label: str = "tuned") -> list:
+    """The tuned model's accuracies as huggingface_hub EvalResults (the card's model-index, which the Hub shows)."""
+    from huggingface_hub import EvalResult
+
+    results = []
+    for t in summary["tasks"]:
+        bench = BENCHMARKS.get(t["task"])
+        m = t["models"].get(label)
+        if bench is None or m is None:
+            continue
+        results.append(
+            EvalResult(
+                task_type="multiple-choice",
+                task_name=f"{t['task']} (zero-shot)",
+                dataset_type=bench.dataset,
+                dataset_name=bench.name,
+                dataset_split=bench.split,
+                metric_type="acc",
+                metric_name="accuracy",
+                metric_value=m["acc"],
+                source_name=f"lm-evaluation-harness {summary['lm_eval']}, {t['n']} questions",
+            )
+        )
+    return results

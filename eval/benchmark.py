@@ -14,6 +14,7 @@ Offline (HF_HUB_OFFLINE=1, as make sets it) the tasks are eval/tasks/*.yaml, rea
 """
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -34,17 +35,43 @@ def load(run: Run, which: str):
     return load_model(run.base_model, dtype=run.dtype)
 
 
+def table(pairs: list[str], out: Path | None) -> None:
+    if out is None or any("=" not in p for p in pairs):
+        raise UserError("--table", "give LABEL=DIR pairs and --out DIR")
+    models = {label: Path(folder) for label, folder in (p.split("=", 1) for p in pairs)}
+    metas = []
+    for label, folder in models.items():
+        try:
+            metas.append(json.loads((folder / "benchmark.json").read_text()))
+        except (OSError, ValueError):
+            raise UserError(folder / "benchmark.json", f"missing or not JSON: {label} is not a scored model") from None
+    keys = ("tasks", "limit", "source", "lm_eval")
+    if any({k: m.get(k) for k in keys} != {k: metas[0].get(k) for k in keys} for m in metas):
+        raise UserError("--table", "the models were scored on different tasks, limits or data: not comparable")
+    meta = {"run": ", ".join(f"{label} ({m['run']})" for label, m in zip(models, metas, strict=True)),
+            **{k: metas[0].get(k) for k in keys}}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    print(benchmark.write(out, benchmark.summarise(models, meta)))
+
+
 @cli
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="run folder written by make finetune")
+    parser.add_argument("run", type=Path, nargs="?", help="run folder written by make finetune")
     parser.add_argument("--tasks", default=",".join(benchmark.TASKS), help="comma-separated (default: the nine)")
     parser.add_argument("--limit", type=int, default=None, help="the first N questions of each task (a quick look)")
     parser.add_argument("--data", type=Path, default=None, help=f"offline sets (default {benchmark.DATA_DIR})")
     parser.add_argument("--batch-size", default=None, help="lm-eval's: a number, or auto (default: auto on a GPU, 8)")
     parser.add_argument("--models", default="base,tuned", help="which to score, in order (base,tuned)")
     parser.add_argument("--out", type=Path, default=None, help="default: RUN/benchmark")
+    parser.add_argument("--table", nargs="+", metavar="LABEL=DIR", default=None,
+                        help="score nothing: one table from models already scored (RUN/benchmark/tuned ...), the "
+                        "first the one the others are compared with; written to --out")  # fmt: skip
     args = parser.parse_args()
+    if args.table:
+        return table(args.table, args.out)
+    if args.run is None:
+        parser.error("give a run folder (or --table)")
 
     import logging
 
@@ -87,7 +114,7 @@ def main():
         timing = results["medqa"]
         print(f"{folder}: {timing['seconds']:.0f} s, batch size {timing['batch_sizes'] or timing['batch_size']}")
         del model
-    summary = benchmark.summarise(out, models, meta)
+    summary = benchmark.summarise({m: out / m for m in models}, meta)
     report = benchmark.write(out, summary)
     print(f"{report}")
     for t in summary["tasks"]:

@@ -43,18 +43,20 @@ class Benchmark:
     dataset: str
     split: str
     questions: int  # in the stock task, from the Hub
+    config: str | None = None  # the Hub dataset's configuration
 
 
 BENCHMARKS = {
     "medqa_4options": Benchmark("MedQA (USMLE, 4 options)", "GBaker/MedQA-USMLE-4-options-hf", "test", 1273),
     "medmcqa": Benchmark("MedMCQA", "medmcqa", "validation", 4183),
-    "pubmedqa": Benchmark("PubMedQA (PQA-L)", "bigbio/pubmed_qa", "test", 500),
+    "pubmedqa": Benchmark("PubMedQA (PQA-L)", "bigbio/pubmed_qa", "test", 500, "pubmed_qa_labeled_fold0_source"),
     **{
-        f"mmlu_{s}": Benchmark(f"MMLU {s.replace('_', ' ')}", "cais/mmlu", "test", n)
+        f"mmlu_{s}": Benchmark(f"MMLU {s.replace('_', ' ')}", "cais/mmlu", "test", n, s)
         for s, n in zip(MMLU, (135, 265, 144, 173, 100, 272), strict=True)
     },
 }
 TASKS = tuple(BENCHMARKS)  # the leaderboard's nine, the default
+ONE_OPTION = 0.9  # a model that gives one option this often is read as having a preference, not knowledge
 
 
 def offline() -> bool:
@@ -86,13 +88,21 @@ def task_configs(tasks: list[str], data_dir: Path | None = None, hub: bool | Non
     return configs
 
 
+@functools.lru_cache(maxsize=1)
+def task_manager():
+    """lm-eval's index of its stock tasks (it reads every task YAML it ships, ~10 s): built once a process, for
+    every model scored in it."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
 def evaluate(model, tokenizer, tasks: list, limit: int | None = None, batch_size="auto") -> dict:
     """lm-eval's simple_evaluate on a loaded model, zero-shot, per-question results kept (log_samples); adds the
     seconds it took, the batch sizes lm-eval picked and the GPU's peak memory."""
     import torch
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     cuda = torch.cuda.is_available()
     if cuda:
@@ -100,6 +110,9 @@ def evaluate(model, tokenizer, tasks: list, limit: int | None = None, batch_size
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=256)
     if not quiet.VERBOSE:  # its bar over every request (the harness passes no way to turn it off)
         lm.loglikelihood = functools.partial(lm.loglikelihood, disable_tqdm=True)
+    # lm-eval encodes each question's text once per option (and again with the option): the same strings, so
+    # the same tokens; memoised, each is encoded once
+    lm.tok_encode = functools.lru_cache(maxsize=None)(lm.tok_encode)
     start = time.perf_counter()
     results = simple_evaluate(
         lm,
@@ -107,7 +120,7 @@ def evaluate(model, tokenizer, tasks: list, limit: int | None = None, batch_size
         num_fewshot=0,
         limit=limit,
         log_samples=True,
-        task_manager=TaskManager(),
+        task_manager=task_manager(),
     )
     results["medqa"] = {
         "seconds": round(time.perf_counter() - start, 1),
@@ -227,12 +240,11 @@ def task_summary(task: str, models: dict[str, Path]) -> dict:
     return summary
 
 
-def summarise(folder: Path, labels: list[str], meta: dict) -> dict:
-    """RUN/benchmark/summary.json from the models' folders in `folder`."""
-    models = {label: folder / label for label in labels}
-    tasks = meta["tasks"]
+def summarise(models: dict[str, Path], meta: dict) -> dict:
+    """summary.json from each model's folder of lm-eval output ({label: folder}, the first the one the others are
+    compared with)."""
     timing = {label: _results(path).get("medqa", {}) for label, path in models.items()}
-    return {**meta, "models": labels, "timing": timing, "tasks": [task_summary(t, models) for t in tasks]}
+    return {**meta, "models": list(models), "timing": timing, "tasks": [task_summary(t, models) for t in meta["tasks"]]}
 
 
 def _pct(v: float | None) -> str:
@@ -249,13 +261,15 @@ def report(summary: dict) -> str:
         "",
         "The Open Medical-LLM Leaderboard's sets, zero-shot, scored by lm-evaluation-harness "
         f"{summary['lm_eval']} with each task's own prompt and metric (accuracy, %, ± lm-eval's standard error). "
-        f"Tasks: {source}. {'Δ: ' + labels[-1] + ' minus ' + labels[0] + ', paired by question, 95% bootstrap CI. ' if len(labels) > 1 else ''}"  # noqa: E501
-        "chance: 1 / the number of options; majority: always answering the commonest right option.",
+        f"Tasks: {source}. "
+        + (f"Δ: minus {labels[0]}, paired by question, 95% bootstrap CI. " if len(labels) > 1 else "")
+        + "chance: 1 / the number of options; majority: always answering the commonest right option.",
         "",
     ]
     if summary.get("limit"):
         lines += [f"**LIMIT {summary['limit']}: the first {summary['limit']} questions of each task only.**", ""]
-    head = "| task | n | " + " | ".join(labels) + (" | Δ [95% CI]" if len(labels) > 1 else "") + " | chance | majority |"
+    head = "| task | n | " + " | ".join(labels) + "".join(f" | Δ {label} [95% CI]" for label in labels[1:])
+    head += " | chance | majority |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     flags = []
     for t in summary["tasks"]:
@@ -271,12 +285,22 @@ def report(summary: dict) -> str:
                     f"[{100 * m['vs_majority']['ci95'][0]:+.1f}, {100 * m['vs_majority']['ci95'][1]:+.1f}]; it "
                     f"answers {m['commonest_answer']['answer']} {_pct(m['commonest_answer']['share'])}% of the time)"
                 )
-        if len(labels) > 1:
-            d = t["models"][labels[-1]]["delta"]
+        for label in labels[1:]:
+            d = t["models"][label]["delta"]
             cells.append(f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]")
         cells += [_pct(t["chance"]), f"{_pct(t['majority']['acc'])} ({t['majority']['answer']})"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [""]
+    letters = [
+        f"- {t['task']}, {label}: {m['commonest_answer']['answer']} for {_pct(m['commonest_answer']['share'])}% of "
+        "the questions"
+        for t in summary["tasks"]
+        for label, m in t["models"].items()
+        if m["commonest_answer"]["share"] >= ONE_OPTION
+    ]
+    if letters:
+        lines += [f"Gives the same option to {100 * ONE_OPTION:.0f}% of the questions or more (a preference for a "
+                  "letter or a word, not knowledge):", "", *letters, ""]  # fmt: skip
     if flags:
         lines += [
             "Indistinguishable from always answering the commonest right option (its CI holds 0): read these rows "
@@ -288,7 +312,9 @@ def report(summary: dict) -> str:
     for t in summary["tasks"]:
         bench = BENCHMARKS.get(t["task"])
         if bench and t["n"] != bench.questions and not summary.get("limit"):
-            lines.append(f"- {t['task']}: {t['n']:,} questions here; the stock task on the Hub has {bench.questions:,}.")
+            lines.append(
+                f"- {t['task']}: {t['n']:,} questions here; the stock task on the Hub has {bench.questions:,}."
+            )
     timing = summary.get("timing", {})
     if timing:
         lines += ["", "| model | seconds | batch size lm-eval used | peak GPU memory (GiB) |", "|---|---|---|---|"]
@@ -321,10 +347,40 @@ def card_results(summary: dict, model_name: str, label: str = "tuned") -> list:
                 dataset_type=bench.dataset,
                 dataset_name=bench.name,
                 dataset_split=bench.split,
+                dataset_config=bench.config,
                 metric_type="acc",
                 metric_name="accuracy",
                 metric_value=m["acc"],
                 source_name=f"lm-evaluation-harness {summary['lm_eval']}, {t['n']} questions",
+                source_url="https://github.com/EleutherAI/lm-evaluation-harness",
             )
         )
     return results
+
+
+def card_lines(summary: dict) -> list[str]:
+    """The tuned model's table for the card and RUN/eval/report.md: base and tuned accuracy (%), the paired
+    difference, chance and majority."""
+    limit = f", the first {summary['limit']} questions of each" if summary.get("limit") else ""
+    lines = [
+        f"Zero-shot, lm-evaluation-harness {summary['lm_eval']} (`make benchmark`{limit}): accuracy (%) ± its "
+        "standard error; tuned minus base paired by question with a 95% bootstrap CI; majority: always answering the "
+        "commonest right option.",
+        "",
+        "| task | questions | base | tuned | difference [95% CI] | chance | majority |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in summary["tasks"]:
+        b, m = t["models"].get("base"), t["models"]["tuned"]
+        d = m.get("delta")
+        pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+        lines.append(
+            f"| {t['task']} | {t['n']:,} | {pct(b['acc']) if b else '–'} | {pct(m['acc'])} ± "
+            f"{100 * (m.get('acc_stderr') or 0):.1f} | "
+            + (f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "–")
+            + f" | {pct(t['chance'])} | {pct(t['majority']['acc'])} |"
+        )
+    like = [t["task"] for t in summary["tasks"] if t["models"]["tuned"]["like_majority"]]
+    if like:
+        lines += ["", "Indistinguishable from always answering the commonest option: " + ", ".join(like) + "."]
+    return lines

@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+from medqa.benchmark import card_lines, card_results
 from medqa.data import looks_like_hub_id
 from medqa.decoding import GenerationSettings, generation_config
 from medqa.errors import UserError, first_line
@@ -174,7 +175,11 @@ def model_card(
     settings = settings or GenerationSettings()
     recipe = run.recipe
     license_ = base["license"] or "other"
+    bench = benchmark_summary(run)
+    title = card_title(run, base, data)
     meta = ModelCardData(
+        model_name=title if bench else None,
+        eval_results=card_results(bench, title) if bench else None,
         base_model=base["id"],
         license=license_,
         library_name="transformers" if merged else "peft",
@@ -194,7 +199,7 @@ def model_card(
             data_line += " " + citation
     technique = f"Axolotl, {recipe['rl']}" if recipe.get("rl") else "Axolotl"
     decoding = describe_decoding(settings)
-    lines = [f"# {card_title(run, base, data)}", ""]
+    lines = [f"# {title}", ""]
     lines += [
         "**Not medical advice.** This model writes fluent answers to medical questions and often gets the facts "
         "wrong; it is a research artefact, not a medical device.",
@@ -246,7 +251,21 @@ def model_card(
             lines.append(
                 f"| {name} | {b:.4f} | {t:.4f} | {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] |"
             )
+    if bench:
+        lines += ["", "## Benchmarks", "", *card_lines(bench)]
     return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
+
+
+def benchmark_summary(run: Run) -> dict | None:
+    """RUN/benchmark/summary.json (make benchmark), where it scored the tuned model."""
+    path = run.path / "benchmark" / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+        return summary if "tuned" in summary["models"] else None
+    except (ValueError, KeyError, TypeError):
+        raise UserError(path, "not make benchmark's summary: run make benchmark again") from None
 
 
 def merge(run: Run, out: Path, settings: GenerationSettings | None = None) -> Path:

@@ -88,7 +88,8 @@ def main():
     both = sum(r["seconds"] for r in rows[:2])
     data = {"model": f"{args.make_model}, random weights, bf16, SmolLM2 tokenizer (vocab 49,152)",
             "build_seconds": round(built, 1), "base_and_tuned_seconds": round(both, 1), "runs": rows}  # fmt: skip
-    note = (f"lm-evaluation-harness, zero-shot, {len(tasks)} tasks ({'offline, eval/tasks/' if benchmark.offline() else 'Hub'}), "
+    where = "offline, eval/tasks/" if benchmark.offline() else "the Hub"
+    note = (f"lm-evaluation-harness, zero-shot, {len(tasks)} tasks ({where}), "
             f"batch size auto. Base and tuned at the {args.make_model} shape together: {both:.0f} s (building the "
             f"random model: {built:.0f} s, not counted).")  # fmt: skip
     stem = write_section(args.out, gpu, "benchmark", data, f"{note}\n\n{table(rows)}")

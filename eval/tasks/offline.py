@@ -51,7 +51,11 @@ def pubmedqa(dataset):
     sections, this one has the space the file has."""
 
     def convert(doc):
-        return {"QUESTION": doc["question"], "CONTEXTS": [doc["context"]], "final_decision": doc["options"][doc["answer"]]}
+        return {
+            "QUESTION": doc["question"],
+            "CONTEXTS": [doc["context"]],
+            "final_decision": doc["options"][doc["answer"]],
+        }
 
     return dataset.filter(lambda doc: doc["split"] == "test").map(convert)
 

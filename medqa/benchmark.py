@@ -28,9 +28,8 @@ from medqa.errors import UserError
 from medqa.fsutil import atomic_dir, atomic_write_text
 from medqa.scoring import bootstrap_ci
 
-REPO = Path(__file__).resolve().parents[1]
-TASK_DIR = REPO / "eval" / "tasks"
-DATA_DIR = REPO.parent / "shared" / "data" / "benchmarks"
+TASK_DIR = Path("eval/tasks")  # relative to the repository root, where make runs
+DATA_DIR = Path("../shared/data/benchmarks")
 MMLU = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
         "professional_medicine")  # fmt: skip
 
@@ -77,7 +76,7 @@ def task_configs(tasks: list[str], data_dir: Path | None = None, hub: bool | Non
         path = TASK_DIR / f"{task}.yaml"
         if not path.is_file():
             known = ", ".join(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
-            raise UserError(task, f"no offline task config in {TASK_DIR.relative_to(REPO)} ({known}); any lm-eval "
+            raise UserError(task, f"no offline task config in {TASK_DIR} ({known}); any lm-eval "
                             "task runs with the Hub reachable (HF_HUB_OFFLINE=0)")  # fmt: skip
         config = load_yaml_config(str(path))
         data = data_dir / Path(config["dataset_kwargs"]["data_files"]["test"]).name

@@ -194,3 +194,29 @@ def test_make_benchmark_on_a_limit(tmp_path, tiny_run):
     missing = run_script("eval/benchmark.py", run, "--data", tmp_path / "nowhere", "--out", tmp_path / "b2")
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
     assert not (tmp_path / "b2").exists()
+
+
+@needs_data
+def test_axolotl_lm_eval_plugin_runs_the_offline_tasks(tmp_path, tiny_model):
+    """A recipe asks for the benchmark after training with Axolotl's own plugin keys; offline its task list names
+    eval/tasks/ (or one of its files). The plugin's own command, with a limit, runs them."""
+    import subprocess
+    import sys
+
+    from axolotl.integrations.lm_eval.cli import build_lm_eval_command
+
+    from medqa.recipe import load_recipe, validate
+
+    keys = {"plugins": ["axolotl.integrations.lm_eval.LMEvalPlugin"], "lm_eval_tasks": ["eval/tasks"],
+            "lm_eval_batch_size": 2, "lm_eval_model": str(tiny_model)}  # fmt: skip
+    validate({**load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml"), **keys})
+    with pytest.raises(UserError, match="lm_eval_task"):
+        validate({**load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml"), **keys, "lm_eval_task": ["x"]})
+    [command] = build_lm_eval_command(["eval/tasks/pubmedqa.yaml"], bfloat16=True, output_dir=str(tmp_path),
+                                      batch_size=2, model=str(tiny_model))  # fmt: skip
+    assert command[0] == "lm_eval"
+    command = [str(Path(sys.executable).with_name("lm_eval")), *command[1:], "--limit", "2", "--device", "cpu"]
+    done = subprocess.run(command, cwd=REPO, env={**ENV, "TQDM_DISABLE": "1"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [results] = (tmp_path / "lm_eval_results").rglob("results_*.json")
+    assert json.loads(results.read_text())["n-samples"]["pubmedqa"] == {"original": 500, "effective": 2}

@@ -21,6 +21,7 @@ from medqa import benchmark  # noqa: E402
 from medqa.bench.random_model import SHAPES, TOKENIZER  # noqa: E402
 from medqa.bench.report import write_section  # noqa: E402
 from medqa.errors import UserError, cli  # noqa: E402
+from medqa.fsutil import report_stem  # noqa: E402
 
 
 def random_model(shape: str):
@@ -54,7 +55,8 @@ def main():
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--make-model", choices=sorted(SHAPES), default="llama2-7b")
+    parser.add_argument("--make-model", choices=sorted(SHAPES), default="llama2-7b",
+                        help="the shape; each shape keeps its own rows in the report")  # fmt: skip
     parser.add_argument("--tasks", default=",".join(benchmark.TASKS))
     parser.add_argument("--data", type=Path, default=None, help=f"offline sets (default {benchmark.DATA_DIR})")
     parser.add_argument("--run", type=Path, default=None, help="a run make benchmark has scored: its timings too")
@@ -80,19 +82,26 @@ def main():
     if args.run:
         summary = json.loads((args.run / "benchmark" / "summary.json").read_text())
         n = sum(t["n"] for t in summary["tasks"])
-        for label, t in summary["timing"].items():
+        for label, t in summary["timing"].items():  # make benchmark's own figures on that run
             rows.append({"model": f"{args.run.name} ({label})", "tasks": len(summary["tasks"]), "questions": n,
                          "seconds": t["seconds"], "batch_size": t["batch_size"], "batch_sizes": t["batch_sizes"],
                          "peak_memory_gib": t["peak_memory_gib"]})  # fmt: skip
     gpu = torch.cuda.get_device_name(0)
     both = sum(r["seconds"] for r in rows[:2])
-    data = {"model": f"{args.make_model}, random weights, bf16, SmolLM2 tokenizer (vocab 49,152)",
-            "build_seconds": round(built, 1), "base_and_tuned_seconds": round(both, 1), "runs": rows}  # fmt: skip
-    where = "offline, eval/tasks/" if benchmark.offline() else "the Hub"
-    note = (f"lm-evaluation-harness, zero-shot, {len(tasks)} tasks ({where}), "
-            f"batch size auto. Base and tuned at the {args.make_model} shape together: {both:.0f} s (building the "
-            f"random model: {built:.0f} s, not counted).")  # fmt: skip
-    stem = write_section(args.out, gpu, "benchmark", data, f"{note}\n\n{table(rows)}")
+    shape = {"model": f"{args.make_model}, random weights, bf16, SmolLM2 tokenizer (vocab 49,152)",
+             "source": "offline, eval/tasks/" if benchmark.offline() else "the Hub",
+             "build_seconds": round(built, 1), "base_and_tuned_seconds": round(both, 1), "runs": rows[:2]}  # fmt: skip
+    stem = args.out / report_stem(gpu)
+    before = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").is_file() else {}
+    shapes = {**before.get("benchmark", {}).get("shapes", {}), args.make_model: shape}
+    notes = [f"{name}: base and tuned together {s['base_and_tuned_seconds']:.0f} s (building the random model, "
+             f"{s['build_seconds']:.0f} s, not counted)." for name, s in shapes.items()]  # fmt: skip
+    note = (f"lm-evaluation-harness, zero-shot, {len(tasks)} tasks ({shape['source']}), batch size auto, each model "
+            "evaluated as make benchmark evaluates it. " + " ".join(notes))  # fmt: skip
+    trained = rows[2:] or before.get("benchmark", {}).get("trained", [])  # --run's, or the last ones
+    all_rows = [r for s in shapes.values() for r in s["runs"]] + trained
+    section = {"shapes": shapes, "trained": trained}
+    stem = write_section(args.out, gpu, "benchmark", section, f"{note}\n\n{table(all_rows)}")
     print(f"wrote {stem}.json and .md")
 
 

@@ -11,6 +11,14 @@ SHAPES = {
     "llama2-7b": dict(
         hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32
     ),
+    "smollm2-135m": dict(  # the embedded model's shape (make bench-benchmark's small row)
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        tie_word_embeddings=True,
+    ),
     "tiny": dict(  # the test suite's
         hidden_size=64,
         intermediate_size=128,

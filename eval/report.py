@@ -8,12 +8,14 @@ and RUN/eval/report.md: one table per set.
 """
 
 import argparse
-import json
 from pathlib import Path
 
-from medqa.data import read_jsonl
 from medqa.errors import UserError, cli
+from medqa.integrity import read_json
 from medqa.report import write_report, write_summary
+from medqa.scoring import load_predictions
+
+AGAIN = "run make eval again"
 
 
 @cli
@@ -24,13 +26,13 @@ def main():
     args = parser.parse_args()
     sets = []
     for folder in args.dirs:
-        if not (folder / "metrics.json").is_file():
-            raise UserError(folder, "no metrics.json (run eval/score.py with --baseline first)")
-        metrics = json.loads((folder / "metrics.json").read_text())
-        if "baseline" not in metrics:
-            raise UserError(folder / "metrics.json", "scored without --baseline: nothing to compare")
-        base, tuned = read_jsonl(folder / "base.jsonl"), read_jsonl(folder / "tuned.jsonl")
-        meta = {k: json.loads(p.read_text()) for k in ("base", "tuned") if (p := folder / f"{k}.meta.json").is_file()}
+        metrics = read_json(folder / "metrics.json", AGAIN)
+        if not isinstance(metrics, dict) or "baseline" not in metrics:
+            raise UserError(folder / "metrics.json", "not eval/score.py's with --baseline: nothing to compare")
+        if not {"n", "metrics", "delta"} <= set(metrics) or not isinstance(metrics["metrics"], dict):
+            raise UserError(folder / "metrics.json", f"not eval/score.py's output: {AGAIN}")
+        base, tuned = load_predictions(folder / "base.jsonl"), load_predictions(folder / "tuned.jsonl")
+        meta = {k: read_json(p, AGAIN) for k in ("base", "tuned") if (p := folder / f"{k}.meta.json").exists()}
         sets.append((folder, metrics, meta, base, tuned))
     for folder, metrics, meta, base, tuned in sets:  # every folder checked before any report is written
         print(f"wrote {write_report(folder, args.run, metrics, base, tuned, meta)}")

@@ -40,6 +40,10 @@ def check_base_model(cfg: dict) -> None:
     from transformers import AutoConfig
 
     name = str(cfg.get("base_model", ""))
+    if Path(name).is_dir():  # a local model (a merged run, for a preference stage): its files first
+        from medqa.integrity import check_folder
+
+        check_folder(Path(name), "the base model's folder is damaged: copy it again, or make it again (make merge)")
     try:
         AutoConfig.from_pretrained(name, trust_remote_code=bool(cfg.get("trust_remote_code", False)))
     except Exception as err:  # hub and file errors come in many classes; each means "cannot load it"

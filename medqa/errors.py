@@ -25,18 +25,38 @@ def last_line(output: str, limit: int = 300) -> str:
     return (lines or ["no output"])[-1][:limit]
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by a signal (Ctrl-C is SIGINT; a kill, SIGTERM): unwinds like Ctrl-C, so that every output
+    being written is removed or finished (medqa.fsutil) before the process ends."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    raise Interrupted(signum)
+
+
 def cli(main):
-    """Decorate a script's main(): UserError becomes one line on stderr and exit code 2."""
+    """Decorate a script's main(): UserError becomes one line on stderr and exit code 2; Ctrl-C or a kill
+    (SIGTERM) one line, "interrupted", and 128 + the signal's number, after outputs being written are cleaned up."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        import signal
+
+        try:
+            signal.signal(signal.SIGTERM, _stop)
+        except ValueError:  # not the main thread: leave signals to it
+            pass
         try:
             return main(*args, **kwargs)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            sys.exit(130)
+        except KeyboardInterrupt as err:
+            print("error: interrupted (nothing half-written is left; run the command again)", file=sys.stderr)
+            sys.exit(128 + (err.signum if isinstance(err, Interrupted) else signal.SIGINT))
 
     return wrapper

@@ -21,7 +21,12 @@ def atomic_dir(out: Path):
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except BaseException:  # stopped between the two renames: the old output goes back
+            if old is not None and not out.exists():
+                os.replace(old, out)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:

@@ -290,6 +290,12 @@ def merge(run: Run, out: Path, settings: GenerationSettings | None = None) -> Pa
 
 def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:
     """Upload the adapter (or the merged model) with its model card; returns the repository's URL."""
+    if merged_dir is not None:
+        if not (merged_dir / "config.json").is_file():
+            raise UserError(merged_dir, "no merged model here (run `make merge RUN=...` first)")
+        folder, patterns, card = merged_dir, None, model_card(run, merged=True, model_id=repo)
+    else:
+        folder, patterns, card = run.adapter, list(ADAPTER_FILES), model_card(run)  # an unfinished run: one line
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         raise UserError(
             repo,
@@ -299,14 +305,6 @@ def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:
     from huggingface_hub import HfApi
 
     api = api or HfApi()
-    if merged_dir is not None:
-        if not (merged_dir / "config.json").is_file():
-            raise UserError(merged_dir, "no merged model here (run `make merge RUN=...` first)")
-        folder, patterns, card = merged_dir, None, model_card(run, merged=True, model_id=repo)
-    else:
-        if not run.finished:
-            raise UserError(run.path, "the run has not finished: nothing to upload (see its checkpoints)")
-        folder, patterns, card = run.path, list(ADAPTER_FILES), model_card(run)
     try:
         api.create_repo(repo, exist_ok=True)
         api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=repo)

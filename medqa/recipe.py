@@ -14,6 +14,7 @@ import yaml
 from medqa.errors import UserError
 
 RUN_RECIPE = "recipe.yml"  # the resolved recipe written into every run folder
+RUN_RECIPE_END = "# end of the resolved recipe"  # its last line: a copy cut short shows by its absence
 FLAGSHIP = Path("recipes/llama2-7b/qlora.yml")  # the 7B recipe (make bench, make scale-check measure it)
 
 
@@ -30,6 +31,29 @@ def quiet_stderr():
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def run_recipe_text(cfg: dict, source: str | Path) -> str:
+    """RUN/recipe.yml: the resolved recipe, said where it came from, ended by a line that a cut copy lacks."""
+    return f"# resolved from {source}\n" + yaml.safe_dump(cfg, sort_keys=False) + RUN_RECIPE_END + "\n"
+
+
+def is_run_recipe(path: Path) -> bool:
+    """Whether a recipe file is a run's (RUN/recipe.yml, written by make finetune)."""
+    with open(path, "rb") as f:
+        return f.readline().startswith(b"# resolved from ")
+
+
+def load_run_recipe(path: Path) -> dict:
+    """A run's recipe.yml, refused when cut short (its end line missing)."""
+    cfg = load_recipe(path)
+    if not path.read_text(encoding="utf-8").rstrip().endswith(RUN_RECIPE_END):
+        raise UserError(
+            path,
+            f"cut short: its last line ({RUN_RECIPE_END!r}) is missing; copy the run folder again "
+            "(a run folder from before that line existed: add it at the end)",
+        )
+    return cfg
 
 
 def load_recipe(path: str | Path) -> dict:

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medqa import prompts
-from medqa.errors import UserError
-from medqa.recipe import RUN_RECIPE, load_recipe
+from medqa.errors import UserError, first_line
+from medqa.integrity import check_folder, checkpoint_problem, problem, read_json
+from medqa.recipe import RUN_RECIPE, load_run_recipe
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # written when a run has finished
+REPAIR = "copy the run folder again from where it was trained, or train it again (make finetune)"
 
 
 def finished(folder: Path) -> bool:
@@ -32,7 +34,19 @@ class Run:
         path = Path(path)
         if not (path / RUN_RECIPE).is_file():
             raise UserError(path, f"not a run folder (no {RUN_RECIPE}; train one with `make finetune`)")
-        recipe = load_recipe(path / RUN_RECIPE)
+        recipe = load_run_recipe(path / RUN_RECIPE)
+        if not recipe.get("base_model"):
+            raise UserError(path / RUN_RECIPE, f"names no base_model: {REPAIR}")
+        check_folder(path, REPAIR)
+        pairs = (("tokenizer_config.json", "tokenizer.json"), ("tokenizer.json", "tokenizer_config.json"),
+                 (ADAPTER_WEIGHTS, "adapter_config.json"))  # fmt: skip
+        for one, other in pairs:
+            if (path / one).is_file() and not (path / other).is_file():
+                raise UserError(path / other, f"missing (the run has {one}): {REPAIR}")
+        template = path / "chat_template.jinja"  # the training prompt, which the tokenizer saved beside it
+        if (path / "tokenizer_config.json").is_file() and not template.is_file():
+            if "chat_template" not in read_json(path / "tokenizer_config.json"):
+                raise UserError(template, f"missing: the run's prompt is in it; {REPAIR}")
         return cls(path, recipe, str(recipe["base_model"]))
 
     def tokenizer(self):
@@ -69,7 +83,7 @@ class Run:
         """The checkpoint saved at the end of `epoch` (a run that saves once an epoch, `saves_per_epoch: 1`)."""
         for checkpoint in complete_checkpoints(self.path):
             state = json.loads((checkpoint / "trainer_state.json").read_text())
-            if abs(state.get("epoch", -1) - epoch) < 0.1 and (checkpoint / "adapter_config.json").is_file():
+            if abs(state.get("epoch", -1) - epoch) < 0.1 and not checkpoint_problem(checkpoint):
                 return checkpoint
         raise UserError(self.path, f"no complete checkpoint at the end of epoch {epoch:g}")
 
@@ -80,7 +94,13 @@ class Run:
 
         quantized = bool(self.recipe.get("load_in_4bit"))
         bnb = self.recipe.get("bnb_config_kwargs")
-        model, tokenizer = load_model(self.base_model, adapter or self.adapter, weights, self.dtype, quantized, bnb)
+        adapter = adapter or self.adapter
+        try:
+            model, tokenizer = load_model(self.base_model, adapter, weights, self.dtype, quantized, bnb)
+        except UserError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as err:  # files that parse but do not fit together
+            raise UserError(adapter, f"the model cannot be loaded with this adapter: {first_line(err)}") from None
         tokenizer.chat_template = self.tokenizer().chat_template  # the prompt the run was trained with
         return model, tokenizer
 
@@ -98,9 +118,10 @@ class Run:
 
 
 def complete_checkpoints(out: Path) -> list[Path]:
-    """Checkpoints whose save finished: the trainer writes trainer_state.json last."""
+    """Checkpoints whose save finished (the trainer writes trainer_state.json last) and whose state reads."""
     found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return sorted((p for p in found if (p / "trainer_state.json").is_file()), key=lambda p: int(p.name.split("-")[-1]))
+    sound = (p for p in found if problem(p / "trainer_state.json") is None)
+    return sorted(sound, key=lambda p: int(p.name.split("-")[-1]))
 
 
 def resume_point(cfg: dict, out: Path) -> Path | None:
@@ -110,7 +131,7 @@ def resume_point(cfg: dict, out: Path) -> Path | None:
         if any(out.glob("checkpoint-*")) or finished(out):
             raise UserError(out, f"holds a run without {RUN_RECIPE}; pass another --output-dir or remove the folder")
         return None
-    before = load_recipe(previous)
+    before = load_run_recipe(previous)
     changed = sorted(k for k in set(before) | set(cfg) if before.get(k) != cfg.get(k))
     if changed:
         raise UserError(
@@ -122,5 +143,27 @@ def resume_point(cfg: dict, out: Path) -> Path | None:
         raise UserError(
             out, "holds a finished run, which is never overwritten; pass another --output-dir or remove the folder"
         )
-    checkpoints = complete_checkpoints(out)
-    return checkpoints[-1] if checkpoints else None
+    return newest_sound_checkpoint(out)
+
+
+def newest_sound_checkpoint(out: Path) -> Path | None:
+    """The newest checkpoint the trainer can resume from; a damaged newer one is skipped, in one line. Checkpoints
+    that are all damaged: one line, and nothing starts."""
+    found = sorted((p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]))  # fmt: skip
+    skipped = []
+    for checkpoint in reversed(found):
+        why = checkpoint_problem(checkpoint)
+        if why is None:
+            for bad, reason in skipped:
+                print(f"note: {bad.name} is damaged ({reason}): resuming from {checkpoint.name} instead", flush=True)
+            return checkpoint
+        skipped.append((checkpoint, why))
+    if skipped:
+        bad, reason = skipped[0]
+        raise UserError(
+            out,
+            f"no checkpoint to resume from: {len(skipped)} found, none complete (newest, {bad.name}: {reason}); "
+            "remove them to train from the start, or copy the folder again",
+        )
+    return None

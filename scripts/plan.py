@@ -14,7 +14,7 @@ from pathlib import Path
 from medqa.checks import check_base_model, check_data, cuda_needs
 from medqa.errors import cli
 from medqa.preview import bench_figures, describe
-from medqa.recipe import load_recipe, resolve, validate
+from medqa.recipe import is_run_recipe, load_recipe, load_run_recipe, resolve, validate
 
 
 @cli
@@ -25,7 +25,8 @@ def main():
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    cfg = resolve(load_recipe(args.recipe), args.data, None, args.overrides)
+    run_recipe = args.recipe.is_file() and is_run_recipe(args.recipe)  # a run folder's: checked as such
+    cfg = resolve((load_run_recipe if run_recipe else load_recipe)(args.recipe), args.data, None, args.overrides)
     validate(cfg, str(args.recipe))
     check_data(cfg, str(args.recipe))
     check_base_model(cfg)

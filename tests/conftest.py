@@ -83,17 +83,16 @@ def tiny_run(tmp_path_factory, tiny_model):
     """A finished run folder as make finetune leaves it: recipe.yml, a LoRA adapter with non-zero weights on
     every linear layer of the tiny model, and the tokenizer with the recipe's chat template."""
     import torch
-    import yaml
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from medqa.prompts import recipe_tokenizer
-    from medqa.recipe import load_recipe
+    from medqa.recipe import load_recipe, run_recipe_text
 
     run = tmp_path_factory.mktemp("tiny-run")
     recipe = {**load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml"), "base_model": str(tiny_model)}
     recipe["chat_template_jinja"] = str(REPO / recipe["chat_template_jinja"])
-    (run / "recipe.yml").write_text(yaml.safe_dump(recipe))
+    (run / "recipe.yml").write_text(run_recipe_text(recipe, "recipes/smollm2-135m/qlora.yml"))
     torch.manual_seed(1)
     model = get_peft_model(
         AutoModelForCausalLM.from_pretrained(tiny_model),

@@ -178,18 +178,17 @@ def test_push_offline_or_failing_is_one_line(tiny_run, monkeypatch):
 def smollm2_merged(tmp_path_factory):
     """The embedded SmolLM2 as a finished run of the recipe (an adapter that changes nothing) and `make merge` of it:
     the merged model is the base through the NF4 round trip that QLoRA trains against."""
-    import yaml
     from conftest import EMBEDDED_MODEL, REPO
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from medqa.prompts import recipe_tokenizer
-    from medqa.recipe import load_recipe
+    from medqa.recipe import load_recipe, run_recipe_text
 
     run = tmp_path_factory.mktemp("smollm2-run")
     recipe = {**load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml"), "base_model": str(EMBEDDED_MODEL)}
     recipe["chat_template_jinja"] = str(REPO / recipe["chat_template_jinja"])
-    (run / "recipe.yml").write_text(yaml.safe_dump(recipe))
+    (run / "recipe.yml").write_text(run_recipe_text(recipe, "recipes/smollm2-135m/qlora.yml"))
     model = AutoModelForCausalLM.from_pretrained(EMBEDDED_MODEL)
     get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear")).save_pretrained(run)
     recipe_tokenizer(recipe).save_pretrained(run)

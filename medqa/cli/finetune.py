@@ -19,13 +19,11 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from medqa.checks import check_base_model, check_data, cuda_needs, for_cpu
 from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_write_text
 from medqa.launch import Topology, accelerate_args, train
-from medqa.recipe import RUN_RECIPE, load_recipe, resolve, validate
+from medqa.recipe import RUN_RECIPE, load_recipe, resolve, run_recipe_text, validate
 from medqa.runs import resume_point
 
 CPU_RECIPE = "recipes/smollm2-135m/qlora.yml"
@@ -80,7 +78,7 @@ def main():
     out = Path(cfg["output_dir"])
     resume = resume_point(cfg, out)
     run_recipe = out / RUN_RECIPE
-    atomic_write_text(run_recipe, f"# resolved from {args.recipe}\n" + yaml.safe_dump(cfg, sort_keys=False))
+    atomic_write_text(run_recipe, run_recipe_text(cfg, args.recipe))
     launch = [
         sys.executable,
         "-m",

@@ -1,0 +1,90 @@
+"""Ctrl-C or a kill in the middle of a command that writes: each output is whole or absent (an older one stays as it
+was), nothing half-written or temporary is left, the command says it was interrupted, and a rerun does the work or
+says it is done."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ENV, MEDQUAD, REPO, prepare_demo_data, run_script
+from test_damage import snapshot
+
+
+def interrupt(argv: list, ready, sig=signal.SIGINT, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a command, send `sig` once `ready()` holds (while it is still running), and wait for it to end."""
+    proc = subprocess.Popen([sys.executable, *map(str, argv)], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    start = time.monotonic()
+    while proc.poll() is None and not ready() and time.monotonic() - start < timeout:
+        time.sleep(0.02)
+    assert proc.poll() is None, "it finished before it could be interrupted"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def temporary(parent: Path) -> list[Path]:
+    return [p for p in parent.glob(".*") if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def assert_stopped(result, sig):
+    assert result.returncode == 128 + sig, (result.returncode, result.stderr[-2000:])
+    assert result.stderr.strip().splitlines()[-1].startswith("error: interrupted"), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not MEDQUAD.is_file(), reason="MedQuAD not found")
+def test_make_data_interrupted_while_writing_keeps_the_old_output(tmp_path):
+    out = tmp_path / "medqa"
+    prepare_demo_data(out)  # a finished output from before
+    before = snapshot(out)
+    result = interrupt(["scripts/prepare_data.py", MEDQUAD, "--out", out], lambda: bool(temporary(tmp_path)))
+    assert_stopped(result, signal.SIGINT)
+    assert snapshot(out) == before and not temporary(tmp_path)
+    again = run_script("scripts/prepare_data.py", MEDQUAD, "--out", out, "--limit", "50")
+    assert again.returncode == 0 and (out / "manifest.json").is_file() and snapshot(out) != before
+
+
+def test_merge_killed_while_writing_leaves_nothing(tmp_path, tiny_run):
+    out = tmp_path / "merged"
+    result = interrupt(["scripts/merge.py", tiny_run, "--out", out], lambda: bool(temporary(tmp_path)), signal.SIGTERM)
+    assert_stopped(result, signal.SIGTERM)
+    assert not out.exists() and not temporary(tmp_path)
+    again = run_script("scripts/merge.py", tiny_run, "--out", out)
+    assert again.returncode == 0 and (out / "config.json").is_file() and (out / "README.md").is_file()
+
+
+def test_benchmark_interrupted_keeps_the_models_it_finished(tmp_path, tiny_run):
+    """Killed after the base model is scored: the base's folder is whole and the rerun only scores the tuned one."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    out = run / "benchmark"
+    args = ["eval/benchmark.py", run, "--tasks", "pubmedqa", "--limit", "2"]
+    result = interrupt(args, lambda: (out / "base" / "benchmark.json").is_file(), signal.SIGTERM)
+    assert_stopped(result, signal.SIGTERM)
+    assert (out / "base" / "results.json").is_file() and not (out / "tuned").exists()
+    assert not (out / "summary.json").exists() and not temporary(out)
+    again = run_script(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "base: already scored" in again.stdout and (out / "tuned" / "results.json").is_file()
+
+
+@pytest.mark.parametrize("command", ["eval", "pairs"])
+def test_answering_interrupted_leaves_no_output(command, tmp_path, tiny_run):
+    """make eval's answers and make dpo's pairs are written once at the end: stopped before, there is none."""
+    data = prepare_demo_data(tmp_path / "data")
+    out = tmp_path / ("tuned.jsonl" if command == "eval" else "pairs")
+    argv = {
+        "eval": ["eval/generate.py", tiny_run, "--data", data, "--split", "train", "--max-new-tokens", "256",
+                 "--out", out],
+        "pairs": ["scripts/pairs.py", tiny_run, "--data", data, "--out", out, "--n", "60"],
+    }[command]  # fmt: skip
+    start = time.monotonic()
+    result = interrupt(argv, lambda: time.monotonic() - start > 10)  # loaded and answering by then
+    assert result.returncode != 0 and "Traceback" not in result.stderr.split("error: interrupted")[-1]
+    assert not out.exists() and not temporary(tmp_path) and not out.with_suffix(".meta.json").exists()

@@ -35,20 +35,32 @@ def run_script(*args, cwd=REPO, timeout=900, env=None):
     )
 
 
+_PREPARED: dict[tuple, Path] = {}
+
+
 def prepare_demo_data(out, *options):
-    """The project's demo set, prepared by scripts/prepare_data.py into `out` (10% val and 10% test)."""
-    result = run_script(
-        "scripts/prepare_data.py",
-        REPO / "data" / "sample" / "medqa_demo.csv",
-        "--out",
-        out,
-        "--val-fraction",
-        "0.1",
-        "--test-fraction",
-        "0.1",
-        *options,
-    )
-    assert result.returncode == 0, result.stderr
+    """The project's demo set, prepared by scripts/prepare_data.py into `out` (10% val and 10% test). Prepared once
+    a test process for each set of options (the command is tested in test_data.py), then copied."""
+    import shutil
+    import tempfile
+
+    key = tuple(map(str, options))
+    if key not in _PREPARED:
+        made = Path(tempfile.mkdtemp(prefix="medqa-demo-")) / "data"
+        result = run_script(
+            "scripts/prepare_data.py",
+            REPO / "data" / "sample" / "medqa_demo.csv",
+            "--out",
+            made,
+            "--val-fraction",
+            "0.1",
+            "--test-fraction",
+            "0.1",
+            *options,
+        )
+        assert result.returncode == 0, result.stderr
+        _PREPARED[key] = made
+    shutil.copytree(_PREPARED[key], out, dirs_exist_ok=True)
     return out
 
 

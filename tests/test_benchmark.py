@@ -160,15 +160,26 @@ def test_scores_are_lm_evals_own(tiny_model):
 
 @needs_data
 def test_make_benchmark_on_a_limit(tmp_path, tiny_run):
-    """The command as make runs it: base and tuned scored, lm-eval's files kept per model, the report and summary
-    written, a second run finds the work done, and the card carries the scores as a model-index."""
+    """The command as make runs it: killed once the base is scored, it keeps the base's folder whole and nothing
+    else; run again, it scores the tuned model only; lm-eval's files are kept per model, the report and summary
+    written, a third run finds the work done, and the card carries the scores as a model-index."""
+    import signal
+
+    from test_interrupt import assert_stopped, interrupt, temporary
+
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
+    out = run / "benchmark"
     args = ("eval/benchmark.py", run, "--tasks", "medqa_4options,pubmedqa", "--limit", "3")
+    stopped = interrupt(args, lambda: (out / "base" / "benchmark.json").is_file(), signal.SIGTERM)
+    assert_stopped(stopped, signal.SIGTERM)
+    assert (out / "base" / "results.json").is_file() and not (out / "tuned").exists()
+    assert not (out / "summary.json").exists() and not temporary(out)
+
     result = run_script(*args, env={**ENV, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "base: already scored" in result.stdout and "tuned: 2 tasks" in result.stdout
     assert "Traceback" not in result.stderr and "it/s" not in result.stderr  # no bars unless VERBOSE=1
-    out = run / "benchmark"
     for model in ("base", "tuned"):
         assert {p.name for p in (out / model).iterdir()} == {
             "results.json", "benchmark.json", "samples_medqa_4options.jsonl", "samples_pubmedqa.jsonl"}  # fmt: skip

@@ -368,9 +368,7 @@ def test_a_report_per_set_and_one_summary(tmp_path):
     (folders[1] / "metrics.json").unlink()  # a set not scored: one line, and no report is rewritten
     (folders[0] / "report" / "report.md").unlink()
     out = run_script("eval/report.py", *folders, "--run", run)
-    assert out.returncode == 2 and out.stderr.strip().endswith(
-        "no metrics.json (run eval/score.py with --baseline first)"
-    )
+    assert out.returncode == 2 and out.stderr.strip().endswith("metrics.json: missing: run make eval again")
     assert not (folders[0] / "report" / "report.md").exists()
 
 

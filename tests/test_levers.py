@@ -136,7 +136,7 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
     """The whole round on CPU with a tiny model: a run that saves each epoch, an earlier epoch of it, a preference
     stage started from it (merge, self-play pairs, DPO), decodings, the choice and the tables (the base model's
     answers: test_end_to_end)."""
-    data = prepare_demo_data(tmp_path / "data")
+    data = prepare_demo_data(tmp_path / "data", "--limit", "48")  # 48 training rows: a few steps an epoch
     spec = {
         "recipe": "recipes/smollm2-135m/qlora.yml",
         "split": "val",

@@ -35,6 +35,28 @@ def run_script(*args, cwd=REPO, timeout=900, env=None):
     )
 
 
+def run_main(*args):
+    """Run a project script as `make` runs it (the file as __main__), in this test process: the same code path as
+    run_script without a new interpreter's imports. Returns a CompletedProcess (text)."""
+    import contextlib
+    import io
+    import runpy
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.argv
+    code = 0
+    try:
+        sys.argv = argv
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(str(REPO / argv[0]), run_name="__main__")
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        sys.argv = old
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 _PREPARED: dict[tuple, Path] = {}
 
 

@@ -1,10 +1,16 @@
-"""A real Axolotl run on CPU: prepare data, 4-bit QLoRA a tiny Llama built here, checkpoints, adapter, answers."""
+"""A real Axolotl run on CPU: prepare data, 4-bit QLoRA a tiny Llama built here, killed and resumed, checkpoints,
+adapter, answers, make eval's steps."""
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
-from conftest import EMBEDDED_MODEL, prepare_demo_data, run_script
+from conftest import EMBEDDED_MODEL, ENV, REPO, prepare_demo_data, run_main, run_script
 
 from medqa.decoding import GenerationSettings
 from medqa.generation import generate_answers
@@ -23,32 +29,48 @@ def test_embedded_model_has_the_gguf_eos_and_pad():
 
 @pytest.mark.slow
 def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
+    """Killed (SIGKILL) after its first checkpoint, the run resumes from its newest complete one and ends at the
+    same step, keeping the history from before; a hub token in the environment is never printed or written; a
+    finished run is never overwritten. Then the run is loaded, answers, and make eval's steps score it."""
     data, run = tmp_path / "data", tmp_path / "run"
     prepare_demo_data(data)
+    args = [
+        "scripts/finetune.py", "recipes/smollm2-135m/qlora.yml", "--data", data, "--output-dir", run,
+        "--set", f"base_model={tiny_model}", "--set", "max_steps=4", "--set", "save_steps=2", "--set", "eval_steps=2",
+        "--set", "logging_steps=1", "--set", "sequence_len=128",
+    ]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 600
+    while not (run / "checkpoint-2" / "trainer_state.json").is_file():
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "adapter_model.safetensors").is_file()
+    done = sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*") if (p / "trainer_state.json").is_file())
+    before = json.loads((run / f"checkpoint-{done[-1]}" / "trainer_state.json").read_text())
+    half = run / "checkpoint-3"  # a save the kill interrupted: weights written, state not
+    half.mkdir(exist_ok=True)
+    (half / "adapter_model.safetensors").write_bytes(b"partial")
 
-    result = run_script(
-        "scripts/finetune.py",
-        "recipes/smollm2-135m/qlora.yml",
-        "--data",
-        data,
-        "--output-dir",
-        run,
-        "--set",
-        f"base_model={tiny_model}",
-        "--set",
-        "max_steps=4",
-        "--set",
-        "save_steps=2",
-        "--set",
-        "eval_steps=2",
-        "--set",
-        "logging_steps=1",
-        "--set",
-        "sequence_len=128",
-    )
+    secret = "hf_medqaTestSecretNeverToBeWritten"
+    result = run_script(*args, env={**ENV, "HF_TOKEN": secret})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert secret not in result.stdout + result.stderr
+    for path in run.rglob("*"):  # logs, recipe.yml, trainer state, TensorBoard events
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert f"resuming from {run / f'checkpoint-{done[-1]}'}" in result.stdout
     # quiet: the trainer's losses show, Axolotl's INFO log (its whole resolved config first) does not
     assert "'loss':" in result.stdout and '"base_model":' not in result.stdout + result.stderr
+    after = json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())
+    history = {e["step"]: e["loss"] for e in after["log_history"] if "loss" in e}
+    assert all(history[e["step"]] == e["loss"] for e in before["log_history"] if "loss" in e)  # kept
+    again = run_script(*args)
+    assert again.returncode == 2 and "holds a finished run" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
 
     # checkpoints every save_steps, the final adapter, the resolved recipe, TensorBoard logs
     for step in (2, 4):
@@ -88,7 +110,7 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     # make eval's steps on the same run: generate with both models, score the paired difference, report
     ev = tmp_path / "eval"
     for which in ("base", "tuned"):
-        result = run_script(
+        result = run_main(
             "eval/generate.py",
             run,
             "--model",
@@ -116,7 +138,7 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     assert len(rows) == 3 and set(rows[0]) == fields
     assert rows[0]["settings"]["prompt"] == "run" and rows[0]["settings"]["weights"] == "merged"
     assert math.isfinite(json.loads((ev / "tuned.meta.json").read_text())["reference_perplexity"])
-    result = run_script("eval/score.py", ev / "tuned.jsonl", "--baseline", ev / "base.jsonl", "--out", ev)
+    result = run_main("eval/score.py", ev / "tuned.jsonl", "--baseline", ev / "base.jsonl", "--out", ev)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((ev / "metrics.json").read_text())
     assert metrics["n"] == 3 and set(metrics["delta"]) == set(metrics["metrics"])
@@ -131,7 +153,7 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
         )
     )
     assert (
-        run_script(
+        run_main(
             "scripts/prepare_data.py",
             people,
             "--out",
@@ -146,13 +168,13 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     pv = tmp_path / "people-eval"
     for which in ("base", "tuned"):
         args = ("--model", which, "--data", tmp_path / "people", data, "--split", "test", "--max-new-tokens", "5")
-        result = run_script("eval/generate.py", run, *args, "--no-perplexity", "--out", pv / f"{which}.jsonl")
+        result = run_main("eval/generate.py", run, *args, "--no-perplexity", "--out", pv / f"{which}.jsonl")
         assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in (pv / "tuned.jsonl").read_text().splitlines()]
     assert [r["id"].split("/")[0] for r in rows] == ["people"] * 2 + [data.name] * (len(rows) - 2)
     assert len(rows[0]["references"]) == 2 and "references" not in rows[-1]
-    assert run_script("eval/score.py", pv / "tuned.jsonl", "--baseline", pv / "base.jsonl", "--out", pv).returncode == 0
-    result = run_script("eval/report.py", ev, pv, "--run", run)
+    assert run_main("eval/score.py", pv / "tuned.jsonl", "--baseline", pv / "base.jsonl", "--out", pv).returncode == 0
+    result = run_main("eval/report.py", ev, pv, "--run", run)
     assert result.returncode == 0, result.stderr[-3000:]
     assert {"report.md", "metrics.png", "loss.png", "lengths.png"} <= {p.name for p in (ev / "report").iterdir()}
     summary = (run / "eval" / "report.md").read_text()

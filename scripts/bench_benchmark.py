@@ -18,24 +18,10 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from medqa import benchmark  # noqa: E402
-from medqa.bench.random_model import SHAPES, TOKENIZER  # noqa: E402
+from medqa.bench.random_model import SHAPES, build_model  # noqa: E402
 from medqa.bench.report import write_section  # noqa: E402
 from medqa.errors import UserError, cli  # noqa: E402
 from medqa.fsutil import report_stem  # noqa: E402
-
-
-def random_model(shape: str):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         max_position_embeddings=4096, rms_norm_eps=1e-5, **SHAPES[shape])  # fmt: skip
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(config).to(torch.bfloat16)
-    return model.eval(), tokenizer
 
 
 def table(rows: list[dict]) -> str:
@@ -68,7 +54,8 @@ def main():
     tasks = args.tasks.split(",")
     configs = benchmark.task_configs(tasks, args.data)
     start = time.perf_counter()
-    model, tokenizer = random_model(args.make_model)
+    model, tokenizer = build_model(args.make_model)
+    model.eval()
     built = time.perf_counter() - start
     rows = []
     for label in ("base", "tuned"):

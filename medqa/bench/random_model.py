@@ -31,8 +31,9 @@ SHAPES = {
 }
 
 
-def make_model(shape: str, out: Path, tokenizer: Path = TOKENIZER) -> None:
-    """A model of this shape with random weights, saved with the embedded tokenizer (vocabulary sized to it)."""
+def build_model(shape: str, tokenizer: Path = TOKENIZER):
+    """A model of this shape with random weights (bf16 on the GPU, fp32 on a CPU) and the embedded tokenizer, the
+    vocabulary sized to it."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -48,8 +49,16 @@ def make_model(shape: str, out: Path, tokenizer: Path = TOKENIZER) -> None:
     torch.manual_seed(0)
     with torch.device(device):
         model = LlamaForCausalLM(config).to(torch.bfloat16 if device == "cuda" else torch.float32)
+    return model, tokenizer
+
+
+def make_model(shape: str, out: Path, tokenizer: Path = TOKENIZER) -> None:
+    """build_model's model, saved with its tokenizer."""
+    import torch
+
+    model, tokenizer = build_model(shape, tokenizer)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     del model
-    if device == "cuda":  # the bench's processes measure the card: give this process's share back
+    if torch.cuda.is_available():  # the bench's processes measure the card: give this process's share back
         torch.cuda.empty_cache()

@@ -13,6 +13,7 @@ from medqa.data import looks_like_hub_id
 from medqa.decoding import GenerationSettings, generation_config
 from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir
+from medqa.integrity import check_folder
 from medqa.models import quiet_tokenizer
 from medqa.recipe import RUN_RECIPE
 from medqa.report import set_label
@@ -293,6 +294,7 @@ def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:
     if merged_dir is not None:
         if not (merged_dir / "config.json").is_file():
             raise UserError(merged_dir, "no merged model here (run `make merge RUN=...` first)")
+        check_folder(merged_dir, "the merged model is damaged: remove the folder and run make merge again")
         folder, patterns, card = merged_dir, None, model_card(run, merged=True, model_id=repo)
     else:
         folder, patterns, card = run.adapter, list(ADAPTER_FILES), model_card(run)  # an unfinished run: one line

@@ -147,3 +147,16 @@ def test_report_on_damaged_eval_outputs(name, tmp_path, capsys):
         code, err = run_in_process(["eval/report.py", str(folder), "--run", str(tmp_path / "run")], capsys)
         assert code == 2 and name in err and "Traceback" not in err, (name, how, err[-1500:])
         assert not (folder / "report").exists()
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors", "generation_config.json"])
+def test_push_of_a_damaged_merged_model(name, tmp_path, tiny_run, tiny_model, capsys, monkeypatch):
+    """make push MERGED=1 reads the merged folder: a damaged file there is one line, before any upload."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    merged = tmp_path / "merged"
+    shutil.copytree(tiny_model, merged)
+    (merged / "generation_config.json").write_text(json.dumps({"do_sample": False}))
+    damage(merged / name, "cut" if name != "config.json" else "garbage")
+    code, err = run_in_process(["scripts/push.py", str(tiny_run), "--repo", "user/model", "--merged", str(merged)],
+                               capsys)  # fmt: skip
+    assert code == 2 and name in err and "Traceback" not in err, err[-1500:]

@@ -117,11 +117,15 @@ class Run:
         return str(cfg.torch_dtype).removeprefix("torch.")
 
 
+def checkpoints(out: Path) -> list[Path]:
+    """The trainer's checkpoint-N folders, oldest first."""
+    found = [p for p in Path(out).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
 def complete_checkpoints(out: Path) -> list[Path]:
     """Checkpoints whose save finished (the trainer writes trainer_state.json last) and whose state reads."""
-    found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    sound = (p for p in found if problem(p / "trainer_state.json") is None)
-    return sorted(sound, key=lambda p: int(p.name.split("-")[-1]))
+    return [p for p in checkpoints(out) if problem(p / "trainer_state.json") is None]
 
 
 def resume_point(cfg: dict, out: Path) -> Path | None:
@@ -149,10 +153,8 @@ def resume_point(cfg: dict, out: Path) -> Path | None:
 def newest_sound_checkpoint(out: Path) -> Path | None:
     """The newest checkpoint the trainer can resume from; a damaged newer one is skipped, in one line. Checkpoints
     that are all damaged: one line, and nothing starts."""
-    found = sorted((p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]))  # fmt: skip
     skipped = []
-    for checkpoint in reversed(found):
+    for checkpoint in reversed(checkpoints(out)):
         why = checkpoint_problem(checkpoint)
         if why is None:
             for bad, reason in skipped:

@@ -87,13 +87,21 @@ def task_configs(tasks: list[str], data_dir: Path | None = None, hub: bool | Non
     return configs
 
 
-@functools.lru_cache(maxsize=1)
-def task_manager():
-    """lm-eval's index of its stock tasks (it reads every task YAML it ships, ~10 s): built once a process, for
-    every model scored in it."""
+STOCK = ("medqa", "medmcqa", "pubmedqa", "mmlu/default")  # the stock task folders eval/tasks/ builds on
+
+
+@functools.lru_cache(maxsize=2)
+def task_manager(hub: bool | None = None):
+    """lm-eval's index of its stock tasks, built once a process. Online it indexes every task lm-eval ships (it
+    reads each YAML: seconds); offline, only the folders of the stock tasks the configs in eval/tasks/ name."""
+    from lm_eval import tasks
     from lm_eval.tasks import TaskManager
 
-    return TaskManager()
+    hub = not offline() if hub is None else hub
+    if hub:
+        return TaskManager()
+    root = Path(tasks.__file__).parent
+    return TaskManager(include_path=[str(root / folder) for folder in STOCK], include_defaults=False)
 
 
 def evaluate(model, tokenizer, tasks: list, limit: int | None = None, batch_size="auto") -> dict:
@@ -119,7 +127,7 @@ def evaluate(model, tokenizer, tasks: list, limit: int | None = None, batch_size
         num_fewshot=0,
         limit=limit,
         log_samples=True,
-        task_manager=task_manager(),
+        task_manager=task_manager(any(isinstance(t, str) for t in tasks)),
     )
     results["medqa"] = {
         "seconds": round(time.perf_counter() - start, 1),

@@ -51,8 +51,8 @@ def test_offline_task_builds_what_the_stock_task_builds(task):
     from lm_eval.tasks import get_task_dict
     from lm_eval.utils import apply_template
 
-    stock = benchmark.task_manager()._get_config(task)  # lm-eval's own YAML, its functions loaded
-    [local] = get_task_dict(benchmark.task_configs([task], hub=False), benchmark.task_manager()).values()
+    stock = benchmark.task_manager(hub=True)._get_config(task)  # lm-eval's own index and YAML, its functions loaded
+    [local] = get_task_dict(benchmark.task_configs([task], hub=False), benchmark.task_manager(hub=False)).values()
     row = first_row(task)
     doc = next(d for d in local.test_docs() if d["question"] == row["question"])
     hub = hub_row(task, row)
@@ -75,7 +75,7 @@ def test_offline_task_builds_what_the_stock_task_builds(task):
 def test_offline_tasks_hold_the_leaderboard_sets():
     from lm_eval.tasks import get_task_dict
 
-    tasks = get_task_dict(benchmark.task_configs(list(benchmark.TASKS), hub=False), benchmark.task_manager())
+    tasks = get_task_dict(benchmark.task_configs(list(benchmark.TASKS), hub=False), benchmark.task_manager(hub=False))
     sizes = {name: len(task.test_docs()) for name, task in tasks.items()}
     stock = {name: b.questions for name, b in benchmark.BENCHMARKS.items()}
     assert sizes == {**stock, "medmcqa": 2816}  # the file holds 2,816 of MedMCQA's 4,183 validation questions
@@ -150,7 +150,7 @@ def test_scores_are_lm_evals_own(tiny_model):
     model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
     ours = benchmark.evaluate(model, tokenizer, configs, limit=3, batch_size=4)
     theirs = simple_evaluate(model="hf", model_args=f"pretrained={tiny_model},device=cpu", tasks=configs, limit=3,
-                             batch_size=4, log_samples=True, task_manager=benchmark.task_manager())  # fmt: skip
+                             batch_size=4, log_samples=True, task_manager=benchmark.task_manager(hub=True))  # fmt: skip
     for task in ("pubmedqa", "mmlu_anatomy"):
         a = [r[0] for s in ours["samples"][task] for r in s["filtered_resps"]]
         b = [r[0] for s in theirs["samples"][task] for r in s["filtered_resps"]]

@@ -57,6 +57,9 @@ def main():
     args = parser.parse_args()
 
     run = Run.open(args.run)
+    adapter = None  # the run's own files first: a damaged or unfinished run is said before its data is read
+    if args.model == "tuned":
+        adapter = run.adapter if args.epoch is None else run.epoch_adapter(args.epoch)
     folders = args.data or [run.data_dir]
     rows = []
     for data in folders:
@@ -66,9 +69,7 @@ def main():
         rows += [{**r, "id": f"{data.name}/{r['id']}"} for r in part] if len(folders) > 1 else part
     rows = rows[: args.n]
     settings = from_arguments(args)
-    adapter = None
-    if args.model == "tuned":
-        adapter = run.adapter if args.epoch is None else run.epoch_adapter(args.epoch)
+    if adapter is not None:
         model, tokenizer = run.load_model(args.weights, adapter)
     else:
         model, tokenizer = load_model(run.base_model, dtype=run.dtype)

@@ -39,6 +39,7 @@ def main():
     parser.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens)
     args = parser.parse_args()
     run = Run.open(args.run)
+    run.adapter  # noqa: B018  (an unfinished run: one line, before its data is read)
     data = args.data or run.data_dir
     rows = read_jsonl(data / "train.jsonl")[: args.n]
     if not rows:

@@ -120,7 +120,7 @@ def main():
     for t in summary["tasks"]:
         accs = "  ".join(f"{m} {100 * t['models'][m]['acc']:.1f}" for m in models)
         flag = [m for m in models if t["models"][m]["like_majority"]]
-        note = f"  (like always {t['majority']['answer']}: {', '.join(flag)})" if flag else ""
+        note = f"  (indistinguishable from always {t['majority']['answer']}: {', '.join(flag)})" if flag else ""
         print(f"  {t['task']:28s} n={t['n']:<5d} {accs}  majority {100 * t['majority']['acc']:.1f}{note}")
     sys.stdout.flush()
 

@@ -26,6 +26,7 @@ import numpy as np
 from medqa import quiet
 from medqa.errors import UserError
 from medqa.fsutil import atomic_dir, atomic_write_text
+from medqa.integrity import problem, read_json
 from medqa.scoring import bootstrap_ci
 
 TASK_DIR = Path("eval/tasks")  # relative to the repository root, where make runs
@@ -55,6 +56,7 @@ BENCHMARKS = {
     },
 }
 TASKS = tuple(BENCHMARKS)  # the leaderboard's nine, the default
+AGAIN = "run make benchmark again"
 ONE_OPTION = 0.9  # a model that gives one option this often is read as having a preference, not knowledge
 
 
@@ -154,14 +156,10 @@ def save(out: Path, results: dict, meta: dict) -> Path:
 
 
 def done(out: Path, meta: dict) -> bool:
-    """Whether `out` holds a finished evaluation of the same request."""
-    path = out / "benchmark.json"
-    if not (path.is_file() and (out / "results.json").is_file()):
+    """Whether `out` holds a finished evaluation of the same request (a damaged one is done again)."""
+    if problem(out / "results.json") or problem(out / "benchmark.json"):
         return False
-    try:
-        return json.loads(path.read_text()) == meta
-    except ValueError:
-        return False
+    return read_json(out / "benchmark.json") == meta
 
 
 # --------------------------------------------------------------------------- the comparison
@@ -175,7 +173,7 @@ def _continuation(argument) -> str:
 def _samples(folder: Path, task: str) -> dict[int, dict]:
     path = folder / f"samples_{task}.jsonl"
     if not path.is_file():
-        raise UserError(path, "missing: run make benchmark again")
+        raise UserError(path, f"missing: {AGAIN}")
     rows = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
@@ -189,16 +187,25 @@ def _samples(folder: Path, task: str) -> dict[int, dict]:
                 "acc": float(row["acc"]),
             }
         except (ValueError, KeyError, TypeError, IndexError):
-            raise UserError(path, f"line {number} is not one of lm-eval's samples: run make benchmark again") from None
+            raise UserError(path, f"line {number} is not one of lm-eval's samples: {AGAIN}") from None
     return rows
 
 
 def _results(folder: Path) -> dict:
-    path = folder / "results.json"
+    return read_json(folder / "results.json", AGAIN)
+
+
+def run_summary(run: Path) -> dict | None:
+    """RUN/benchmark/summary.json, where make benchmark has scored the run's tuned model (for the card and the eval
+    report); a damaged one is one line."""
+    path = Path(run) / "benchmark" / "summary.json"
+    if not path.is_file():
+        return None
+    summary = read_json(path, AGAIN)
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise UserError(path, "missing or not JSON: run make benchmark again") from None
+        return summary if "tuned" in summary["models"] else None
+    except (KeyError, TypeError):
+        raise UserError(path, f"not make benchmark's summary: {AGAIN}") from None
 
 
 def _ci(values: np.ndarray) -> list[float]:

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from medqa.benchmark import card_lines, card_results
+from medqa.benchmark import card_lines, card_results, run_summary
 from medqa.data import looks_like_hub_id
 from medqa.decoding import GenerationSettings, generation_config
 from medqa.errors import UserError, first_line
@@ -176,7 +176,7 @@ def model_card(
     settings = settings or GenerationSettings()
     recipe = run.recipe
     license_ = base["license"] or "other"
-    bench = benchmark_summary(run)
+    bench = run_summary(run.path)
     title = card_title(run, base, data)
     meta = ModelCardData(
         model_name=title if bench else None,
@@ -255,18 +255,6 @@ def model_card(
     if bench:
         lines += ["", "## Benchmarks", "", *card_lines(bench)]
     return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
-
-
-def benchmark_summary(run: Run) -> dict | None:
-    """RUN/benchmark/summary.json (make benchmark), where it scored the tuned model."""
-    path = run.path / "benchmark" / "summary.json"
-    if not path.is_file():
-        return None
-    try:
-        summary = json.loads(path.read_text())
-        return summary if "tuned" in summary["models"] else None
-    except (ValueError, KeyError, TypeError):
-        raise UserError(path, "not make benchmark's summary: run make benchmark again") from None
 
 
 def merge(run: Run, out: Path, settings: GenerationSettings | None = None) -> Path:

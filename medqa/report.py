@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medqa.errors import UserError
+from medqa.benchmark import card_lines, run_summary
 from medqa.facts import mark_unsupported
 from medqa.fsutil import atomic_dir, atomic_write_text
 from medqa.runs import complete_checkpoints
@@ -173,21 +173,15 @@ def write_summary(run: Path, sets: list[tuple[Path, dict, dict]]) -> Path:
             f"Answers side by side: [{folder.name}]({folder.name}/report/report.md)",
             "",
         ]
-    bench = Path(run) / "benchmark" / "summary.json"
-    if bench.is_file():  # make benchmark's, where it has run
-        from medqa.benchmark import card_lines
-
-        try:
-            summary = json.loads(bench.read_text())
-            lines += [
-                "## Benchmarks",
-                "",
-                *card_lines(summary),
-                "",
-                "Per task and model: [benchmark](../benchmark/report.md)",
-            ]
-        except (ValueError, KeyError, TypeError):
-            raise UserError(bench, "not make benchmark's summary: run make benchmark again") from None
+    summary = run_summary(run)  # make benchmark's, where it has run
+    if summary:
+        lines += [
+            "## Benchmarks",
+            "",
+            *card_lines(summary),
+            "",
+            "Per task and model: [benchmark](../benchmark/report.md)",
+        ]
     out = Path(run) / "eval" / "report.md"
     atomic_write_text(out, "\n".join(lines) + "\n")
     return out

@@ -35,25 +35,26 @@ def run_script(*args, cwd=REPO, timeout=900, env=None):
     )
 
 
-def run_main(*args):
+def run_main(*args, input=None):
     """Run a project script as `make` runs it (the file as __main__), in this test process: the same code path as
-    run_script without a new interpreter's imports. Returns a CompletedProcess (text)."""
+    run_script without a new interpreter's imports (`input`: its standard input). Returns a CompletedProcess
+    (text)."""
     import contextlib
     import io
     import runpy
 
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
-    old = sys.argv
+    old_argv, old_stdin = sys.argv, sys.stdin
     code = 0
     try:
-        sys.argv = argv
+        sys.argv, sys.stdin = argv, io.StringIO(input or "")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             runpy.run_path(str(REPO / argv[0]), run_name="__main__")
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     finally:
-        sys.argv = old
+        sys.argv, sys.stdin = old_argv, old_stdin
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, prepare_demo_data, run_script
+from conftest import REPO, prepare_demo_data, run_main, run_script
 
 from medqa.checks import LORA_KERNELS
 from medqa.errors import UserError
@@ -132,10 +132,11 @@ def test_bad_specs_are_refused_in_one_line(tmp_path, change, problem):
 
 
 @pytest.mark.slow
-def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
-    """The whole round on CPU with a tiny model: a run that saves each epoch, an earlier epoch of it, a preference
-    stage started from it (merge, self-play pairs, DPO), decodings, the choice and the tables (the base model's
-    answers: test_end_to_end)."""
+def test_driver_trains_answers_and_tabulates(tmp_path, tiny_model):
+    """The whole round on CPU with a tiny model, every job a process of its own as on a GPU: a run that saves each
+    epoch, an earlier epoch of it, a preference stage started from it (merge, self-play pairs, DPO with Axolotl),
+    the answers of each, and the table (decoding levers, the test split and the choice: the table test below; the
+    base model's answers: test_end_to_end)."""
     data = prepare_demo_data(tmp_path / "data", "--limit", "48")  # 48 training rows: a few steps an epoch
     spec = {
         "recipe": "recipes/smollm2-135m/qlora.yml",
@@ -154,7 +155,6 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
         "levers": [
             {"name": "reference", "about": "the recipe", "set": {"num_epochs": 2, "saves_per_epoch": 1}},
             {"name": "epoch-1", "about": "1 epoch", "model": "reference", "epoch": 1},
-            {"name": "rep", "about": "repetition penalty", "model": "reference", "decode": {"repetition_penalty": 1.3}},
             {
                 "name": "dpo",
                 "about": "preference stage",
@@ -164,8 +164,6 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
                 "set": {"num_epochs": 1, "save_strategy": "no"},
             },
         ],
-        "choose": {"greedy": "reference", "candidates": ["reference", "rep"], "max_loop_rate": 1.0},
-        "test": {"n": 2, "levers": ["reference"]},
     }
     path = tmp_path / "spec.yml"
     path.write_text(yaml.safe_dump(spec))
@@ -180,30 +178,75 @@ def test_driver_trains_answers_resumes_and_tabulates(tmp_path, tiny_model):
         "train-dpo",
         "generate-val-reference",
         "generate-val-epoch-1",
-        "generate-val-rep",
         "generate-val-dpo",
-        "generate-test-reference",
     } and all(j["rc"] == 0 for j in jobs.values())
-    rows = [json.loads(x) for x in (work / "preds" / "val" / "rep.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and rows[0]["settings"]["repetition_penalty"] == 1.3
     epoch_1 = json.loads((work / "preds" / "val" / "epoch-1.meta.json").read_text())
     assert epoch_1["model"].endswith("checkpoint-" + epoch_1["model"].rsplit("-", 1)[1])
+    assert epoch_1["model"] != json.loads((work / "preds" / "val" / "reference.meta.json").read_text())["model"]
     pairs = [json.loads(x) for x in (work / "pairs" / "reference-spin" / "train.jsonl").read_text().splitlines()]
     assert len(pairs) == 8 and set(pairs[0]) == {"id", "prompt", "chosen", "rejected", "rule"}
     dpo = load_recipe(work / "runs" / "dpo" / "recipe.yml")
     assert dpo["rl"] == "dpo" and dpo["base_model"] == str(work / "runs" / "reference" / "merged")
+    assert (work / "runs" / "dpo" / "adapter_model.safetensors").is_file()
 
     out = tmp_path / "table" / "levers"
-    result = run_script("eval/levers.py", "table", path, "--work", work, "--out", out)
+    result = run_main("eval/levers.py", "table", path, "--work", work, "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     table = json.loads(out.with_suffix(".json").read_text())
-    assert [r["name"] for r in table["rows"]] == ["reference", "epoch-1", "rep", "dpo"]
-    assert table["rows"][0]["delta"] is None and "invented_numbers" in table["rows"][2]["delta"]
-    assert table["rows"][-1]["compared_with"] == "reference" and table["rows"][2]["identical"] is not None
-    assert table["choice"]["winner"] in {"reference", "rep"}
+    assert [r["name"] for r in table["rows"]] == ["reference", "epoch-1", "dpo"] and not table["missing"]
+    assert [r["compared_with"] for r in table["rows"]] == [None, "reference", "reference"]
+    assert all(r["n"] == 3 for r in table["rows"])
+
+
+def answers(path, predictions, questions=("What is asthma?", "What causes gout?", "Is flu spread by air?")):
+    """An answer file as eval/generate.py writes it, with these predictions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"id": f"q{i}", "question": q, "reference": f"{q.split()[-1][:-1]} is a common condition.", "prediction": p}
+        for i, (q, p) in enumerate(zip(questions, predictions, strict=True))
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_table_compares_each_lever_and_chooses_the_decoding_by_rule(tmp_path):
+    """make levers' table from answer files: each lever paired with the reference (how many answers are the same),
+    the decoding rule refusing a candidate that invents numbers more often than greedy decoding, and the test
+    split tabled apart."""
+    spec = {
+        "recipe": "recipes/smollm2-135m/qlora.yml",
+        "split": "val",
+        "levers": [
+            {"name": "reference", "about": "the recipe"},
+            {"name": "rep", "about": "repetition penalty", "model": "reference", "decode": {"repetition_penalty": 1.3}},
+            {"name": "sampled", "about": "sampling", "model": "reference", "decode": {"temperature": 0.7}},
+        ],
+        "choose": {"greedy": "reference", "candidates": ["reference", "rep", "sampled"], "max_loop_rate": 1.0},
+        "test": {"n": 3, "levers": ["reference"]},
+    }
+    path = tmp_path / "spec.yml"
+    path.write_text(yaml.safe_dump(spec))
+    work = tmp_path / "work"
+    same = ["Asthma is a common condition.", "Gout is common.", "Flu is a common condition."]
+    answers(work / "preds" / "val" / "reference.jsonl", same)
+    answers(work / "preds" / "val" / "rep.jsonl", [same[0], "Gout is a common condition.", same[2]])
+    answers(work / "preds" / "val" / "sampled.jsonl", ["Asthma affects 30 in 100 people.", *same[1:]])
+    answers(work / "preds" / "test" / "reference.jsonl", same)
+    out = tmp_path / "table" / "levers"
+    result = run_main("eval/levers.py", "table", path, "--work", work, "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = json.loads(out.with_suffix(".json").read_text())
+    rows = {r["name"]: r for r in table["rows"]}
+    assert list(rows) == ["reference", "rep", "sampled"] and rows["reference"]["delta"] is None
+    assert rows["rep"]["compared_with"] == "reference" and rows["rep"]["identical"] == 2
+    assert rows["rep"]["decode"]["repetition_penalty"] == 1.3 and "invented_numbers" in rows["rep"]["delta"]
+    assert rows["sampled"]["metrics"]["invented_numbers"]["mean"] == pytest.approx(1 / 3)
+    verdicts = {v["name"]: v for v in table["choice"]["candidates"]}
+    assert not verdicts["sampled"]["eligible"] and "invents numbers in 33.3% of answers" in verdicts["sampled"]["why"]
+    assert verdicts["rep"]["eligible"] and table["choice"]["winner"] == "rep"  # the better ROUGE-L of the two left
     md = out.with_suffix(".md").read_text()
     assert "| rep | repetition penalty | reference |" in md and "Decoding chosen by rule" in md
-    assert (tmp_path / "table" / "levers-test.md").is_file()
+    test = json.loads((tmp_path / "table" / "levers-test.json").read_text())
+    assert [r["name"] for r in test["rows"]] == ["reference"] and "choice" not in test
 
 
 BOOKKEEPING = {
@@ -278,13 +321,13 @@ def test_a_job_waits_for_the_run_of_another_runner(tmp_path):
     import threading
 
     marker = tmp_path / "train-b"
-    train = Job("train-b", [sys.executable, "-c", f"import time; time.sleep(3); open({str(marker)!r}, 'w')"], marker)
+    train = Job("train-b", [sys.executable, "-c", f"import time; time.sleep(1); open({str(marker)!r}, 'w')"], marker)
     answer = tmp_path / "generate-b"
     generate = Job("generate-b", [sys.executable, "-c", f"open({str(answer)!r}, 'w')"], answer, ("train-b",))
     jobs = [train, generate]
     waiting = threading.Thread(target=run_jobs, args=(jobs, tmp_path / "w", 1, 0, 60, {"generate-b"}))
     waiting.start()
-    time.sleep(1)
+    time.sleep(0.5)
     assert not answer.exists()  # nothing to answer with yet
     run_jobs(jobs, tmp_path / "w", 1, 0, 60, {"train-b"})
     waiting.join(timeout=30)

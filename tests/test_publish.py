@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import run_script
+from conftest import run_main
 
 from medqa.errors import UserError
 from medqa.inference import load_model
@@ -21,7 +21,7 @@ def test_merged_model_is_the_model_make_eval_scores(tmp_path, tiny_run):
     """make merge writes the weights make eval scores (the adapter merged into the dequantised NF4 weights: one
     path), with the run's tokenizer, recipe, generation config and card, and nothing else of ours."""
     out = tmp_path / "merged"
-    result = run_script("scripts/merge.py", tiny_run, "--out", out)
+    result = run_main("scripts/merge.py", tiny_run, "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "quantization_config" not in json.loads((out / "config.json").read_text())
     assert not list(out.glob("adapter_*")) and not (out / "medqa_build.json").exists()
@@ -49,26 +49,15 @@ def test_merged_model_is_the_model_make_eval_scores(tmp_path, tiny_run):
     assert gen.eos_token_id == tokenizer.eos_token_id and gen.do_sample is False and not gen.stop_strings
     assert json.loads((out / "tokenizer_config.json").read_text())["clean_up_tokenization_spaces"] is False
 
-    again = run_script("scripts/merge.py", tiny_run, "--out", out)  # an existing folder is never overwritten
+    again = run_main("scripts/merge.py", tiny_run, "--out", out)  # an existing folder is never overwritten
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
 
 
 def test_ask_answers_one_question_and_a_stream_of_them(tiny_run):
-    one = run_script("scripts/ask.py", tiny_run, "-q", QUESTION, "--max-new-tokens", "4")
+    one = run_main("scripts/ask.py", tiny_run, "-q", QUESTION, "--max-new-tokens", "4")
     assert one.returncode == 0 and one.stdout.strip(), one.stderr[-2000:]
-    import subprocess
-    import sys
-
-    from conftest import ENV, REPO
-
-    loop = subprocess.run(
-        [sys.executable, "scripts/ask.py", str(tiny_run), "--max-new-tokens", "4"],
-        input="What is asthma?\nWhat is flu?\n\nnever asked\n",
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    loop = run_main(
+        "scripts/ask.py", tiny_run, "--max-new-tokens", "4", input="What is asthma?\nWhat is flu?\n\nnever asked\n"
     )
     assert loop.returncode == 0, loop.stderr[-2000:]
     assert len([line for line in loop.stdout.split("\n\n") if line.strip()]) == 2  # stops at the empty line
@@ -162,7 +151,7 @@ def test_push_offline_or_failing_is_one_line(tiny_run, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match="HF_HUB_OFFLINE=1"):
         push(Run.open(tiny_run), "someone/medqa-tiny", api=FakeHub())
-    result = run_script("scripts/push.py", tiny_run, "--repo", "someone/medqa-tiny")  # the tests run offline
+    result = run_main("scripts/push.py", tiny_run, "--repo", "someone/medqa-tiny")  # HF_HUB_OFFLINE=1
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
 
     class Down(FakeHub):
@@ -192,7 +181,7 @@ def smollm2_merged(tmp_path_factory):
     model = AutoModelForCausalLM.from_pretrained(EMBEDDED_MODEL)
     get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear")).save_pretrained(run)
     recipe_tokenizer(recipe).save_pretrained(run)
-    result = run_script("scripts/merge.py", run, "--out", run / "merged")
+    result = run_main("scripts/merge.py", run, "--out", run / "merged")
     assert result.returncode == 0, result.stderr[-2000:]
     return run / "merged"
 
@@ -216,13 +205,17 @@ def test_the_cards_snippets_run_as_written_with_plain_transformers(smollm2_merge
     card = (smollm2_merged / "README.md").read_text()
     snippets = card_snippets(card)
     assert len(snippets) == 2 and "pipeline(" in snippets[0] and "model.generate(**inputs)" in snippets[1]
-    for snippet in snippets:
-        done = subprocess.run(
-            [sys.executable, "-c", snippet], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert done.stdout.strip() and not any(t in done.stdout for t in TEMPLATE_TEXT), done.stdout
-        assert "stop strings" not in done.stderr
+    # one plain interpreter runs each snippet's text, as written, in a namespace of its own
+    each = "import sys\nfor code in sys.argv[1:]:\n    exec(code, {'__name__': '__main__'})\n    print('=' * 40)"
+    done = subprocess.run(
+        [sys.executable, "-c", each, *snippets], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = done.stdout.split("=" * 40)
+    assert len(printed) == 3 and not printed[2].strip()
+    for answer in printed[:2]:
+        assert answer.strip() and not any(t in answer for t in TEMPLATE_TEXT), done.stdout
+    assert "stop strings" not in done.stderr
     scope: dict = {}
     exec(snippets[1], scope)  # the same calls here, to read where generation stopped
     new = scope["output"][0, scope["inputs"]["input_ids"].shape[1] :].tolist()

@@ -16,16 +16,11 @@ EMBEDDED_MODEL = REPO / "models" / "SmolLM2-135M-Instruct"
 RECIPES = sorted(  # every recipe, the baselines and the preference stage included (not the lever studies' records)
     p for p in (REPO / "recipes").rglob("*.yml") if "\nbase_model:" in "\n" + p.read_text() and "levers" not in p.parts
 )
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "AXOLOTL_DO_NOT_TRACK": "1",
-    "WANDB_MODE": "disabled",
-    "TOKENIZERS_PARALLELISM": "false",
-    # make test runs two workers on two cores: one thread and no dataset worker processes each
-    "OMP_NUM_THREADS": "1",
-    "AXOLOTL_DATASET_NUM_PROC": "1",
-}
+# as make sets them, before any library reads them, for the scripts run here (run_main) and those they start
+os.environ.update(HF_HUB_OFFLINE="1", AXOLOTL_DO_NOT_TRACK="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false")
+# make test runs two workers on two cores: one thread and no dataset worker processes each
+os.environ.update(OMP_NUM_THREADS="1", AXOLOTL_DATASET_NUM_PROC="1")
+ENV = dict(os.environ)
 
 
 def run_script(*args, cwd=REPO, timeout=900, env=None):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import ENV, REPO, prepare_demo_data
+from conftest import prepare_demo_data, run_main
 
 from medqa.bench.contenders import axolotl_cfg
 from medqa.bench.meter import real_tokens
@@ -22,35 +22,24 @@ def test_padding_is_a_pad_id_without_a_label():
 
 
 @pytest.mark.slow
-def test_bench_runs_and_counts_what_was_trained(tmp_path):
+def test_bench_runs_and_counts_what_was_trained(tmp_path, monkeypatch):
     data = tmp_path / "data"
     prepare_demo_data(data, "--limit", "48")
-    env_warmup = {**ENV, "MEDQA_BENCH_WARMUP": "1"}
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [
-            sys.executable,
-            "scripts/bench.py",
-            "--make-model",
-            "tiny",
-            "--model",
-            tmp_path / "model",
-            "--data",
-            data,
-            "--out",
-            tmp_path / "bench",
-            "--steps",
-            "6",
-            "--runs",
-            "seed,recipe+sequence_len=256",  # 48 short rows: at 4,096 they would not fill one packed batch
-        ],
-        cwd=REPO,
-        env=env_warmup,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    monkeypatch.setenv("MEDQA_BENCH_WARMUP", "1")
+    result = run_main(
+        "scripts/bench.py",
+        "--make-model",
+        "tiny",
+        "--model",
+        tmp_path / "model",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "bench",
+        "--steps",
+        "6",
+        "--runs",
+        "seed,recipe+sequence_len=256",  # 48 short rows: at 4,096 they would not fill one packed batch
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     [report_path] = (tmp_path / "bench").glob("*-cpu.json")
@@ -96,14 +85,12 @@ def test_contender_configs(tmp_path, monkeypatch):
 def test_generation_bench_times_each_path_and_marks_make_evals(tmp_path, tiny_model):
     """scripts/bench_generation.py on the tiny model: one row per path in bench/<date>-<gpu>.json, the slow
     4-bit path answering fewer questions, and on a CPU no path is make eval's (that is a GPU's path)."""
-    from conftest import run_script
-
     from medqa.bench.generation import PATHS
     from medqa.decoding import GenerationSettings
 
     data = prepare_demo_data(tmp_path / "data")
     names = ["4bit-b16-dynamic", "inductor", "inductor-plain"]
-    result = run_script(
+    result = run_main(
         "scripts/bench_generation.py",
         "--model",
         tiny_model,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ENV, REPO, run_script
+from conftest import ENV, REPO, run_main, run_script
 
 from medqa import benchmark
 from medqa.errors import UserError
@@ -176,7 +176,7 @@ def test_make_benchmark_on_a_limit(tmp_path, tiny_run):
     assert (out / "base" / "results.json").is_file() and not (out / "tuned").exists()
     assert not (out / "summary.json").exists() and not temporary(out)
 
-    result = run_script(*args, env={**ENV, "HF_HUB_OFFLINE": "1"})
+    result = run_script(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "base: already scored" in result.stdout and "tuned: 2 tasks" in result.stdout
     assert "Traceback" not in result.stderr and "it/s" not in result.stderr  # no bars unless VERBOSE=1
@@ -189,7 +189,7 @@ def test_make_benchmark_on_a_limit(tmp_path, tiny_run):
     assert "delta" in summary["tasks"][0]["models"]["tuned"]
     assert "**LIMIT 3" in (out / "report.md").read_text()
 
-    again = run_script(*args, env={**ENV, "HF_HUB_OFFLINE": "1"})
+    again = run_main(*args)
     assert again.returncode == 0 and again.stdout.count("already scored") == 2, again.stderr[-2000:]
 
     from medqa.publish import model_card
@@ -202,7 +202,7 @@ def test_make_benchmark_on_a_limit(tmp_path, tiny_run):
     assert entry["results"][1]["metrics"][0]["value"] == summary["tasks"][1]["models"]["tuned"]["acc"]
     assert "## Benchmarks" in card
 
-    missing = run_script("eval/benchmark.py", run, "--data", tmp_path / "nowhere", "--out", tmp_path / "b2")
+    missing = run_main("eval/benchmark.py", run, "--data", tmp_path / "nowhere", "--out", tmp_path / "b2")
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
     assert not (tmp_path / "b2").exists()
 

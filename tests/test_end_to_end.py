@@ -68,7 +68,7 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     after = json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())
     history = {e["step"]: e["loss"] for e in after["log_history"] if "loss" in e}
     assert all(history[e["step"]] == e["loss"] for e in before["log_history"] if "loss" in e)  # kept
-    again = run_script(*args)
+    again = run_main(*args)
     assert again.returncode == 2 and "holds a finished run" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
 
@@ -106,6 +106,13 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     questions = ["What is asthma?", "How is flu spread between people in a household?"]
     answers = generate_answers(model, tok, questions, GenerationSettings(max_new_tokens=6), progress=False)
     assert len(answers) == 2 and all(isinstance(a.text, str) and 1 <= a.new_tokens <= 6 for a in answers)
+    # an earlier checkpoint, named by the epoch the trainer saved it at (a lever's `epoch:`, generate --epoch)
+    epoch = json.loads((run / "checkpoint-2" / "trainer_state.json").read_text())["epoch"]
+    assert epoch < state["epoch"] and loaded.epoch_adapter(epoch) == run / "checkpoint-2"
+    earlier = run_main("eval/generate.py", run, "--epoch", f"{epoch:g}", "--n", "2", "--max-new-tokens", "3",
+                       "--no-perplexity", "--out", tmp_path / "epoch.jsonl")  # fmt: skip
+    assert earlier.returncode == 0, earlier.stderr[-2000:]
+    assert json.loads((tmp_path / "epoch.meta.json").read_text())["model"].endswith("checkpoint-2")
 
     # make eval's steps on the same run: generate with both models, score the paired difference, report
     ev = tmp_path / "eval"

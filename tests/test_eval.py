@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import run_main
 
 from medqa.scoring import bootstrap_ci, per_example, summarise, token_f1
 
@@ -65,7 +65,7 @@ def test_score_cli_paired_delta(tmp_path):
     ]
     worse = [{**r, "prediction": "something else"} for r in rows]
     good, bad = write_predictions(tmp_path / "good.jsonl", rows), write_predictions(tmp_path / "bad.jsonl", worse[::-1])
-    result = run_script("eval/score.py", good, "--baseline", bad, "--out", tmp_path / "out")
+    result = run_main("eval/score.py", good, "--baseline", bad, "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["n"] == 5 and metrics["metrics"]["rougeL"]["mean"] == pytest.approx(1.0)
@@ -84,7 +84,7 @@ def test_score_cli_paired_delta(tmp_path):
 def test_bad_prediction_files_get_one_line(tmp_path, content, problem):
     path = tmp_path / "p.jsonl"
     path.write_text(content)
-    result = run_script("eval/score.py", path, "--out", tmp_path / "out")
+    result = run_main("eval/score.py", path, "--out", tmp_path / "out")
     assert result.returncode == 2 and problem in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
@@ -131,7 +131,7 @@ def test_score_reports_length_and_cap_and_report_picks_by_rule(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(result))
     run = tmp_path / "run"
     run.mkdir()
-    out = run_script("eval/report.py", tmp_path, "--run", run)
+    out = run_main("eval/report.py", tmp_path, "--run", run)
     assert out.returncode == 0, out.stderr
     report = (tmp_path / "report" / "report.md").read_text()
     assert "| loop_rate |" in report and "| hit_max_new_tokens |" in report
@@ -358,7 +358,7 @@ def test_a_report_per_set_and_one_summary(tmp_path):
         (folder / "metrics.json").write_text(json.dumps(score(t, b)))
         (folder / "tuned.meta.json").write_text(json.dumps({"data": [str(tmp_path / name)], "split": "test"}))
         folders.append(folder)
-    out = run_script("eval/report.py", *folders, "--run", run)
+    out = run_main("eval/report.py", *folders, "--run", run)
     assert out.returncode == 0, out.stderr
     summary = (run / "eval" / "report.md").read_text()
     assert summary.count("| metric | base | tuned | delta [95% CI] |") == 2
@@ -367,7 +367,7 @@ def test_a_report_per_set_and_one_summary(tmp_path):
     assert all((f / "report" / "report.md").is_file() for f in folders)
     (folders[1] / "metrics.json").unlink()  # a set not scored: one line, and no report is rewritten
     (folders[0] / "report" / "report.md").unlink()
-    out = run_script("eval/report.py", *folders, "--run", run)
+    out = run_main("eval/report.py", *folders, "--run", run)
     assert out.returncode == 2 and out.stderr.strip().endswith("metrics.json: missing: run make eval again")
     assert not (folders[0] / "report" / "report.md").exists()
 

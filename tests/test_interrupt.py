@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ENV, MEDQUAD, REPO, prepare_demo_data, run_script
+from conftest import ENV, MEDQUAD, REPO, prepare_demo_data, run_main, run_script
 from test_damage import snapshot
 
 
@@ -53,7 +53,7 @@ def test_merge_killed_while_writing_leaves_nothing(tmp_path, tiny_run):
     result = interrupt(["scripts/merge.py", tiny_run, "--out", out], lambda: bool(temporary(tmp_path)), signal.SIGTERM)
     assert_stopped(result, signal.SIGTERM)
     assert not out.exists() and not temporary(tmp_path)
-    again = run_script("scripts/merge.py", tiny_run, "--out", out)
+    again = run_main("scripts/merge.py", tiny_run, "--out", out)
     assert again.returncode == 0 and (out / "config.json").is_file() and (out / "README.md").is_file()
 
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.commands.launch import _validate_launch_command, launch_command_parser
-from conftest import RECIPES, REPO, run_script
+from conftest import RECIPES, REPO, run_main
 
 from medqa.errors import UserError
 from medqa.launch import ACCELERATE_DIR, CONFIGS, ZERO2_JSON, Topology, accelerate_args
@@ -137,7 +137,7 @@ def test_make_finetune_gpus_on_cpu_is_one_line():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    result = run_script("scripts/finetune.py", "recipes/smollm2-135m/qlora.yml", "--gpus", "2", "--dist", "zero2")
+    result = run_main("scripts/finetune.py", "recipes/smollm2-135m/qlora.yml", "--gpus", "2", "--dist", "zero2")
     assert result.returncode == 2
     assert (
         result.stderr.strip() == "error: GPUS: several GPUs, machines or DeepSpeed need CUDA, and this machine has none"
@@ -149,6 +149,6 @@ def test_scale_check_needs_the_gpus_it_asks_for(tmp_path):
 
     if torch.cuda.device_count() >= 2:
         pytest.skip("this machine has 2 GPUs")
-    result = run_script("scripts/scale_check.py", "--model", tmp_path / "m", "--gpus", "2", "--out", tmp_path)
+    result = run_main("scripts/scale_check.py", "--model", tmp_path / "m", "--gpus", "2", "--out", tmp_path)
     assert result.returncode == 2 and list(tmp_path.iterdir()) == []
     assert result.stderr.strip() == f"error: --gpus: asked for 2 GPUs, this machine has {torch.cuda.device_count()}"

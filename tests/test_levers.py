@@ -2,6 +2,7 @@
 and answers on CPU, and the table compares every lever with the reference."""
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -132,29 +133,23 @@ def test_bad_specs_are_refused_in_one_line(tmp_path, change, problem):
 
 
 @pytest.mark.slow
-def test_driver_trains_answers_and_tabulates(tmp_path, tiny_model):
-    """The whole round on CPU with a tiny model, every job a process of its own as on a GPU: a run that saves each
-    epoch, an earlier epoch of it, a preference stage started from it (merge, self-play pairs, DPO with Axolotl),
-    the answers of each, and the table (decoding levers, the test split and the choice: the table test below; the
-    base model's answers: test_end_to_end)."""
-    data = prepare_demo_data(tmp_path / "data", "--limit", "48")  # 48 training rows: a few steps an epoch
+def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run):
+    """A round on CPU with a tiny model, every job a process of its own as on a GPU: the reference run already
+    trained (so not trained again), a preference stage started from it (merge, self-play pairs, DPO with Axolotl),
+    the answers of both, and the table. Decoding levers, the test split and the choice: the table test below; a
+    lever that trains and one that answers from an earlier epoch: the plan tests above (the epoch's checkpoint:
+    test_end_to_end)."""
+    data = prepare_demo_data(tmp_path / "data", "--limit", "48")
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run, work / "runs" / "reference")  # as an earlier call of the driver left it
     spec = {
         "recipe": "recipes/smollm2-135m/qlora.yml",
         "split": "val",
         "n": 3,
-        "train": {
-            "base_model": str(tiny_model),
-            "max_steps": None,
-            "sequence_len": 128,
-            "eval_strategy": "no",
-            "eval_steps": None,
-            "test_datasets": None,
-            "save_steps": None,
-        },
+        "train": {"sequence_len": 128, "eval_strategy": "no", "eval_steps": None, "test_datasets": None},
         "decode": {"max_new_tokens": 4, "batch_size": 4, "stop_on_loop": False},
         "levers": [
-            {"name": "reference", "about": "the recipe", "set": {"num_epochs": 2, "saves_per_epoch": 1}},
-            {"name": "epoch-1", "about": "1 epoch", "model": "reference", "epoch": 1},
+            {"name": "reference", "about": "the recipe"},
             {
                 "name": "dpo",
                 "about": "preference stage",
@@ -167,35 +162,30 @@ def test_driver_trains_answers_and_tabulates(tmp_path, tiny_model):
     }
     path = tmp_path / "spec.yml"
     path.write_text(yaml.safe_dump(spec))
-    work = tmp_path / "work"
     result = run_script("eval/levers.py", "run", path, "--data", data, "--work", work, "--parallel", "2")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     jobs = json.loads((work / "jobs.json").read_text())
     assert set(jobs) == {
-        "train-reference",
         "merge-reference",
         "pairs-reference-spin",
         "train-dpo",
         "generate-val-reference",
-        "generate-val-epoch-1",
         "generate-val-dpo",
     } and all(j["rc"] == 0 for j in jobs.values())
-    epoch_1 = json.loads((work / "preds" / "val" / "epoch-1.meta.json").read_text())
-    assert epoch_1["model"].endswith("checkpoint-" + epoch_1["model"].rsplit("-", 1)[1])
-    assert epoch_1["model"] != json.loads((work / "preds" / "val" / "reference.meta.json").read_text())["model"]
     pairs = [json.loads(x) for x in (work / "pairs" / "reference-spin" / "train.jsonl").read_text().splitlines()]
     assert len(pairs) == 8 and set(pairs[0]) == {"id", "prompt", "chosen", "rejected", "rule"}
     dpo = load_recipe(work / "runs" / "dpo" / "recipe.yml")
     assert dpo["rl"] == "dpo" and dpo["base_model"] == str(work / "runs" / "reference" / "merged")
     assert (work / "runs" / "dpo" / "adapter_model.safetensors").is_file()
+    meta = json.loads((work / "preds" / "val" / "dpo.meta.json").read_text())
+    assert meta["run"] == str(work / "runs" / "dpo") and meta["n"] == 3
 
     out = tmp_path / "table" / "levers"
     result = run_main("eval/levers.py", "table", path, "--work", work, "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     table = json.loads(out.with_suffix(".json").read_text())
-    assert [r["name"] for r in table["rows"]] == ["reference", "epoch-1", "dpo"] and not table["missing"]
-    assert [r["compared_with"] for r in table["rows"]] == [None, "reference", "reference"]
-    assert all(r["n"] == 3 for r in table["rows"])
+    assert [r["name"] for r in table["rows"]] == ["reference", "dpo"] and not table["missing"]
+    assert table["rows"][1]["compared_with"] == "reference" and table["rows"][1]["n"] == 3
 
 
 def answers(path, predictions, questions=("What is asthma?", "What causes gout?", "Is flu spread by air?")):

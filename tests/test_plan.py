@@ -3,7 +3,7 @@
 import json
 import re
 
-from conftest import REPO, prepare_demo_data, run_script
+from conftest import REPO, prepare_demo_data, run_main
 
 from medqa.preview import bench_figures
 
@@ -12,7 +12,7 @@ def test_plan_counts_rows_steps_and_checkpoints(tmp_path):
     data = tmp_path / "data"
     prepare_demo_data(data)
     n_train = len((data / "train.jsonl").read_text().splitlines())
-    result = run_script(
+    result = run_main(
         "scripts/plan.py",
         "recipes/smollm2-135m/qlora.yml",
         "--data",
@@ -30,7 +30,7 @@ def test_plan_counts_rows_steps_and_checkpoints(tmp_path):
 
 
 def test_plan_refuses_bad_recipes_in_one_line(tmp_path):
-    result = run_script("scripts/plan.py", "recipes/smollm2-135m/qlora.yml", "--data", tmp_path / "none")
+    result = run_main("scripts/plan.py", "recipes/smollm2-135m/qlora.yml", "--data", tmp_path / "none")
     assert result.returncode == 2 and "no such data file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EMBEDDED_MODEL, RECIPES, REPO, run_script
+from conftest import EMBEDDED_MODEL, RECIPES, REPO, run_main
 
 from medqa import prompts
 from medqa.checks import cuda_needs
@@ -174,7 +174,7 @@ def test_gpu_recipe_is_refused_on_cpu_in_one_line():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    result = run_script("scripts/finetune.py", "recipes/llama2-7b/qlora.yml")
+    result = run_main("scripts/finetune.py", "recipes/llama2-7b/qlora.yml")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "needs a CUDA GPU" in result.stderr and "make demo" in result.stderr
@@ -188,7 +188,7 @@ def test_bad_recipes_get_one_line(tmp_path):
         (tmp_path / "broken.yml", "not valid YAML"),
         (tmp_path / "typo.yml", "unknown key 'micro_batch_sise'"),
     ):
-        result = run_script("scripts/finetune.py", path)
+        result = run_main("scripts/finetune.py", path)
         assert result.returncode == 2 and problem in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
@@ -197,7 +197,7 @@ def test_missing_or_empty_data_gets_one_line(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"question": "q?", "answer": "a."}\n')
     (tmp_path / "val.jsonl").write_text("")
     for data, problem in ((tmp_path / "nowhere", "no such data file"), (tmp_path, "no rows")):
-        result = run_script("scripts/finetune.py", RECIPES[-1], "--data", data, "--output-dir", tmp_path / "run")
+        result = run_main("scripts/finetune.py", RECIPES[-1], "--data", data, "--output-dir", tmp_path / "run")
         assert result.returncode == 2 and problem in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
@@ -206,7 +206,7 @@ def test_missing_or_empty_data_gets_one_line(tmp_path):
 def test_unreachable_base_model_gets_one_line(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"question": "q?", "answer": "a."}\n')
     (tmp_path / "val.jsonl").write_text('{"question": "q2?", "answer": "a2."}\n')
-    result = run_script(
+    result = run_main(
         "scripts/finetune.py",
         RECIPES[-1],
         "--data",

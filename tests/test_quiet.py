@@ -9,12 +9,17 @@ IMPORTS = "import medqa, peft, bitsandbytes, axolotl.utils.config"
 NOISE = ("Failed to load", "register_constant", "publisher trust")
 
 
-def test_our_processes_start_quietly_and_verbose_shows_everything():
-    quiet_run = run_script("-c", IMPORTS)
-    loud = run_script("-c", IMPORTS, env={**ENV, "VERBOSE": "1"})
+def test_our_processes_start_and_load_quietly_and_verbose_shows_everything(tiny_model):
+    """Importing what every command imports prints none of the noise, and transformers' "Loading weights" bar (what
+    `make ask` drew before its answer) is off; VERBOSE=1 shows both."""
+    load = f"{IMPORTS}; from medqa.inference import load_model; load_model({str(tiny_model)!r})"
+    quiet_run = run_script("-c", load)
+    loud = run_script("-c", load, env={**ENV, "VERBOSE": "1"})
     assert quiet_run.returncode == 0 and loud.returncode == 0, quiet_run.stderr[-2000:]
     assert not any(n in quiet_run.stderr + quiet_run.stdout for n in NOISE), quiet_run.stderr
     assert any(n in loud.stderr + loud.stdout for n in NOISE)  # the noise is real: silenced, not gone
+    assert "Loading weights" not in quiet_run.stderr + quiet_run.stdout
+    assert "Loading weights" in loud.stderr + loud.stdout
 
 
 def test_a_training_processs_known_noise_lines_are_dropped():
@@ -43,13 +48,3 @@ def test_the_hub_login_check_is_noise_only_offline(monkeypatch):
     assert quiet.noise(line)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert not quiet.noise(line)
-
-
-def test_loading_a_model_draws_no_third_party_bar_unless_verbose(tiny_model):
-    """transformers' "Loading weights" bar (what `make ask` drew before its answer) is off in our processes."""
-    load = f"import medqa; from medqa.inference import load_model; load_model({str(tiny_model)!r})"
-    quiet_run = run_script("-c", load)
-    loud = run_script("-c", load, env={**ENV, "VERBOSE": "1"})
-    assert quiet_run.returncode == 0 and loud.returncode == 0, quiet_run.stderr[-2000:]
-    assert "Loading weights" not in quiet_run.stderr + quiet_run.stdout
-    assert "Loading weights" in loud.stderr + loud.stdout

@@ -176,7 +176,7 @@ def test_make_benchmark_on_a_limit(tmp_path, tiny_run):
     assert (out / "base" / "results.json").is_file() and not (out / "tuned").exists()
     assert not (out / "summary.json").exists() and not temporary(out)
 
-    result = run_script(*args)
+    result = run_script(*args)  # a new process, as make starts it: quiet from its start
     assert result.returncode == 0, result.stderr[-3000:]
     assert "base: already scored" in result.stdout and "tuned: 2 tasks" in result.stdout
     assert "Traceback" not in result.stderr and "it/s" not in result.stderr  # no bars unless VERBOSE=1

@@ -37,10 +37,11 @@ def run_main(*args, input=None):
     import contextlib
     import io
     import runpy
+    import signal
 
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
-    old_argv, old_stdin = sys.argv, sys.stdin
+    old_argv, old_stdin, old_sigterm = sys.argv, sys.stdin, signal.getsignal(signal.SIGTERM)
     code = 0
     try:
         sys.argv, sys.stdin = argv, io.StringIO(input or "")
@@ -48,8 +49,9 @@ def run_main(*args, input=None):
             runpy.run_path(str(REPO / argv[0]), run_name="__main__")
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-    finally:
+    finally:  # the command's SIGTERM handler (medqa.errors.cli) is the command's, not this process's
         sys.argv, sys.stdin = old_argv, old_stdin
+        signal.signal(signal.SIGTERM, old_sigterm)
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 

@@ -4,13 +4,11 @@ traceback, and the folder is left exactly as it was. Resuming skips a damaged ne
 
 import hashlib
 import json
-import runpy
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, prepare_demo_data
+from conftest import REPO, prepare_demo_data, run_main
 
 from medqa.errors import UserError
 
@@ -45,22 +43,14 @@ def snapshot(folder: Path) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
 
 
-def run_in_process(argv: list[str], capsys) -> tuple[int, str]:
+def run_in_process(argv: list[str]) -> tuple[int, str]:
     """A command as `make` runs it (its script as __main__), in this process: its exit code and stderr."""
-    old = sys.argv
-    sys.argv = argv
-    try:
-        runpy.run_path(str(REPO / argv[0]), run_name="__main__")
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    finally:
-        sys.argv = old
-    return code, capsys.readouterr().err
+    done = run_main(*argv)
+    return done.returncode, done.stderr
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_each_command_on_each_damaged_file(name, tiny_run, tmp_path, capsys, monkeypatch):
+def test_each_command_on_each_damaged_file(name, tiny_run, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run_copy = tmp_path / "run"
     for how in DAMAGE:
@@ -72,7 +62,7 @@ def test_each_command_on_each_damaged_file(name, tiny_run, tmp_path, capsys, mon
             if command == "plan" and name != "recipe.yml":  # a recipe is all make plan reads of a run folder
                 continue
             argv = [a.format(run=run_copy, tmp=tmp_path) for a in argv]
-            code, err = run_in_process(argv, capsys)
+            code, err = run_in_process(argv)
             lines = [line for line in err.splitlines() if line.strip()]
             assert code == 2, (command, name, how, err[-1500:])
             assert lines and lines[-1].startswith("error: ") and "Traceback" not in err, (command, name, how, err)
@@ -113,7 +103,7 @@ def test_resume_skips_a_damaged_newest_checkpoint(file, tmp_path, tiny_run, caps
         newest_sound_checkpoint(out)
 
 
-def test_finetune_resuming_refuses_when_no_checkpoint_is_complete(tmp_path, tiny_model, tiny_run, capsys):
+def test_finetune_resuming_refuses_when_no_checkpoint_is_complete(tmp_path, tiny_model, tiny_run):
     """make finetune on a folder whose checkpoints are all damaged: one line, nothing launched, nothing changed."""
     from medqa.checks import for_cpu
     from medqa.recipe import load_recipe, resolve, run_recipe_text
@@ -127,13 +117,13 @@ def test_finetune_resuming_refuses_when_no_checkpoint_is_complete(tmp_path, tiny
     (out / "recipe.yml").write_text(run_recipe_text(cfg, recipe))  # as the interrupted run wrote it
     damage(checkpoint(out, 10, tiny_run) / "optimizer.pt", "cut")
     before = snapshot(out)
-    code, err = run_in_process(["scripts/finetune.py", str(recipe), *args], capsys)
+    code, err = run_in_process(["scripts/finetune.py", str(recipe), *args])
     assert code == 2 and "none complete" in err and "Traceback" not in err, err[-2000:]
     assert snapshot(out) == before
 
 
 @pytest.mark.parametrize("name", ["metrics.json", "base.jsonl", "tuned.jsonl", "tuned.meta.json"])
-def test_report_on_damaged_eval_outputs(name, tmp_path, capsys):
+def test_report_on_damaged_eval_outputs(name, tmp_path):
     """eval/report.py reads what make eval wrote: each of those files damaged is one line."""
     folder = tmp_path / "run" / "eval" / "test"
     folder.mkdir(parents=True)
@@ -144,19 +134,18 @@ def test_report_on_damaged_eval_outputs(name, tmp_path, capsys):
     (folder / "metrics.json").write_text(json.dumps({"n": 1, "metrics": {}, "delta": {}, "baseline": {}}))
     for how in DAMAGE[1:]:
         damage(folder / name, how)
-        code, err = run_in_process(["eval/report.py", str(folder), "--run", str(tmp_path / "run")], capsys)
+        code, err = run_in_process(["eval/report.py", str(folder), "--run", str(tmp_path / "run")])
         assert code == 2 and name in err and "Traceback" not in err, (name, how, err[-1500:])
         assert not (folder / "report").exists()
 
 
 @pytest.mark.parametrize("name", ["config.json", "model.safetensors", "generation_config.json"])
-def test_push_of_a_damaged_merged_model(name, tmp_path, tiny_run, tiny_model, capsys, monkeypatch):
+def test_push_of_a_damaged_merged_model(name, tmp_path, tiny_run, tiny_model, monkeypatch):
     """make push MERGED=1 reads the merged folder: a damaged file there is one line, before any upload."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     merged = tmp_path / "merged"
     shutil.copytree(tiny_model, merged)
     (merged / "generation_config.json").write_text(json.dumps({"do_sample": False}))
     damage(merged / name, "cut" if name != "config.json" else "garbage")
-    code, err = run_in_process(["scripts/push.py", str(tiny_run), "--repo", "user/model", "--merged", str(merged)],
-                               capsys)  # fmt: skip
+    code, err = run_in_process(["scripts/push.py", str(tiny_run), "--repo", "user/model", "--merged", str(merged)])
     assert code == 2 and name in err and "Traceback" not in err, err[-1500:]

@@ -18,7 +18,7 @@ DATA_ALL ?= $(DATA)-all
 # the data's name and licence, for model cards (MedQuAD's are known)
 DATA_META = $(if $(filter $(MEDQUAD),$(INPUT)),--name MedQuAD --license cc-by-4.0,$(if $(DATA_NAME),--name "$(DATA_NAME)") $(if $(DATA_LICENSE),--license $(DATA_LICENSE)))
 LIMIT  ?= 5000
-KEEP   ?=# cleaning rules to turn off (medqa/cleaning.py): restated_question,boilerplate,link_list
+KEEP   ?=# cleaning rules to turn off (medqa/cleaning.py): page_title,restated_question,boilerplate,link_list
 # the consumer-question sets (real people's questions): a file, or a Hub dataset id with the same columns
 CONSUMER_DATA := ../shared/data/consumer
 LIVEQA ?= $(CONSUMER_DATA)/liveqa_train.csv
@@ -30,13 +30,13 @@ RECIPE ?= recipes/smollm2-135m/qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data plan finetune dpo demo eval benchmark merge ask push levers bench bench-generation bench-benchmark scale-check test test-fast lint format clean
+.PHONY: help setup data plan finetune dpo demo eval benchmark merge ask push levers bench bench-generation bench-benchmark bench-dpo scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
-# beside the run's own split, a set of people's questions: a prepared folder and its split (CONSUMER= : none)
-CONSUMER ?= data/mediqa
+# beside the run's own split, sets of people's questions: prepared folders and their split (CONSUMER= : none)
+CONSUMER ?= data/mediqa data/liveqa
 CONSUMER_SPLIT ?= test
-CONSUMER_DIR = $(RUN)/eval/$(notdir $(CONSUMER))-$(CONSUMER_SPLIT)
+consumer_dir = $(RUN)/eval/$(notdir $(1))-$(CONSUMER_SPLIT)
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,11 +58,11 @@ $(MODEL)/medqa_build.json: $(VENV)/.installed
 	touch $@
 
 CLEAN_ARGS = $(if $(KEEP),--keep $(KEEP))
-data: setup  ## INPUT=file|hub-id -> data/medqa (LIMIT=5000 training rows), data/medqa-all (every row); data/liveqa, data/mediqa [KEEP=rule,...]
-	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA) --seed $(SEED) $(if $(LIMIT),--limit $(LIMIT)) $(DATA_META) $(CLEAN_ARGS)
+data: setup  ## INPUT=file|hub-id -> data/medqa (the seed's LIMIT=5000 rows, not cleaned), data/medqa-all (every row, cleaned); data/liveqa, data/mediqa [KEEP=rule,...]
+	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA) --seed $(SEED) $(if $(LIMIT),--limit $(LIMIT)) $(DATA_META) --keep all
 	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA_ALL) --seed $(SEED) $(DATA_META) $(CLEAN_ARGS)
 	$(if $(call have,$(LIVEQA),LIVEQA),$(PY) scripts/prepare_data.py $(LIVEQA) --out data/liveqa --seed $(SEED) \
-	    --val-fraction 0.2 --test-fraction 0 --name "TREC 2017 LiveQA-Med" $(CLEAN_ARGS),@echo "skipped LiveQA-Med: $(LIVEQA) is not there (LIVEQA=file or hub id)")
+	    --val-fraction 0.2 --test-fraction 0.25 --twins --merge-references --name "TREC 2017 LiveQA-Med" $(CLEAN_ARGS),@echo "skipped LiveQA-Med: $(LIVEQA) is not there (LIVEQA=file or hub id)")
 	$(if $(call have,$(MEDIQA),MEDIQA),$(PY) scripts/prepare_data.py $(MEDIQA) --out data/mediqa --split-column split \
 	    --references-column answers_judged_correct --name "MEDIQA 2019 QA" $(CLEAN_ARGS),@echo "skipped MEDIQA 2019: $(MEDIQA) is not there (MEDIQA=file or hub id)")
 
@@ -86,19 +86,23 @@ demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers si
 NEED_RUN = @test -n "$(RUN)" || { echo "error: RUN is not set: make $@ RUN=outputs/<run folder>" >&2; exit 2; }
 
 # people's questions are scored where their folder is there; one named on the command line must be
-EVAL_CONSUMER = $(if $(wildcard $(CONSUMER)/$(CONSUMER_SPLIT).jsonl),$(CONSUMER))
-eval: setup  ## RUN=outputs/... [SPLIT=test] [N=all] [CONSUMER=data/mediqa]: base vs tuned on the run's split and on people's questions, scored, report.md
+EVAL_CONSUMER = $(foreach c,$(CONSUMER),$(if $(wildcard $(c)/$(CONSUMER_SPLIT).jsonl),$(c)))
+NO_CONSUMER = $(addsuffix /$(CONSUMER_SPLIT).jsonl,$(filter-out $(EVAL_CONSUMER),$(CONSUMER)))
+# a set's questions answered by the base and the tuned model, then scored (a recipe line each)
+define answer_set
+	$(PY) eval/generate.py $(RUN) --model base $(2) --split $(3) $(if $(N),--n $(N)) --out $(1)/base.jsonl
+	$(PY) eval/generate.py $(RUN) --model tuned $(2) --split $(3) $(if $(N),--n $(N)) --out $(1)/tuned.jsonl
+	$(PY) eval/score.py $(1)/tuned.jsonl --baseline $(1)/base.jsonl --out $(1)
+
+endef
+eval: setup  ## RUN=outputs/... [SPLIT=test] [N=all] [CONSUMER="data/mediqa data/liveqa"]: base vs tuned on the run's split and on people's questions, scored, report.md
 	$(NEED_RUN)
-	$(if $(and $(CONSUMER),$(if $(EVAL_CONSUMER),,x)),$(if $(filter file,$(origin CONSUMER)),\
-	    @echo "note: $(CONSUMER)/$(CONSUMER_SPLIT).jsonl is not there: people's questions left out (make data prepares them)",\
-	    @echo "error: $(CONSUMER)/$(CONSUMER_SPLIT).jsonl: no such file (a folder from make data or scripts/prepare_data.py)" >&2; exit 2))
-	$(PY) eval/generate.py $(RUN) --model base --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/base.jsonl
-	$(PY) eval/generate.py $(RUN) --model tuned --split $(SPLIT) $(if $(N),--n $(N)) --out $(EVAL_DIR)/tuned.jsonl
-	$(PY) eval/score.py $(EVAL_DIR)/tuned.jsonl --baseline $(EVAL_DIR)/base.jsonl --out $(EVAL_DIR)
-	$(if $(EVAL_CONSUMER),$(PY) eval/generate.py $(RUN) --model base --data $(CONSUMER) --split $(CONSUMER_SPLIT) $(if $(N),--n $(N)) --out $(CONSUMER_DIR)/base.jsonl)
-	$(if $(EVAL_CONSUMER),$(PY) eval/generate.py $(RUN) --model tuned --data $(CONSUMER) --split $(CONSUMER_SPLIT) $(if $(N),--n $(N)) --out $(CONSUMER_DIR)/tuned.jsonl)
-	$(if $(EVAL_CONSUMER),$(PY) eval/score.py $(CONSUMER_DIR)/tuned.jsonl --baseline $(CONSUMER_DIR)/base.jsonl --out $(CONSUMER_DIR))
-	$(PY) eval/report.py $(EVAL_DIR) $(if $(EVAL_CONSUMER),$(CONSUMER_DIR)) --run $(RUN)
+	$(if $(NO_CONSUMER),$(if $(filter file,$(origin CONSUMER)),\
+	    @echo "note: $(NO_CONSUMER) not there: those people's questions left out (make data prepares them)",\
+	    @echo "error: $(firstword $(NO_CONSUMER)): no such file (a folder from make data or scripts/prepare_data.py)" >&2; exit 2))
+	$(call answer_set,$(EVAL_DIR),,$(SPLIT))
+	$(foreach c,$(EVAL_CONSUMER),$(call answer_set,$(call consumer_dir,$(c)),--data $(c),$(CONSUMER_SPLIT)))
+	$(PY) eval/report.py $(EVAL_DIR) $(foreach c,$(EVAL_CONSUMER),$(call consumer_dir,$(c))) --run $(RUN)
 
 # lm-evaluation-harness on the leaderboard's sets; offline from eval/tasks/ and BENCHMARKS, from the Hub with HF_HUB_OFFLINE=0
 BENCHMARKS ?= ../shared/data/benchmarks
@@ -112,13 +116,11 @@ merge: setup  ## RUN=outputs/... [OUT=RUN/merged]: the model make eval scores, s
 	$(PY) scripts/merge.py $(RUN) $(if $(OUT),--out $(OUT))
 
 RULE ?= facttune
-dpo: setup  ## RUN=outputs/... [RULE=facttune] [N=2000]: the preference stage after make finetune (merge, pairs, DPO) -> RUN-dpo
+DPO_RECIPE = $(if $(filter command line,$(origin RECIPE)),--recipe $(RECIPE))
+dpo: setup  ## RUN=outputs/... [RULE=facttune] [N=2000] [RECIPE=recipes/<model>/dpo.yml]: the preference stage after make finetune -> RUN-dpo
 	$(NEED_RUN)
-	test -f $(RUN)/merged/config.json || $(PY) scripts/merge.py $(RUN)
-	test -f $(RUN)/pairs-$(RULE)/train.jsonl || \
-	    $(PY) scripts/pairs.py $(RUN) --out $(RUN)/pairs-$(RULE) --rule $(RULE) $(if $(N),--n $(N))
-	$(PY) scripts/finetune.py recipes/smollm2-135m/dpo.yml --data $(RUN)/pairs-$(RULE) --output-dir $(RUN)-dpo \
-	    --set base_model=$(RUN)/merged
+	$(PY) scripts/dpo.py $(RUN) $(DPO_RECIPE) --rule $(RULE) $(if $(N),--n $(N)) $(if $(OUT),--out $(OUT)) \
+	    $(foreach kv,$(SET),--set '$(kv)')
 
 ask: setup  ## RUN=outputs/... [Q="..."]: the tuned model's answer (without Q: a question a line, empty to end)
 	$(NEED_RUN)
@@ -143,6 +145,10 @@ bench: setup  ## GPU: training (seed notebook vs Axolotl example vs the 7B recip
 	$(PY) scripts/bench.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench --runs "$(BENCH_RUNS)"
 	$(PY) scripts/bench_generation.py --make-model llama2-7b --model $(BENCH_MODEL) --data $(DATA) --out bench
 	$(PY) scripts/bench_benchmark.py --make-model llama2-7b --out bench
+	$(PY) scripts/bench_dpo.py --make-model llama2-7b --model $(BENCH_MODEL) --out bench
+
+bench-dpo: setup  ## GPU: make dpo at the 7B shape (random weights): FactTune's pairs, DPO steps a second, peak memory -> bench/
+	$(PY) scripts/bench_dpo.py --make-model llama2-7b --model $(BENCH_MODEL) --out bench
 
 bench-benchmark: setup  ## GPU: make benchmark's time at the 7B shape (random weights), base + tuned [RUN=a scored run] -> bench/
 	$(PY) scripts/bench_benchmark.py --make-model llama2-7b --out bench $(if $(RUN),--run $(RUN))

@@ -5,6 +5,11 @@ drops the row (returns None). `make data` applies every rule by default to the t
 test answers are references and stay as published), counts what each rule did per source, and `--keep RULE` turns a
 rule off.
 
+- `page_title`: an answer that opens with its page's title, a heading before the answer: "What causes Flu?: The flu
+  is caused by ...", "Influenza (flu) (Treatment): Usually ...", "Seasonal affective disorder: Seasonal affective
+  disorder (SAD) is ...", "Summary : ...". The heading goes, the answer stays. MEDIQA 2019's training answers all
+  open so (a page of MedlinePlus, Mayo Clinic or GARD with its title), as do MedlinePlus's in MedQuAD ("Summary :"),
+  and a model trained on them opens its answers by saying the question back as a title.
 - `restated_question`: an answer that opens by restating a question ("How might cerulean cataracts be treated? No
   treatment is known ..."): the opening question goes, the answer stays. A quarter of MedQuAD's answers (GARD's
   nearly all) open so, and a model trained on them answers people by repeating their question.
@@ -53,6 +58,60 @@ def restated_question(question: str, answer: str) -> str | None:
     return match["rest"].strip()
 
 
+# a heading before the answer, ended by a colon: a question ("What causes Flu?"), a title with its section in
+# brackets ("Influenza (flu) (Treatment)"), or a bare title ("Seasonal affective disorder", "Summary")
+_TITLE = re.compile(
+    r"^\s*(?:"
+    r"(?P<question>[^.!?:\n]{2,150}\?)"
+    r"|(?P<named>[^.!?:\n()]{1,100}?)(?P<sections>(?:\s*\([^()\n]{1,80}\))+)"
+    r"|(?P<bare>[^.!?:\n(),;]{2,80}?)"
+    r")\s?:\s+(?P<rest>\S.*)$",
+    re.S,
+)
+# words of a sentence, not a heading: a lead-in to a list ("Symptoms may include:", "The goals of treatment are:")
+_NOT_A_HEADING = set(
+    "is are was were be been being include includes including may might can could will would should must has have "
+    "had do does did following these this that there here such as if when because by".split()
+)
+_HEADING_WORDS = 8  # a bare title is short; a sentence's lead-in is longer or has a verb
+_SENTENCE = re.compile(r"^[\"'(\[]?[A-Z0-9]")  # what follows a heading: a sentence ...
+_LIST = re.compile(r"^(?:-|\u2022|\*)\s*")  # ... or a list
+_ANOTHER_HEADING = re.compile(r"^[A-Z][\w ]{0,30}:\s")  # "Medlife USA: Email: ...": a name, then a field
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:-1] if w.endswith("s") else w for w in content_words(text)}
+
+
+def page_title(question: str, answer: str) -> str | None:
+    """The answer without the page title it opens with: a question ended by "?:", a name with its section in
+    brackets, or a bare title of at most 8 words that names what the answer's first sentence (or list item) is
+    about, or is one word before a sentence ("Summary : ..."). Left alone: a lead-in to a list ("Signs of
+    dehydration: - Thirst"), a sentence that goes on after its colon ("Gas comes from two sources: air that you
+    swallow ..."), a name before its fields ("Medlife USA: Email: ..."), and a heading whose words the answer does
+    not take up ("Liver warning: This product contains acetaminophen")."""
+    match = _TITLE.match(answer)
+    if not match:
+        return answer
+    rest = match["rest"]
+    listed = bool(_LIST.match(rest))
+    if not (listed or _SENTENCE.match(rest)) or (match["bare"] is not None and _ANOTHER_HEADING.match(rest)):
+        return answer
+    if match["question"] is None:
+        heading = match["named"] if match["bare"] is None else match["bare"]
+        words = re.findall(r"[A-Za-z0-9'-]+", heading)
+        if not words or len(words) > _HEADING_WORDS or {w.lower() for w in words} & _NOT_A_HEADING:
+            return answer
+        if match["bare"] is not None and (listed or len(words) > 1):
+            first = re.split(r"(?<=[.!?])\s|\s-\s", _LIST.sub("", rest), maxsplit=1)[0]
+            if not _stems(heading) & _stems(first):
+                return answer
+        if match["sections"]:  # "Ischemic Stroke (Summary): Summary A stroke is ...": the section's word again
+            section = re.findall(r"\(([^()]+)\)", match["sections"])[-1].strip()
+            rest = re.sub(rf"^{re.escape(section)}\s+(?=[A-Z])", "", rest)
+    return rest.strip()
+
+
 # the Human Phenotype Ontology's table of signs, from its lead-in to the end of how it counts frequencies
 _HPO = re.compile(
     r"(?:The Human Phenotype Ontology provides the following list of signs and symptoms for .*?)"
@@ -98,19 +157,18 @@ def link_list(question: str, answer: str) -> str | None:
 
 
 RULES: dict[str, Callable[[str, str], str | None]] = {
+    "page_title": page_title,
     "restated_question": restated_question,
     "boilerplate": boilerplate,
     "link_list": link_list,
 }
 
 
-def clean_reference(
-    question: str, reference: str, rules=("restated_question", "boilerplate", "link_list")
-) -> str | None:
+def clean_reference(question: str, reference: str, rules: tuple[str, ...] | None = None) -> str | None:
     """A reference answer as the rules would have it in training: to score answers against references that hold
     no restated question and no boilerplate; None where a rule drops it (a reference that is only a list of links
-    answers nothing to compare with)."""
-    for name in rules:
+    answers nothing to compare with). `rules`: all of them, by default."""
+    for name in rules or tuple(RULES):
         new = RULES[name](question, reference)
         if new is DROP or not new.strip():
             return None

@@ -286,9 +286,30 @@ def clean(table: Table, split_column: str | None = None, references_column: str 
 # --------------------------------------------------------------------------- splitting
 
 
-def leakage_groups(rows: list[dict]) -> list[list[int]]:
-    """Connected components of rows sharing a normalised question, a normalised answer or a document."""
-    parent = list(range(len(rows)))
+TWIN_JACCARD = 0.6  # people's questions this alike are one question sent twice (LiveQA-Med has 40 such pairs)
+
+
+def question_twins(rows: list[dict]) -> list[tuple[int, int]]:
+    """Pairs of rows (indices) whose questions are one question sent twice: the same words (case and punctuation
+    aside), or sets of words that overlap by TWIN_JACCARD or more (Jaccard), as in LiveQA-Med, where a message comes
+    back with a subject line added or a word changed. For people's messages only: MedQuAD's templated questions
+    ("What are the symptoms of X ?") share most of their words across diseases."""
+    words = [frozenset(normalise(r["question"]).split()) for r in rows]
+    first: dict[frozenset, int] = {}
+    for i, w in enumerate(words):
+        first.setdefault(w, i)
+    pairs = [(i, first[w]) for i, w in enumerate(words) if first[w] != i]
+    distinct = list(first.items())
+    for a, (wa, ia) in enumerate(distinct):
+        for wb, ib in distinct[a + 1 :]:
+            if wa and wb and len(wa & wb) >= TWIN_JACCARD * len(wa | wb):
+                pairs.append((ia, ib))
+    return pairs
+
+
+def components(n: int, edges) -> list[list[int]]:
+    """The connected components of n items joined by `edges` (pairs of indices), each in order, by its first."""
+    parent = list(range(n))
 
     def find(i):
         while parent[i] != i:
@@ -296,24 +317,38 @@ def leakage_groups(rows: list[dict]) -> list[list[int]]:
             i = parent[i]
         return i
 
-    first: dict[tuple, int] = {}
-    for i, row in enumerate(rows):
-        keys = [("q", normalise(row["question"])), ("a", normalise(row["answer"]))]
-        if row["group"]:
-            keys.append(("d", row["group"]))
-        for key in keys:
-            j = first.setdefault(key, i)
-            parent[find(i)] = find(j)
+    for i, j in edges:
+        parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
-    for i in range(len(rows)):
+    for i in range(n):
         groups.setdefault(find(i), []).append(i)
     return sorted(groups.values(), key=lambda g: g[0])
 
 
-def split(rows: list[dict], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[dict]]:
+def _shared_keys(rows: list[dict], key) -> list[tuple[int, int]]:
+    """Pairs joining each row to the first row with the same key(s)."""
+    first: dict = {}
+    return [(i, first.setdefault(k, i)) for i, row in enumerate(rows) for k in key(row)]
+
+
+def leakage_groups(rows: list[dict], twins: bool = False) -> list[list[int]]:
+    """Connected components of rows sharing a normalised question, a normalised answer or a document (and, with
+    `twins`, of rows whose questions are twins: question_twins)."""
+
+    def keys(row):
+        return [("q", normalise(row["question"])), ("a", normalise(row["answer"]))] + (
+            [("d", row["group"])] if row["group"] else []
+        )
+
+    return components(len(rows), _shared_keys(rows, keys) + (question_twins(rows) if twins else []))
+
+
+def split(
+    rows: list[dict], val_fraction: float, test_fraction: float, seed: int, twins: bool = False
+) -> dict[str, list[dict]]:
     """Whole leakage groups, in seeded order, fill test, then val, up to their share of the rows; a group
     too large for the room left in either (MedQuAD has one of 2,000 rows) goes to train."""
-    groups = leakage_groups(rows)
+    groups = leakage_groups(rows, twins)
     random.Random(seed).shuffle(groups)
     want = {"test": round(test_fraction * len(rows)), "val": round(val_fraction * len(rows))}
     parts: dict[str, list[int]] = {s: [] for s in SPLITS}
@@ -321,6 +356,18 @@ def split(rows: list[dict], val_fraction: float, test_fraction: float, seed: int
         target = next((s for s in ("test", "val") if len(parts[s]) + len(group) <= want[s]), "train")
         parts[target].extend(group)
     return {s: [rows[i] for i in sorted(idx)] for s, idx in parts.items()}
+
+
+def one_row_per_question(rows: list[dict], twins: bool = False) -> list[dict]:
+    """Held-out rows of one question (the same question, or with `twins` its twin) as one row, its answers as its
+    `references` (the first also as `answer`), in the order of first appearance: a question answered by several
+    rows is asked once and scored against the best of its answers, instead of counting once per answer."""
+    edges = _shared_keys(rows, lambda row: [normalise(row["question"])]) + (question_twins(rows) if twins else [])
+    merged = []
+    for group in components(len(rows), edges):
+        refs = list(dict.fromkeys(a for i in group for a in rows[i].get("references") or [rows[i]["answer"]]))
+        merged.append({**rows[group[0]], "references": refs})
+    return merged
 
 
 def limit_rows(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
@@ -351,6 +398,8 @@ def prepare(
     keep: tuple[str, ...] = (),
     split_column: str | None = None,
     references_column: str | None = None,
+    twins: bool = False,
+    merge_references: bool = False,
 ) -> dict:
     """Read, clean, split and write `out/{train,val,test}.jsonl` and `out/manifest.json` atomically. Rows are
     {"id", "question", "answer", "group", "source", "messages"} (+ "references", "answer_original"); `name` and
@@ -358,7 +407,9 @@ def prepare(
 
     The split comes first (by leakage group, or from `split_column`), then medqa.cleaning's rules, all but those
     in `keep`, clean the training answers; validation and test answers are references and stay as published.
-    Every change and every dropped row is counted by rule and source in the manifest."""
+    Every change and every dropped row is counted by rule and source in the manifest. `twins`: people's questions
+    sent twice (question_twins) stay in one split; `merge_references`: a held-out question answered by several
+    rows becomes one row with every answer as a reference (one_row_per_question)."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise UserError("options", "--val-fraction and --test-fraction must be in [0, 1) and sum below 1")
     if limit is not None and limit < 1:
@@ -372,11 +423,14 @@ def prepare(
         parts = {s: [r for r in cleaned.rows if r["split"] == s] for s in SPLITS}
         fractions = {s: 1.0 if parts[s] else 0.0 for s in ("val", "test")}
     else:
-        parts = split(cleaned.rows, val_fraction, test_fraction, seed)
+        parts = split(cleaned.rows, val_fraction, test_fraction, seed, twins)
         fractions = {"val": val_fraction, "test": test_fraction}
     rules = [r for r in cleaning.RULES if r not in keep]
     cleaning_counts = {}
     parts["train"], cleaning_counts = cleaning.apply(parts["train"], rules, lambda row: row["source"])
+    held_out_rows = {s: len(parts[s]) for s in ("val", "test")}
+    if merge_references:
+        parts["val"], parts["test"] = (one_row_per_question(parts[s], twins) for s in ("val", "test"))
     unused = len(parts["train"])
     parts["train"] = limit_rows(parts["train"], limit, seed)
     unused -= len(parts["train"])
@@ -404,12 +458,15 @@ def prepare(
             "test_fraction": test_fraction,
             "split_column": split_column,
             "references_column": references_column,
+            "twins": twins,
+            "merge_references": merge_references,
         },
         "rows": {
             "read": len(table.rows),
             "kept": len(cleaned.rows),
             **{s: len(parts[s]) for s in SPLITS},
             "train_unused_by_limit": unused,
+            **({"held_out_answers": held_out_rows} if merge_references else {}),
         },
         "dropped": dict(sorted(cleaned.dropped.items())),
         "cleaning": {"rules": rules, "off": list(keep), "split": "train", "counts": cleaning_counts},

@@ -10,7 +10,9 @@ better). Fidelity, lower is better: `invented_numbers`, the share of answers wit
 question nor the reference (digits inside names count: "type 13", "FMR1"), and `loop_rate`, the share of answers
 stuck in a loop. `ended`: the share of answers the model ended on its own (not
 cut by max_new_tokens, nor where they started to loop). `words` and `hit_max_new_tokens` describe length.
-Answer shape (medqa.shape), lower is better: `repeats_question`, `near_empty` (under 12 words) and `nothing_known`
+How much of the question the answer addresses (medqa.coverage), higher is better: `coverage`, the share of the
+question's parts (the things it asks) that the answer takes up, and `coverage_multi`, the same over questions that ask
+two things or more (NaN for the others). Answer shape (medqa.shape), lower is better: `repeats_question`, `near_empty` (under 12 words) and `nothing_known`
 (an answer that opens by saying nothing is known or that there is none).
 
 A question may have several reference answers (a predictions row's `references`, e.g. MEDIQA's answers judged
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medqa.coverage import coverage
 from medqa.data import read_jsonl
 from medqa.errors import UserError
 from medqa.facts import check as check_facts
@@ -45,6 +48,8 @@ QUALITY = (
     "chrf",
     "token_f1",
     "embed_sim",
+    "coverage",
+    "coverage_multi",
     "fact_precision",
 )  # higher is better
 LOWER_IS_BETTER = ("unsupported_facts", "invented_numbers", "loop_rate", *SHAPES)
@@ -144,6 +149,9 @@ def per_example(
         sims.append(float((b[at : at + len(refs)] @ a[i]).max()))
         at += len(refs)
     scores["embed_sim"] = sims
+    covered, asked = coverage(questions, predictions, encoder)
+    scores["coverage"] = covered
+    scores["coverage_multi"] = np.where(asked > 1, covered, np.nan)
     return {m: np.asarray(v, dtype=float) for m, v in scores.items()}
 
 

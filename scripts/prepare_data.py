@@ -4,7 +4,7 @@
 
 INPUT is a CSV (.csv, .csv.gz, .tsv), a JSONL file, or a hub dataset id. Rows that share a question,
 an answer or a source document land in one split only (or --split-column names each row's split). Then the
-cleaning rules (medqa/cleaning.py: restated_question, boilerplate, link_list) clean the training answers
+cleaning rules (medqa/cleaning.py: page_title, restated_question, boilerplate, link_list) clean the training answers
 (held-out answers are references); `--keep RULE` turns one off. Dropped rows and changed answers are counted
 in the manifest, by rule and source, and printed.
 """
@@ -34,7 +34,8 @@ def main():
         action="append",
         default=[],
         metavar="RULE",
-        help=f"leave what this cleaning rule would clean ({', '.join(RULES)}; comma-separated or repeated)",
+        help=f"leave what this cleaning rule would clean ({', '.join(RULES)}; comma-separated or repeated; "
+        "`all`: no cleaning)",
     )
     parser.add_argument(
         "--split-column", default=None, help="a column that names each row's split (train/validation/test)"
@@ -42,8 +43,19 @@ def main():
     parser.add_argument(
         "--references-column", default=None, help="a column with every reference answer (a JSON list), for scoring"
     )
+    parser.add_argument(
+        "--twins",
+        action="store_true",
+        help="people's questions: a question sent twice (nearly the same words) stays in one split",
+    )
+    parser.add_argument(
+        "--merge-references",
+        action="store_true",
+        help="validation and test: a question answered by several rows becomes one row, its answers its references",
+    )
     args = parser.parse_args()
     keep = tuple(rule for item in args.keep for rule in item.split(",") if rule)
+    keep = tuple(RULES) if "all" in keep else keep
     manifest = prepare(
         args.input,
         args.out,
@@ -56,12 +68,16 @@ def main():
         keep=keep,
         split_column=args.split_column,
         references_column=args.references_column,
+        twins=args.twins,
+        merge_references=args.merge_references,
     )
     rows = manifest["rows"]
     dropped = ", ".join(f"{n} {reason}" for reason, n in manifest["dropped"].items()) or "none"
     print(f"{args.input}: {rows['read']} rows read, {rows['kept']} kept; dropped: {dropped}")
+    merged = rows.get("held_out_answers")
     print(
         f"{args.out}: train {rows['train']}, val {rows['val']}, test {rows['test']}"
+        + (f" (questions; {merged['val']} and {merged['test']} answers as their references)" if merged else "")
         + (
             f" ({rows['train_unused_by_limit']} training rows left out by --limit)"
             if rows["train_unused_by_limit"]

@@ -126,9 +126,17 @@ def real_tokens(inputs, pad_token_id: int | None) -> int:
 
 
 def dataset_tokens(dataset) -> int:
-    """Non-padding tokens in one epoch of a tokenised (unpacked) dataset."""
+    """Non-padding tokens in one epoch of a tokenised (unpacked) dataset; of a preference dataset, both sequences of
+    every pair (the prompt twice, with the chosen and with the rejected answer)."""
     if "length" in dataset.column_names:
         return int(sum(dataset["length"]))
+    if "input_ids" not in dataset.column_names and "prompt_ids" in dataset.column_names:
+        return int(
+            sum(
+                2 * len(p) + len(c) + len(r)
+                for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
+            )
+        )
     return int(sum(len(ids) for ids in dataset["input_ids"]))
 
 

@@ -13,6 +13,7 @@ HEADINGS = {
     "generation": "Generation",
     "benchmark": "Benchmarks (lm-evaluation-harness)",
     "scaling": "Several GPUs and machines",
+    "preference": "The preference stage (make dpo)",
 }
 
 

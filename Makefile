@@ -73,7 +73,7 @@ finetune: setup  ## RECIPE=recipes/... [SET="key=value ..."] [GPUS=N DIST=ddp|ze
 	$(PY) scripts/finetune.py $(RECIPE) $(if $(OUT),--output-dir $(OUT)) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA)) \
 	    $(foreach kv,$(SET),--set '$(kv)') $(if $(GPUS),--gpus $(GPUS)) $(if $(DIST),--dist $(DIST)) $(if $(NODES),--nodes $(NODES)) \
 	    $(if $(NODE_RANK),--node-rank $(NODE_RANK)) $(if $(MAIN_ADDR),--main-address $(MAIN_ADDR)) \
-	    $(if $(MAIN_PORT),--main-port $(MAIN_PORT))
+	    $(if $(MAIN_PORT),--main-port $(MAIN_PORT)) $(if $(filter 1,$(GO_ON)),--go-on)
 
 demo: setup  ## sample data -> brief 4-bit QLoRA run -> base vs tuned answers side by side (INPUT=... for a real file)
 	$(PY) scripts/prepare_data.py $(if $(filter command line,$(origin INPUT)),$(INPUT),$(DEMO_INPUT)) \

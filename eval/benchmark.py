@@ -14,9 +14,7 @@ Offline (HF_HUB_OFFLINE=1, as make sets it) the tasks are eval/tasks/*.yaml, rea
 """
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
 
 if os.environ.get("VERBOSE") != "1":
@@ -25,33 +23,6 @@ if os.environ.get("VERBOSE") != "1":
 from medqa import benchmark  # noqa: E402
 from medqa.errors import UserError, cli  # noqa: E402
 from medqa.runs import Run  # noqa: E402
-
-
-def load(run: Run, which: str):
-    from medqa.inference import load_model
-
-    if which == "tuned":
-        return run.load_model("merged")
-    return load_model(run.base_model, dtype=run.dtype)
-
-
-def table(pairs: list[str], out: Path | None) -> None:
-    if out is None or any("=" not in p for p in pairs):
-        raise UserError("--table", "give LABEL=DIR pairs and --out DIR")
-    models = {label: Path(folder) for label, folder in (p.split("=", 1) for p in pairs)}
-    metas = []
-    for label, folder in models.items():
-        try:
-            metas.append(json.loads((folder / "benchmark.json").read_text()))
-        except (OSError, ValueError):
-            raise UserError(folder / "benchmark.json", f"missing or not JSON: {label} is not a scored model") from None
-    keys = ("tasks", "limit", "source", "lm_eval")
-    if any({k: m.get(k) for k in keys} != {k: metas[0].get(k) for k in keys} for m in metas):
-        raise UserError("--table", "the models were scored on different tasks, limits or data: not comparable")
-    meta = {"run": ", ".join(f"{label} ({m['run']})" for label, m in zip(models, metas, strict=True)),
-            **{k: metas[0].get(k) for k in keys}}  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    print(benchmark.write(out, benchmark.summarise(models, meta)))
 
 
 @cli
@@ -69,7 +40,7 @@ def main():
                         "first the one the others are compared with; written to --out")  # fmt: skip
     args = parser.parse_args()
     if args.table:
-        return table(args.table, args.out)
+        return print(benchmark.table_from_scored(args.table, args.out))
     if args.run is None:
         parser.error("give a run folder (or --table)")
 
@@ -107,7 +78,7 @@ def main():
         if benchmark.done(folder, asked):
             print(f"{folder}: already scored ({len(tasks)} tasks); remove it to score again")
             continue
-        model, tokenizer = load(run, which)
+        model, tokenizer = benchmark.load(run, which)
         print(f"{which}: {len(tasks)} tasks{f', the first {args.limit} questions of each' if args.limit else ''} ...")
         results = benchmark.evaluate(model, tokenizer, configs, args.limit, batch_size)
         benchmark.save(folder, results, asked)
@@ -116,13 +87,7 @@ def main():
         del model
     summary = benchmark.summarise({m: out / m for m in models}, meta)
     report = benchmark.write(out, summary)
-    print(f"{report}")
-    for t in summary["tasks"]:
-        accs = "  ".join(f"{m} {100 * t['models'][m]['acc']:.1f}" for m in models)
-        flag = [m for m in models if t["models"][m]["like_majority"]]
-        note = f"  (indistinguishable from always {t['majority']['answer']}: {', '.join(flag)})" if flag else ""
-        print(f"  {t['task']:28s} n={t['n']:<5d} {accs}  majority {100 * t['majority']['acc']:.1f}{note}")
-    sys.stdout.flush()
+    print(f"{report}\n" + benchmark.console_lines(summary, models), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# The committed result (eval/result/): SmolLM2-135M-Instruct on MedQuAD's test questions and on people's questions
-# (MEDIQA 2019's test set), from lever round 6 (recipes/smollm2-135m/levers/round-6.yml): the recipe as it ships
-# (chosen on people's validation questions), the recipe as it shipped before (MedQuAD alone, not cleaned), plain
-# Axolotl trained on the same rows with the same schedule, and the base model. All answer with make eval's decoding
-# (greedy, ended where an answer starts to loop) and are scored with eval/score.py.
+# The committed result (eval/result/): SmolLM2-135M-Instruct on MedQuAD's test questions and on two test sets of
+# people's questions (MEDIQA 2019's and LiveQA-Med's grouped test split), from lever round 7
+# (recipes/smollm2-135m/levers/round-7.yml): the recipe as it ships (page titles cut; chosen on people's validation
+# questions), the recipe before round 7 (page titles kept, the same rows otherwise), plain Axolotl trained on the
+# same rows with the same weights and schedule, and the base model. All answer with make eval's decoding (greedy,
+# ended where an answer starts to loop) and are scored with eval/score.py.
 #
-#   make data                                   # data/medqa-all (cleaned), data/liveqa, data/mediqa
+#   make data                                   # data/medqa-all, data/liveqa, data/mediqa (page titles cut)
 #   (see the spec's header for the other folders it trains on)
-#   python eval/levers.py run recipes/smollm2-135m/levers/round-6.yml    # GPU machine: runs and answers
-#   bash eval/result.sh                                                  # eval/result/{medquad,mediqa}/*.json
+#   python eval/levers.py run recipes/smollm2-135m/levers/round-7.yml    # GPU machine: runs and answers
+#   bash eval/result.sh                                                  # eval/result/{medquad,mediqa,liveqa}/*.json
 set -euo pipefail
 PY=${PY:-python}
-WORK=${WORK:-outputs/levers/round-6}
+WORK=${WORK:-outputs/levers/round-7}
 OUT=${OUT:-eval/result}
-# name in the result: lever of round 6
-SYSTEMS="ours:mix-w4 before:raw plain:plain-mix base:base-model"
+# name in the result: lever of round 7
+SYSTEMS="ours:titles before:before plain:plain base:base-model"
 lever() { tr ' ' '\n' <<< "$SYSTEMS" | grep "^$1:" | cut -d: -f2; }
 
-for set in medquad:test mediqa:consumer-test; do
+for set in medquad:test mediqa:mediqa-test liveqa:liveqa-test; do
   name=${set%%:*}; preds=$WORK/preds/${set#*:}
   mkdir -p "$OUT/$name"
   for pair in ours-vs-base ours-vs-plain ours-vs-before plain-vs-base before-vs-base; do

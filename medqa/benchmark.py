@@ -398,3 +398,46 @@ def card_lines(summary: dict) -> list[str]:
     if like:
         lines += ["", "Indistinguishable from always answering the commonest option: " + ", ".join(like) + "."]
     return lines
+
+
+def load(run, which: str):
+    """A run's model as make benchmark scores it: the base as published, or the tuned model as make eval scores it
+    (the adapter merged into the weights it was trained against)."""
+    from medqa.inference import load_model
+
+    if which == "tuned":
+        return run.load_model("merged")
+    return load_model(run.base_model, dtype=run.dtype)
+
+
+def table_from_scored(pairs: list[str], out: Path | None) -> Path:
+    """One report from models already scored (LABEL=DIR pairs, the first the one the others are compared with),
+    written to `out`; models scored on different tasks, limits or data are refused."""
+    if out is None or any("=" not in p for p in pairs):
+        raise UserError("--table", "give LABEL=DIR pairs and --out DIR")
+    models = {label: Path(folder) for label, folder in (p.split("=", 1) for p in pairs)}
+    metas = []
+    for label, folder in models.items():
+        try:
+            metas.append(json.loads((folder / "benchmark.json").read_text()))
+        except (OSError, ValueError):
+            raise UserError(folder / "benchmark.json", f"missing or not JSON: {label} is not a scored model") from None
+    keys = ("tasks", "limit", "source", "lm_eval")
+    if any({k: m.get(k) for k in keys} != {k: metas[0].get(k) for k in keys} for m in metas):
+        raise UserError("--table", "the models were scored on different tasks, limits or data: not comparable")
+    meta = {"run": ", ".join(f"{label} ({m['run']})" for label, m in zip(models, metas, strict=True)),
+            **{k: metas[0].get(k) for k in keys}}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    return write(out, summarise(models, meta))
+
+
+def console_lines(summary: dict, models: list[str]) -> str:
+    """The summary as make benchmark prints it: each task's accuracies and where a model is like always answering
+    the commonest option."""
+    lines = []
+    for t in summary["tasks"]:
+        accs = "  ".join(f"{m} {100 * t['models'][m]['acc']:.1f}" for m in models)
+        flag = [m for m in models if t["models"][m]["like_majority"]]
+        note = f"  (indistinguishable from always {t['majority']['answer']}: {', '.join(flag)})" if flag else ""
+        lines.append(f"  {t['task']:28s} n={t['n']:<5d} {accs}  majority {100 * t['majority']['acc']:.1f}{note}")
+    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -65,3 +66,103 @@ def check_data(cfg: dict, where: str) -> None:
             raise UserError(path, f"no such data file (run `make data INPUT=...` first; used by {where})")
         if not path.read_text(encoding="utf-8", errors="replace").strip():
             raise UserError(path, f"no rows (a split left empty by prepare_data's fractions; used by {where})")
+
+
+# ------------------------------------------------------------------ disk space a run needs
+
+CHARS_PER_TOKEN = 4.0  # MedQuAD and people's questions: 4.4-4.6 characters a SmolLM2 token; 4 errs towards more steps
+TEMPLATE_TOKENS = 24  # what the prompt template adds to a row
+LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def estimated_steps(cfg: dict) -> int:
+    """Optimizer steps of the whole run, from the characters of its rows (make plan counts the tokens)."""
+    import json
+    import math
+
+    seq_len = int(cfg.get("sequence_len", 2048))
+    rows = tokens = 0
+    for entry in cfg.get("datasets") or []:
+        path = Path(str(entry["path"]))
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                chars = sum(len(str(row.get(k, ""))) for k in ("question", "answer", "text", "prompt", "chosen"))
+                rows += 1
+                tokens += min(seq_len, int(chars / CHARS_PER_TOKEN) + TEMPLATE_TOKENS)
+    per_step = int(cfg.get("micro_batch_size", 1)) * int(cfg.get("gradient_accumulation_steps", 1))
+    steps = math.ceil((tokens / seq_len if cfg.get("sample_packing") else rows) / per_step)
+    return int(cfg.get("max_steps") or math.ceil(steps * float(cfg.get("num_epochs", 1))))
+
+
+def lora_parameters(cfg: dict) -> int | None:
+    """The adapter's parameters, from the base model's shape and the recipe's LoRA (None where it cannot be read)."""
+    from transformers import AutoConfig
+
+    try:
+        model = AutoConfig.from_pretrained(str(cfg["base_model"]))
+    except Exception:  # an unreachable model: make plan and make finetune say so in their own check
+        return None
+    hidden, layers = model.hidden_size, model.num_hidden_layers
+    heads = model.num_attention_heads
+    head_dim = getattr(model, "head_dim", None) or hidden // heads
+    kv = (getattr(model, "num_key_value_heads", None) or heads) * head_dim
+    inter = getattr(model, "intermediate_size", 4 * hidden)
+    shapes = {"q_proj": (hidden, heads * head_dim), "k_proj": (hidden, kv), "v_proj": (hidden, kv),
+              "o_proj": (heads * head_dim, hidden), "gate_proj": (hidden, inter), "up_proj": (hidden, inter),
+              "down_proj": (inter, hidden)}  # fmt: skip
+    targets = LINEAR if cfg.get("lora_target_linear") else cfg.get("lora_target_modules") or ("q_proj", "v_proj")
+    r = int(cfg.get("lora_r") or 8)
+    return layers * sum(r * sum(shapes[t]) for t in targets if t in shapes)
+
+
+def tokenizer_bytes(cfg: dict) -> int:
+    """What a saved tokenizer takes (each checkpoint holds one): the base model's files, or 2.5 MB (Llama-2's)."""
+    folder = Path(str(cfg.get("base_model", "")))
+    names = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+             "merges.txt", "chat_template.jinja")  # fmt: skip
+    found = [folder / n for n in names if (folder / n).is_file()] if folder.is_dir() else []
+    return sum(p.stat().st_size for p in found) if found else 2_500_000
+
+
+def disk_needs(cfg: dict, steps: int | None = None) -> dict | None:
+    """The space a run's checkpoints take (as many as save_total_limit keeps) and its final adapter: an adapter in
+    fp32, AdamW's two fp32 moments a parameter, the tokenizer, a few small files; None for a run without an adapter
+    (its checkpoints hold the whole model)."""
+    params = lora_parameters(cfg) if cfg.get("adapter") in ("lora", "qlora") else None
+    if params is None:
+        return None
+    steps = estimated_steps(cfg) if steps is None else steps
+    save = int(cfg.get("save_steps") or 0)
+    saves = len(range(save, steps, save)) if save else 0
+    if cfg.get("saves_per_epoch"):
+        saves = max(saves, int(cfg["saves_per_epoch"]) * math.ceil(float(cfg.get("num_epochs", 1))) - 1)
+    if cfg.get("save_strategy") == "no":
+        saves = 0
+    kept = min(saves, int(cfg["save_total_limit"])) if cfg.get("save_total_limit") else saves
+    tok = tokenizer_bytes(cfg)
+    checkpoint = 12 * params + tok + 200_000
+    adapter = 4 * params + tok + 50_000
+    return {"params": params, "checkpoints": saves, "kept": kept, "checkpoint_bytes": checkpoint,
+            "adapter_bytes": adapter, "bytes": kept * checkpoint + adapter}  # fmt: skip
+
+
+def space_problem(cfg: dict, needs: dict | None) -> str | None:
+    """Where the run's output folder has less room than the run needs (what is already there counted as had)."""
+    from medqa.fsutil import free_bytes, size_text
+
+    if needs is None:
+        return None
+    out = Path(cfg["output_dir"])
+    there = sum(p.stat().st_size for p in out.rglob("checkpoint-*/*") if p.is_file()) if out.is_dir() else 0
+    free = free_bytes(out)
+    wanted = max(0, needs["bytes"] - there)
+    if free is None or wanted <= free:
+        return None
+    return (
+        f"the run needs about {size_text(wanted)} here ({needs['kept']} checkpoint(s) of "
+        f"{size_text(needs['checkpoint_bytes'])} kept, save_total_limit {cfg.get('save_total_limit') or 'unset'}, "
+        f"and the adapter of {size_text(needs['adapter_bytes'])}) and {size_text(free)} is free"
+    )

@@ -6,9 +6,12 @@ back, leaves the rest unanswered. `parts(question)` are the things it asks: the 
 a question word, a request: "I would like information on ..."), the subject line and the story around them left
 out, each cut again at ";" and at "and" between two things asked; a message with no such sentence is one part.
 `addressed(part, answer)`: the answer takes up the part by its terms (at least half of the part's content words,
-stemmed, are in the answer) or by meaning (a sentence of the answer whose all-MiniLM-L6-v2 embedding is at least
-EMBED_MATCH from the part's). Sentences of the answer that say the question back (medqa.shape) do not count.
-`coverage` is the share of a question's parts that the answer addresses: 1 for an answer that takes up all of them.
+stemmed, are in the answer; of a question's several parts, the words all of them share, its topic, are left out) or
+by meaning (a sentence of the answer whose all-MiniLM-L6-v2 embedding is at least EMBED_MATCH from the part's).
+Sentences of the answer that say the question back (medqa.shape) do not count. `coverage` is the share of a
+question's parts that the answer addresses: 1 for an answer that takes up all of them. Calibrated on people's
+questions (docs/evaluation.md): an expert's answer, cut to an answer's length, addresses 62% of its question's parts,
+another question's answer 4%.
 """
 
 from __future__ import annotations
@@ -102,9 +105,10 @@ def coverage(questions: list[str], answers: list[str], encoder=None) -> tuple[np
     for ps, ss in zip(asked, said, strict=True):
         answer_terms = terms(" ".join(ss))
         sims = np.stack([vectors[s] for s in ss]) if ss and vectors else None
+        shared = set.intersection(*(terms(p) for p in ps)) if len(ps) > 1 else set()  # the topic, in every part
         done = 0
         for p in ps:
-            want = terms(p)
+            want = (terms(p) - shared) or terms(p)
             by_terms = bool(want) and len(want & answer_terms) >= MIN_TERMS_MATCHED * len(want)
             by_meaning = sims is not None and float((sims @ vectors[p]).max()) >= EMBED_MATCH
             done += by_terms or by_meaning

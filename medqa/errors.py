@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -54,6 +55,15 @@ def cli(main):
             return main(*args, **kwargs)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as err:  # a write the machine refused outside medqa.fsutil's writers: still one line
+            from medqa.fsutil import write_error
+
+            folder = Path(err.filename).parent if getattr(err, "filename", None) else Path.cwd()
+            problem = write_error(err, folder, Path(err.filename).name if err.filename else "a file")
+            if problem is None:
+                raise
+            print(f"error: {problem}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt as err:
             print("error: interrupted (nothing half-written is left; run the command again)", file=sys.stderr)

@@ -1,22 +1,119 @@
-"""Outputs appear whole or not at all: build under a temporary name beside the target, then rename."""
+"""Outputs appear whole or not at all: build under a temporary name beside the target, then rename. A write the
+machine refuses (its disk full, the folder read-only) is one line naming the folder, what was being written, and
+the space it needs and has where that can be known; what was there before stays as it was."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
+PAUSE = "MEDQA_PAUSE_AT"  # NAME:FILE: a test's hook, the command waits at pause_point(NAME) once it has written FILE
+
+
+def pause_point(name: str) -> None:
+    """A known point of a command's work where a test stops it (the interrupt tests): with MEDQA_PAUSE_AT=NAME:FILE in
+    the environment, the command writes FILE (its process id) on reaching pause_point(NAME), then waits there (for
+    the signal the test sends; ten minutes at most). Without it, nothing happens. Points: "write", an output being
+    written (its temporary copy whole, not yet in place); "answer", a first batch of answers made; "train", make finetune
+    holding its run folder, about to start Axolotl."""
+    at, _, marker = os.environ.get(PAUSE, "").partition(":")
+    if at != name or not marker:
+        return
+    Path(marker).write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def free_bytes(folder: Path) -> int | None:
+    """The space free for this user on the filesystem that holds `folder` (or its nearest existing parent)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def size_text(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def machine_fault(err: BaseException) -> str | None:
+    """'full' or 'read-only' where a write failed because of the machine, not the data (libraries that write in
+    C, such as safetensors, report it in their message)."""
+    code, text = getattr(err, "errno", None), str(err)
+    if code in DISK_FULL or "No space left on device" in text or "Disk quota exceeded" in text:
+        return "full"
+    if code in NOT_WRITABLE or "Read-only file system" in text or "Permission denied" in text:
+        return "read-only"
+    return None
+
+
+def write_error(err: BaseException, folder: Path, what: str, needs: int | None = None):
+    """The one line (medqa.errors.UserError) for a write the machine refused, or None for any other failure."""
+    from medqa.errors import UserError
+
+    fault = machine_fault(err)
+    if fault == "full":
+        need = f"it needs about {size_text(needs)}, " if needs else ""
+        return UserError(folder, f"no space left on the device: {what} could not be written ({need}"
+                                 f"{size_text(free_bytes(folder))} free)")  # fmt: skip
+    if fault == "read-only":
+        return UserError(folder, f"cannot write here (a read-only filesystem, or no permission): {what} could not "
+                                 "be written")  # fmt: skip
+    return None
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Before long work: a folder the output cannot be written into (read-only, no permission) is one line now,
+    not after the work (a full disk is found when the output is written)."""
+    folder = Path(folder)
+    with writing(folder, what):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+
 
 @contextmanager
-def atomic_dir(out: Path):
-    """Yield a temporary folder; on success it replaces `out` (any old `out` goes only then)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+def writing(folder: Path, what: str, needs: int | None = None):
+    """Around a write into `folder`: the machine's refusal becomes write_error's one line."""
     try:
-        yield tmp
+        yield
+    except Exception as err:  # OSError, or a library's own error class carrying the OS's message
+        problem = write_error(err, Path(folder), what, needs)
+        if problem is None:
+            raise
+        raise problem from None
+
+
+@contextmanager
+def atomic_dir(out: Path, what: str | None = None, needs: int | None = None):
+    """Yield a temporary folder; on success it replaces `out` (any old `out` goes only then). `what` names the output
+    in an error (default: the folder's name) and `needs` is the space it takes, where known."""
+    out = Path(out)
+    what = what or out.name
+    with writing(out.parent, what, needs):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        with writing(out.parent, what, needs):
+            yield tmp
+        pause_point("write")
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -33,18 +130,22 @@ def atomic_dir(out: Path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, what: str | None = None) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    data = text.encode("utf-8")
+    with writing(path.parent, what or path.name, len(data)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # a full disk says so here, not at a later close
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def report_stem(gpu: str, date: str | None = None) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from medqa import prompts
 from medqa.decoding import GenerationSettings
+from medqa.fsutil import pause_point
 from medqa.loops import cut_loop, loop_stop
 
 CPU_BATCH = 48  # batch_size "auto" on the CPU: the base model, 48 answers in 89 s on 2 cores (SmolLM2 README)
@@ -158,6 +159,7 @@ def generate_answers(
             for i, new in zip(idx, out[: len(idx), width:].tolist(), strict=True):
                 answers[i] = finish(new, decode, ends, stop, settings.max_new_tokens, settings.stop_on_loop)
             bar.update(len(idx))
+            pause_point("answer")  # a test stops a command here: answering, nothing written yet
     return answers
 
 

@@ -95,17 +95,53 @@ def oom_advice(cfg: dict) -> str:
     )
 
 
+DISK_MARKERS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+
+
 def train(launch: list[str], cfg: dict, recipe: Path) -> int:
-    """Run Axolotl, passing its output through; an out-of-memory death ends with one line naming the levers."""
-    oom = False
+    """Run Axolotl, passing its output through; an out-of-memory death ends with one line naming the levers, and a
+    disk that fills (or turns read-only) under a checkpoint with one line naming the folder, the checkpoint it lost
+    (removed: half-written) and the newest whole one (a rerun resumes from it), without the traceback."""
+    oom = disk = False
+    held: list[str] = []  # a traceback, shown only if it is not one of those
     env = {**os.environ, **quiet.child_env()}
     with subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as proc:
         # newline="": a progress bar's "\r" updates pass through as they are, redrawn in place, not one line each
         for line in io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace", newline=""):
             oom = oom or any(m in line for m in OOM_MARKERS)
-            if not quiet.noise(line):  # known third-party noise (VERBOSE=1 shows it)
+            disk = disk or any(m in line for m in DISK_MARKERS)
+            if held or "Traceback (most recent call last)" in line:
+                held.append(line)
+            elif not quiet.noise(line):  # known third-party noise (VERBOSE=1 shows it)
                 sys.stdout.write(line)
+    if proc.returncode != 0 and disk:
+        print(f"error: {disk_advice(cfg)}", file=sys.stderr)
+        return 2
+    sys.stdout.write("".join(held))
     if proc.returncode != 0 and oom:
         print(f"error: {recipe}: {oom_advice(cfg)}", file=sys.stderr)
         return 2
     return proc.returncode
+
+
+def disk_advice(cfg: dict) -> str:
+    """After a run's disk filled: its half-written checkpoints removed, and what is left to resume from."""
+    import shutil
+
+    from medqa.fsutil import free_bytes, size_text
+    from medqa.integrity import checkpoint_problem
+    from medqa.runs import checkpoints
+
+    out = Path(cfg["output_dir"])
+    lost = [c for c in checkpoints(out) if checkpoint_problem(c)]
+    for folder in lost:
+        shutil.rmtree(folder, ignore_errors=True)
+    whole = [c for c in checkpoints(out) if not checkpoint_problem(c)]
+    return (
+        f"{out}: the disk is full (or read-only): "
+        + (f"{', '.join(c.name for c in lost)} could not be written and is removed; " if lost else
+           "the run could not write its files; ")
+        + (f"the newest whole checkpoint is {whole[-1].name}" if whole else "no checkpoint was saved")
+        + f"; {size_text(free_bytes(out))} free. Free some space and run the same command again"
+        + (" (it resumes)" if whole else "")
+    )  # fmt: skip

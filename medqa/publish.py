@@ -12,7 +12,7 @@ from medqa.benchmark import card_lines, card_results, run_summary
 from medqa.data import looks_like_hub_id
 from medqa.decoding import GenerationSettings, generation_config
 from medqa.errors import UserError, first_line
-from medqa.fsutil import atomic_dir
+from medqa.fsutil import atomic_dir, write_error
 from medqa.integrity import check_folder
 from medqa.models import quiet_tokenizer
 from medqa.recipe import RUN_RECIPE
@@ -268,7 +268,8 @@ def merge(run: Run, out: Path, settings: GenerationSettings | None = None) -> Pa
     settings = settings or GenerationSettings()
     model, tokenizer = run.load_model("merged")
     quiet_tokenizer(tokenizer)
-    with atomic_dir(out) as tmp:
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    with atomic_dir(out, "the merged model", needs=weights) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         generation_config(settings, tokenizer, model.config.bos_token_id).save_pretrained(tmp)
@@ -302,5 +303,8 @@ def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:
             folder_path=str(folder), repo_id=repo, allow_patterns=patterns, ignore_patterns=["README.md"]
         )
     except Exception as err:  # network and hub errors come in many classes; each means "not uploaded"
-        raise UserError(repo, f"upload failed: {first_line(err)}") from None
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        problem = write_error(err, Path(HF_HUB_CACHE), "the upload's files in the Hub library's cache")
+        raise problem or UserError(repo, f"upload failed: {first_line(err)}") from None
     return str(getattr(info, "repo_url", None) or f"https://huggingface.co/{repo}")

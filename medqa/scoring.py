@@ -12,8 +12,9 @@ stuck in a loop. `ended`: the share of answers the model ended on its own (not
 cut by max_new_tokens, nor where they started to loop). `words` and `hit_max_new_tokens` describe length.
 How much of the question the answer addresses (medqa.coverage), higher is better: `coverage`, the share of the
 question's parts (the things it asks) that the answer takes up, and `coverage_multi`, the same over questions that ask
-two things or more (NaN for the others). Answer shape (medqa.shape), lower is better: `repeats_question`, `near_empty` (under 12 words) and `nothing_known`
-(an answer that opens by saying nothing is known or that there is none).
+two things or more (NaN for the others). Answer shape (medqa.shape), lower is better: `repeats_question`,
+`near_empty` (under 12 words) and `nothing_known` (an answer that opens by saying nothing is known or that there is
+none).
 
 A question may have several reference answers (a predictions row's `references`, e.g. MEDIQA's answers judged
 correct): each overlap metric takes the best of them (BLEU and chrF score against all of them at once, as sacrebleu

@@ -4,15 +4,17 @@
 
 Validates the recipe (Axolotl's schema, unknown keys), the data files and the base model, tokenises the
 training rows with the recipe's own prompt format, and prints rows and tokens, optimizer steps per epoch,
-the steps at which checkpoints will be saved, and the peak GPU memory and epoch time that `make bench`
-measured for this recipe (bench/*.json), where it has.
+the steps at which checkpoints will be saved, the disk space the checkpoints and adapter take against what is
+free (make finetune refuses a run that will not fit unless told to go on), and the peak GPU memory and epoch time
+that `make bench` measured for this recipe (bench/*.json), where it has.
 """
 
 import argparse
 from pathlib import Path
 
-from medqa.checks import check_base_model, check_data, cuda_needs
+from medqa.checks import check_base_model, check_data, cuda_needs, disk_needs, space_problem
 from medqa.errors import cli
+from medqa.fsutil import free_bytes, size_text
 from medqa.preview import bench_figures, describe
 from medqa.recipe import is_run_recipe, load_recipe, load_run_recipe, resolve, validate
 
@@ -46,6 +48,16 @@ def main():
     print(f"steps       {per_epoch}; {run['steps']:,} in all")
     checkpoints = ", ".join(map(str, run["checkpoints"])) or "none before the end"
     print(f"checkpoints at steps {checkpoints}, and the final adapter")
+    needs = disk_needs(cfg, run["steps"])
+    if needs:
+        short = space_problem(cfg, needs)
+        print(
+            f"disk        about {size_text(needs['bytes'])} in {cfg['output_dir']}: {needs['kept']} of "
+            f"{needs['checkpoints']} checkpoint(s) kept (save_total_limit {cfg.get('save_total_limit') or 'unset'}) "
+            f"of {size_text(needs['checkpoint_bytes'])} each, the adapter {size_text(needs['adapter_bytes'])}; "
+            f"{size_text(free_bytes(Path(cfg['output_dir'])))} free"
+            + (f"\nwarning     {short}: make finetune will refuse it (GO_ON=1 trains anyway)" if short else "")
+        )
     print(f"output      {cfg['output_dir']}")
     figures = bench_figures(args.recipe)
     print(

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import run_script
 
-from medqa.cleaning import DROP, apply, boilerplate, link_list, restated_question
+from medqa.cleaning import DROP, apply, boilerplate, clean_reference, link_list, page_title, restated_question
 from medqa.data import prepare
 
 HPO = (
@@ -42,6 +42,51 @@ def test_an_opening_question_that_restates_the_question_goes():
 )
 def test_restated_question_leaves_these_alone(answer):
     assert restated_question("What are the treatments for cerulean cataracts ?", answer) == answer
+
+
+# ---------------------------------------------------------------- page_title
+
+
+@pytest.mark.parametrize(
+    ("answer", "cleaned"),
+    [
+        ("What causes Flu?: The flu is caused by an influenza virus.", "The flu is caused by an influenza virus."),
+        ("Influenza (flu) (Treatment): Usually, rest is enough.", "Usually, rest is enough."),
+        ("Seasonal affective disorder: Seasonal affective disorder (SAD) is a type of depression.",
+         "Seasonal affective disorder (SAD) is a type of depression."),
+        ("Summary : A1C is a blood test for diabetes.", "A1C is a blood test for diabetes."),
+        ("Ischemic Stroke (Summary): Summary A stroke is a medical emergency.", "A stroke is a medical emergency."),
+        ("Lung Cancer: The lungs are a pair of cone-shaped organs.", "The lungs are a pair of cone-shaped organs."),
+        ("Fibromyalgia: - Fibromyalgia is a long-lasting disorder.", "- Fibromyalgia is a long-lasting disorder."),
+        ("What to do for Radiation sickness?: - DO NOT remain in the area.", "- DO NOT remain in the area."),
+        ("HIV/AIDS (What Is HIV? What Is AIDS?): HIV is a virus.", "HIV is a virus."),
+    ],
+)  # fmt: skip
+def test_a_page_title_before_the_answer_goes(answer, cleaned):
+    assert page_title("what is it?", answer) == cleaned
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Signs of mild to moderate dehydration: - Thirst - Dry or sticky mouth",  # a lead-in to a list
+        "Symptoms may include: Fever and a cough.",  # a sentence's lead-in (a verb)
+        "Gas in the digestive tract comes from two sources: air that you swallow and food.",  # the sentence goes on
+        "Medlife USA: Email: info@example.org Telephone: 1-844",  # a name before its fields
+        "Liver warning: This product contains acetaminophen.",  # a heading the answer does not take up
+        "These resources address the diagnosis or management of Wilson disease: - Gene Review",  # link_list's
+        "The flu is caused by an influenza virus.",  # no heading
+    ],
+)
+def test_page_title_leaves_these_alone(answer):
+    assert page_title("What causes it?", answer) == answer
+
+
+def test_a_reference_as_the_rules_leave_it_loses_its_title_too():
+    assert clean_reference("What causes flu?", "What causes Flu?: A virus.") == "A virus."
+    assert clean_reference("What causes flu?", "What causes Flu?: A virus.", ("restated_question",)) == (
+        "What causes Flu?: A virus."
+    )
 
 
 # ---------------------------------------------------------------- boilerplate
@@ -159,7 +204,7 @@ def test_a_rule_can_be_turned_off_and_a_wrong_name_is_one_line(tmp_path):
     result = run_script("scripts/prepare_data.py", str(src), "--out", str(tmp_path / "bad"), "--keep", "restated")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "error: --keep: no cleaning rule restated (rules: restated_question, boilerplate, link_list)"
+        "error: --keep: no cleaning rule restated (rules: page_title, restated_question, boilerplate, link_list)"
     ]
     assert not (tmp_path / "bad").exists()
 
@@ -170,6 +215,18 @@ def test_prepare_data_says_what_the_cleaning_did(tmp_path):
     assert result.returncode == 0, result.stderr
     n = json.loads((tmp_path / "out" / "manifest.json").read_text())["rows"]["train"]
     assert f"cleaning the training answers: restated_question: changed {n} GARD" in result.stdout
+
+
+def test_page_titles_are_cut_from_training_answers_whatever_their_source_and_counted(tmp_path):
+    rows = [(f"what causes flu {i}?", f"What causes Flu {i}?: A virus {i}.", src, f"d{i}")
+            for i, src in enumerate(["MEDIQA", "LiveQA"] * 20)]  # fmt: skip
+    m = prepare(write_rows(tmp_path / "in.csv", rows), tmp_path / "out", seed=0)
+    train = [json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    test = [json.loads(x) for x in (tmp_path / "out" / "test.jsonl").read_text().splitlines()]
+    assert all(r["answer"].startswith("A virus") and r["answer_original"].startswith("What causes") for r in train)
+    assert all(r["answer"].startswith("What causes") for r in test)  # references as published
+    by_source = {s: sum(r["source"] == s for r in train) for s in ("MEDIQA", "LiveQA")}
+    assert m["cleaning"]["counts"]["page_title"]["changed"] == by_source
 
 
 def test_a_split_column_and_several_references(tmp_path):

@@ -3,6 +3,7 @@
 import csv
 import gzip
 import json
+import re
 
 import pytest
 from conftest import REPO, run_script
@@ -225,6 +226,8 @@ def test_manifest_records_input_options_counts(tmp_path):
         "test_fraction": 0.1,
         "split_column": None,
         "references_column": None,
+        "twins": False,
+        "merge_references": False,
     }
     counts = {s: len(read_split(tmp_path / "out", s)) for s in ("train", "val", "test")}
     assert counts == {s: m["rows"][s] for s in counts} and counts["train"] == 30
@@ -240,3 +243,38 @@ def test_a_very_long_answer_is_kept_whole(tmp_path):
         r for split in all_rows(tmp_path / "out").values() for r in split if r["question"].startswith("What is a very")
     ]
     assert len(kept) == 1 and kept[0]["answer"] == long_answer.strip()
+
+
+def test_twins_stay_in_one_split_and_a_held_out_question_is_one_row_with_every_answer(tmp_path):
+    """People send one message twice (a subject line added, a word changed): with --twins both copies land in one
+    split; with --merge-references a held-out question answered by several rows is one row, its answers its
+    references."""
+    import random
+
+    rng, rows = random.Random(0), []
+    words = [f"w{k}" for k in range(2000)]
+    for i in range(30):
+        message = f"number {i} " + " ".join(rng.sample(words, 12))  # a message of its own words
+        rows.append((message, f"answer {i} a", f"doc-{i}"))
+        rows.append((message, f"answer {i} b", f"doc-{i}"))  # a second answer to the same message
+        rows.append((f"Rash. {message} please", f"answer {i} c", f"other-doc-{i}"))  # its twin, another document
+    src = tmp_path / "in.csv"
+    with open(src, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["question", "answer", "document_id"])
+        w.writerows(rows)
+    m = prepare(src, tmp_path / "out", seed=3, val_fraction=0.2, test_fraction=0.2, twins=True, merge_references=True)
+    read = {s: [json.loads(x) for x in (tmp_path / "out" / f"{s}.jsonl").read_text().splitlines()]
+            for s in ("train", "val", "test")}  # fmt: skip
+    number = re.compile(r"number (\d+) ")
+    where = {s: {number.search(r["question"])[1] for r in read[s]} for s in read}
+    assert not (where["train"] & where["val"]) and not (where["train"] & where["test"]) and where["test"]
+    for row in read["test"] + read["val"]:
+        i = number.search(row["question"])[1]
+        assert sorted(row["references"]) == [f"answer {i} a", f"answer {i} b", f"answer {i} c"]
+    assert m["rows"]["test"] == len(where["test"]) and m["rows"]["held_out_answers"]["test"] == 3 * len(where["test"])
+    assert len(read["train"]) == 3 * len(where["train"])  # training keeps every answer as a row
+    plain = prepare(src, tmp_path / "plain", seed=3, val_fraction=0.2, test_fraction=0.2)  # documents alone
+    leaked = {s: {number.search(x)[1] for x in (tmp_path / "plain" / f"{s}.jsonl").read_text().splitlines()}
+              for s in ("train", "test")}  # fmt: skip
+    assert plain["options"]["twins"] is False and leaked["train"] & leaked["test"]  # without it, twins leak

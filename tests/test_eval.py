@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_main
+from conftest import REPO, run_main
 
 from medqa.scoring import bootstrap_ci, per_example, summarise, token_f1
 
@@ -391,3 +391,61 @@ def test_scores_against_cleaned_references_leave_link_lists_out(tmp_path):
     result = score(path, path, clean_refs=True)
     assert result["n"] == 2 and result["left_out"] == 1 and result["metrics"]["rougeL"]["mean"] == pytest.approx(1.0)
     assert score(path)["metrics"]["rougeL"]["mean"] < 0.8  # as published, "What causes foo?" is in the reference
+
+
+def test_make_eval_answers_and_scores_every_set_of_peoples_questions_apart(tmp_path):
+    """make eval (its commands as make would run them): the run's split and each prepared set of people's questions
+    answered by both models and scored in a folder of its own, one report over all; a set named on the command line
+    that is not there is one line and exit 2, a default one missing is a note."""
+    import subprocess
+
+    sets = []
+    for name in ("mediqa", "liveqa"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "test.jsonl").write_text("{}\n")
+        sets.append(str(tmp_path / name))
+    out = subprocess.run(["make", "-n", "eval", "RUN=outputs/r", f"CONSUMER={' '.join(sets)}"],
+                         capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for name, data in (("test", ""), ("mediqa-test", f"--data {sets[0]}"), ("liveqa-test", f"--data {sets[1]}")):
+        folder = f"outputs/r/eval/{name}"
+        assert any(f"--model base {data}".replace("  ", " ") in " ".join(x.split()) and f"{folder}/base.jsonl" in x
+                   for x in lines), name  # fmt: skip
+        assert any("--model tuned" in x and f"{folder}/tuned.jsonl" in x for x in lines), name
+        assert any(x.startswith(".venv/bin/python eval/score.py") and f"--out {folder}" in x for x in lines), name
+    assert lines[-1].split()[2:6] == ["outputs/r/eval/test", "outputs/r/eval/mediqa-test", "outputs/r/eval/liveqa-test",
+                                      "--run"]  # fmt: skip
+    missing = subprocess.run(["make", "-n", "eval", "RUN=outputs/r", f"CONSUMER={tmp_path / 'none'}"],
+                             capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert f"error: {tmp_path / 'none'}/test.jsonl: no such file" in missing.stdout  # make -n shows the line
+
+
+def test_the_rehearsal_set_keeps_the_base_answers_that_hold_up():
+    from medqa.generation import Answer
+    from medqa.rehearsal import select
+
+    rows = [
+        {"id": str(i), "question": q, "answer": ref, "source": "LiveQA"}
+        for i, (q, ref) in enumerate(
+            [
+                ("What causes gout? How is it treated?", "Uric acid crystals. Drugs that lower uric acid."),
+                ("What causes gout? How is it treated?", "Uric acid crystals."),
+                ("What causes gout?", "Uric acid crystals."),
+                ("What causes gout?", "Uric acid crystals."),
+                ("What causes gout?", "Uric acid crystals."),
+            ]
+        )
+    ]
+    answers = [
+        Answer("Gout is caused by uric acid. It is treated with drugs that lower uric acid.", 20, "end"),
+        Answer("Gout is caused by uric acid crystals in a joint, and diet plays a part in it.", 20, "end"),  # half
+        Answer("Gout is caused by 7 kinds of acid in the joints of the feet and the hands.", 20, "end"),
+        Answer("Gout is caused by uric acid crystals in the joints, and it is very common in", 256, "length"),
+        Answer("What causes gout?", 5, "end"),
+    ]
+    kept, left_out = select(rows, answers)
+    assert [r["id"] for r in kept] == ["0", "1"]
+    assert kept[0]["answer"] == answers[0].text and kept[0]["answer_original"] == rows[0]["answer"]
+    assert kept[0]["source"] == "rehearsal: LiveQA"
+    assert left_out == {"cut by the token cap": 1, "repeats_question": 1, "unsupported fact": 1}

@@ -116,8 +116,10 @@ def dpo_table(rows: list[dict]) -> str:
         if "error" in d:
             dpo = f"failed: {d['error']} | | "
         else:
-            dpo = f"{d['steps_per_s']:.2f} | {d['pairs_per_step']} | {gib(d['peak_allocated_gib'])} / {gib(d['peak_reserved_gib'])}"
+            peaks = f"{gib(d['peak_allocated_gib'])} / {gib(d['peak_reserved_gib'])}"
+            dpo = f"{d['steps_per_s']:.2f} | {d['pairs_per_step']} | {peaks}"
         lines.append(
-            f"| {r['shape']} | {r['recipe']} | {p['answers']:,} | {p['seconds']:.0f} | {p['answers_per_s']:.1f} | {dpo} |"
+            f"| {r['shape']} | {r['recipe']} | {p['answers']:,} | {p['seconds']:.0f} | {p['answers_per_s']:.1f} "
+            f"| {dpo} |"
         )
     return "\n".join(lines)

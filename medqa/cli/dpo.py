@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 from medqa.errors import UserError, cli
+from medqa.integrity import read_json
+from medqa.lock import run_lock
 from medqa.preference import RULES
 from medqa.recipe import load_recipe
 from medqa.runs import Run
@@ -66,8 +68,25 @@ def main():
     cfg = load_recipe(recipe)
     if not cfg.get("rl"):
         raise UserError(recipe, "not a preference recipe (no rl:)")
+    with run_lock(run.path):  # one writer for each run folder: its merge and pairs go into it
+        stage(args, run, recipe, cfg)
+
+
+def stage(args, run: Run, recipe: Path, cfg: dict) -> None:
     times: dict[str, float] = {}
     if "lora_model_dir" in cfg:  # the run's adapter trained further, on its own base
+        first = read_json(run.path / "adapter_config.json", "the run's adapter is damaged: train it again")
+        ours = {"r": cfg.get("lora_r"), "lora_alpha": cfg.get("lora_alpha"),
+                "target_modules": sorted(cfg.get("lora_target_modules") or [])}  # fmt: skip
+        theirs = {"r": first.get("r"), "lora_alpha": first.get("lora_alpha"),
+                  "target_modules": sorted(first.get("target_modules") or [])}  # fmt: skip
+        differ = [k for k in ours if ours[k] != theirs[k]]
+        if differ:
+            raise UserError(
+                recipe,
+                f"its LoRA ({', '.join(f'{k} {ours[k]}' for k in differ)}) is not the run's "
+                f"({', '.join(f'{k} {theirs[k]}' for k in differ)}): the stage trains the run's adapter further",
+            )
         start = [f"base_model={run.base_model}", f"lora_model_dir={run.path}"]
     else:  # a new adapter on the run merged in full precision
         merged = run.path / "merged"

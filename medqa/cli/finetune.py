@@ -19,10 +19,11 @@ import os
 import sys
 from pathlib import Path
 
-from medqa.checks import check_base_model, check_data, cuda_needs, for_cpu
+from medqa.checks import check_base_model, check_data, cuda_needs, disk_needs, for_cpu, space_problem
 from medqa.errors import UserError, cli
-from medqa.fsutil import atomic_write_text
+from medqa.fsutil import atomic_write_text, pause_point
 from medqa.launch import Topology, accelerate_args, train
+from medqa.lock import run_lock
 from medqa.recipe import RUN_RECIPE, load_recipe, resolve, run_recipe_text, validate
 from medqa.runs import resume_point
 
@@ -42,6 +43,11 @@ def main():
         default=[],
         metavar="KEY=VALUE",
         help="override one recipe key (YAML value), e.g. --set num_epochs=3",
+    )
+    parser.add_argument(
+        "--go-on",
+        action="store_true",
+        help="train even where the output folder's disk looks too small for the checkpoints (make finetune GO_ON=1)",
     )
     dist = parser.add_argument_group("several GPUs and machines (recipes/accelerate/)")
     dist.add_argument("--gpus", type=int, default=None, help="GPUs on this machine (default 1)")
@@ -76,23 +82,31 @@ def main():
     check_base_model(cfg)
 
     out = Path(cfg["output_dir"])
-    resume = resume_point(cfg, out)
-    run_recipe = out / RUN_RECIPE
-    atomic_write_text(run_recipe, run_recipe_text(cfg, args.recipe))
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        *accelerate,
-        "-m",
-        "axolotl.cli.train",
-        str(run_recipe),
-    ]
-    if resume is not None:
-        print(f"resuming from {resume} (the newest complete checkpoint)", flush=True)
-        launch.append(f"--resume_from_checkpoint={resume}")
-    print("+ " + " ".join(launch[2:]), flush=True)
-    sys.exit(train(launch, cfg, args.recipe))
+    with run_lock(out):  # one writer for each run folder: a second make finetune here refuses
+        short = space_problem(cfg, disk_needs(cfg))
+        if short and not args.go_on:
+            raise UserError(out, f"{short}: free some space, keep fewer checkpoints (--set save_total_limit=N), "
+                                 "or train anyway with GO_ON=1 (--go-on)")  # fmt: skip
+        if short:
+            print(f"warning: {out}: {short}; going on (--go-on)", flush=True)
+        resume = resume_point(cfg, out)
+        run_recipe = out / RUN_RECIPE
+        atomic_write_text(run_recipe, run_recipe_text(cfg, args.recipe))
+        launch = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            *accelerate,
+            "-m",
+            "axolotl.cli.train",
+            str(run_recipe),
+        ]
+        if resume is not None:
+            print(f"resuming from {resume} (the newest complete checkpoint)", flush=True)
+            launch.append(f"--resume_from_checkpoint={resume}")
+        print("+ " + " ".join(launch[2:]), flush=True)
+        pause_point("train")  # a test's hook: the run folder held, training about to start
+        sys.exit(train(launch, cfg, args.recipe))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.decoding import add_arguments, from_arguments
 from medqa.errors import UserError, cli
-from medqa.fsutil import atomic_write_text
+from medqa.fsutil import atomic_write_text, check_writable
 from medqa.generation import generate_answers
 from medqa.inference import WEIGHTS, answer_perplexity, load_model
 from medqa.runs import Run
@@ -68,6 +68,7 @@ def main():
             raise UserError(data / f"{args.split}.jsonl", "no rows to evaluate")
         rows += [{**r, "id": f"{data.name}/{r['id']}"} for r in part] if len(folders) > 1 else part
     rows = rows[: args.n]
+    check_writable(args.out.parent, args.out.name)  # before the model answers, not after
     settings = from_arguments(args)
     if adapter is not None:
         model, tokenizer = run.load_model(args.weights, adapter)

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from medqa.errors import cli
+from medqa.lock import lock_for
 from medqa.publish import merge
 from medqa.runs import Run
 
@@ -23,7 +24,9 @@ def main():
     parser.add_argument("--out", type=Path, default=None, help="default: RUN/merged")
     args = parser.parse_args()
     run = Run.open(args.run)
-    out = merge(run, args.out or run.path / "merged")
+    out = args.out or run.path / "merged"
+    with lock_for(run.path, out):  # one writer for each run folder
+        out = merge(run, out)
     print(f"{out}: merged model (AutoModelForCausalLM.from_pretrained('{out}'))")
 
 

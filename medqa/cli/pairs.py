@@ -20,8 +20,9 @@ from pathlib import Path
 from medqa.data import read_jsonl
 from medqa.decoding import GenerationSettings
 from medqa.errors import UserError, cli
-from medqa.fsutil import atomic_dir
+from medqa.fsutil import atomic_dir, check_writable
 from medqa.generation import generate_answers
+from medqa.lock import lock_for
 from medqa.preference import RULES, make_pairs
 from medqa.runs import Run
 
@@ -46,6 +47,12 @@ def main():
         raise UserError(data / "train.jsonl", "no training rows")
     # what the run writes by itself: no loop stop (a loop is what a pair may reject), no n-gram rule
     sampled = args.rule == "facttune"
+    check_writable(args.out.parent, args.out.name)  # before the model answers, not after
+    with lock_for(run.path, args.out):  # one writer for each run folder (where the pairs go into it)
+        write_pairs(args, run, data, rows, sampled)
+
+
+def write_pairs(args, run, data, rows, sampled):
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens,
         stop_on_loop=False,

@@ -187,12 +187,14 @@ def table_markdown(table: dict, title: str) -> str:
         "question nor the reference. loop: share of answers in which some 4 words recur 4 or more times. ended: "
         "share the model ended on its own (not cut by the cap or where it started to loop). same: answers word for "
         "word those of `vs`. echo / short / none known: share of answers that open by saying the question again, "
-        "of under 12 words, that open by saying nothing is known or there is none (medqa.shape).",
+        "of under 12 words, that open by saying nothing is known or there is none (medqa.shape). coverage: share "
+        "of the things a question asks that the answer addresses (medqa.coverage).",
         "",
         "| lever | change | vs | ROUGE-L | Δ ROUGE-L [95% CI] | P / R | Δ ROUGE-2 | Δ token F1 | Δ embed "
-        "| unsupported | Δ unsupported [95% CI] | fact P | invented | Δ invented [95% CI] | loop | echo | short "
+        "| coverage | Δ coverage | unsupported | Δ unsupported [95% CI] | fact P | invented | Δ invented [95% CI] "
+        "| loop | echo | short "
         "| none known | ended | words | same |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table["rows"]:
         m, d = row["metrics"], row["delta"]
@@ -208,6 +210,8 @@ def table_markdown(table: dict, title: str) -> str:
                     _ci(d["rougeL"], 3) if d else "–",
                     f"{m['rougeL_precision']['mean']:.2f} / {m['rougeL_recall']['mean']:.2f}",
                     *([_mark(d[k], 3) for k in ("rouge2", "token_f1", "embed_sim")] if d else ["–"] * 3),
+                    f"{m['coverage']['mean']:.2f}" if m.get("coverage", {}).get("mean") is not None else "–",
+                    _mark(d["coverage"], 3) if d and d.get("coverage", {}).get("mean") is not None else "–",
                     "–" if unsupported is None else f"{unsupported:.1%}",
                     _ci(d["unsupported_facts"], 3, pct=True) if d and "unsupported_facts" in d else "–",
                     "–" if fact_p is None else f"{fact_p:.2f}",

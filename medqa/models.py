@@ -12,7 +12,9 @@ from medqa.fsutil import atomic_dir
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_EOS = "<|im_end|>"  # the GGUF metadata's eos = pad = id 2; transformers reads id 1
-BUILDER = 2  # 2: the tokenizer config asks for no clean-up of spaces (transformers ignores it for BPE, with a notice)
+BUILDER = 3  # 2: the tokenizer config asks for no clean-up of spaces (transformers ignores it for BPE, with a notice);
+# 3: no byte fallback in a byte-level BPE (as SmolLM2's own tokenizer.json has it; llama.cpp's converter reads a
+# byte-fallback BPE as a Llama sentencepiece vocabulary and loses its merges)
 
 
 def embedded_gguf() -> Path:
@@ -68,6 +70,7 @@ def build_embedded_model(out: Path, gguf: Path | None = None) -> bool:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         tokenizer.eos_token = tokenizer.pad_token = EMBEDDED_EOS
         quiet_tokenizer(tokenizer)
+        byte_level_without_fallback(tokenizer)
         eos_id = tokenizer.convert_tokens_to_ids(EMBEDDED_EOS)
         for config in (model.config, model.generation_config):
             config.eos_token_id = config.pad_token_id = eos_id
@@ -76,6 +79,14 @@ def build_embedded_model(out: Path, gguf: Path | None = None) -> bool:
         stamp_data = {"gguf": gguf.name, "gguf_sha256": digest, "license": gguf_license(gguf), "builder": BUILDER}
         (tmp / "medqa_build.json").write_text(json.dumps(stamp_data, indent=2))
     return True
+
+
+def byte_level_without_fallback(tokenizer) -> None:
+    """transformers builds the GGUF's byte-level BPE with byte_fallback on, which a byte-level vocabulary never uses
+    (every byte is a token of its own) and SmolLM2's own tokenizer.json has off: the same tokens either way."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and type(backend.model).__name__ == "BPE" and "ByteLevel" in str(backend.pre_tokenizer):
+        backend.model.byte_fallback = False
 
 
 def quiet_tokenizer(tokenizer) -> None:

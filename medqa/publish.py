@@ -12,7 +12,8 @@ from medqa.benchmark import card_lines, card_results, run_summary
 from medqa.data import looks_like_hub_id
 from medqa.decoding import GenerationSettings, generation_config
 from medqa.errors import UserError, first_line
-from medqa.fsutil import atomic_dir, write_error
+from medqa.fsutil import atomic_dir, size_text, write_error
+from medqa.gguf import read_info as read_gguf_info
 from medqa.integrity import check_folder
 from medqa.models import quiet_tokenizer
 from medqa.recipe import RUN_RECIPE
@@ -254,6 +255,23 @@ def model_card(
             )
     if bench:
         lines += ["", "## Benchmarks", "", *card_lines(bench)]
+    gguf = read_gguf_info(run.path)
+    if gguf:
+        lines += [
+            "",
+            "## GGUF (llama.cpp, Ollama, LM Studio)",
+            "",
+            f"`gguf/{gguf['file']}`: the merged model as a GGUF, type {gguf['type']} ({size_text(gguf['bytes'])}, "
+            f"sha256 `{gguf['sha256'][:16]}…`), converted by llama.cpp's own converter; its metadata holds the chat "
+            "template and end-of-turn token above, and `gguf/Modelfile` sets Ollama's template, stop token and the "
+            "evaluation decoding (`gguf/README.md`: how to run it)."
+            + (
+                f" Greedy answers to {c['questions']} test questions: {c['llama.cpp']['identical']} word for word "
+                "the merged model's in llama.cpp's chat mode."
+                if (c := gguf.get("check")) and "llama.cpp" in c
+                else ""
+            ),  # fmt: skip
+        ]
     return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
 
 
@@ -278,8 +296,14 @@ def merge(run: Run, out: Path, settings: GenerationSettings | None = None) -> Pa
     return out
 
 
-def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:
-    """Upload the adapter (or the merged model) with its model card; returns the repository's URL."""
+def push(run: Run, repo: str, merged_dir: Path | None = None, api=None, gguf: bool = False) -> str:
+    """Upload the adapter (or the merged model) with its model card, and with `gguf` RUN/gguf/ (make gguf's GGUF,
+    Modelfile and README) under gguf/ in the repository; returns the repository's URL."""
+    gguf_dir = run.path / "gguf"
+    if gguf:
+        info = read_gguf_info(run.path)
+        if info is None or not (gguf_dir / info["file"]).is_file():
+            raise UserError(gguf_dir, "no GGUF here (run `make gguf RUN=...` first)")
     if merged_dir is not None:
         if not (merged_dir / "config.json").is_file():
             raise UserError(merged_dir, "no merged model here (run `make merge RUN=...` first)")
@@ -302,6 +326,8 @@ def push(run: Run, repo: str, merged_dir: Path | None = None, api=None) -> str:
         info = api.upload_folder(
             folder_path=str(folder), repo_id=repo, allow_patterns=patterns, ignore_patterns=["README.md"]
         )
+        if gguf:
+            api.upload_folder(folder_path=str(gguf_dir), repo_id=repo, path_in_repo="gguf")
     except Exception as err:  # network and hub errors come in many classes; each means "not uploaded"
         from huggingface_hub.constants import HF_HUB_CACHE
 

@@ -69,14 +69,54 @@ def commands(tmp: Path, disk: Path, run: Path) -> dict:
     data = prepare_demo_data(tmp / "data")
     preds = predictions(tmp / "preds.jsonl")
     return {
-        "data": (["scripts/prepare_data.py", SAMPLE, "--out", disk / "out", "--val-fraction", "0.1",
-                  "--test-fraction", "0.1"], disk / "out"),
+        "data": (
+            [
+                "scripts/prepare_data.py",
+                SAMPLE,
+                "--out",
+                disk / "out",
+                "--val-fraction",
+                "0.1",
+                "--test-fraction",
+                "0.1",
+            ],
+            disk / "out",
+        ),
         "merge": (["scripts/merge.py", run, "--out", disk / "out"], disk / "out"),
-        "eval answers": (["eval/generate.py", run, "--data", data, "--n", "2", "--max-new-tokens", "4",
-                          "--no-perplexity", "--out", disk / "out" / "tuned.jsonl"], disk / "out"),  # fmt: skip
+        "eval answers": (
+            [
+                "eval/generate.py",
+                run,
+                "--data",
+                data,
+                "--n",
+                "2",
+                "--max-new-tokens",
+                "4",
+                "--no-perplexity",
+                "--out",
+                disk / "out" / "tuned.jsonl",
+            ],
+            disk / "out",
+        ),  # fmt: skip
         "eval scores": (["eval/score.py", preds, "--baseline", preds, "--out", disk / "out"], disk / "out"),
-        "dpo's pairs": (["scripts/pairs.py", run, "--data", data, "--out", disk / "out", "--n", "2", "--rule", "spin",
-                         "--max-new-tokens", "4"], disk / "out"),  # fmt: skip
+        "dpo's pairs": (
+            [
+                "scripts/pairs.py",
+                run,
+                "--data",
+                data,
+                "--out",
+                disk / "out",
+                "--n",
+                "2",
+                "--rule",
+                "spin",
+                "--max-new-tokens",
+                "4",
+            ],
+            disk / "out",
+        ),  # fmt: skip
     }
 
 

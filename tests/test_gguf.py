@@ -1,0 +1,104 @@
+"""make gguf (scripts/export_gguf.py): the merged model as a GGUF by llama.cpp's own converter, its chat template and
+end-of-turn token in the metadata, an Ollama Modelfile and a README; read back by transformers and run by llama.cpp
+(llama-cpp-python) in chat mode, both answering as the merged model does; bad input is one line and writes nothing."""
+
+import json
+
+import pytest
+from conftest import prepare_demo_data, run_main, run_script
+from test_damage import snapshot
+
+from medqa.decoding import GenerationSettings
+from medqa.gguf import TYPES, modelfile, ollama_template
+
+
+def gguf_run(tmp_path, tiny_run):
+    """The tiny run with its data: the demo set's test questions, which --check answers."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    data = prepare_demo_data(tmp_path / "data")
+    recipe = (run / "recipe.yml").read_text()
+    (run / "recipe.yml").write_text(recipe.replace("data/medqa-all/train.jsonl", str(data / "train.jsonl"), 1))
+    return run
+
+
+@pytest.mark.slow
+def test_a_gguf_that_answers_as_the_merged_model_does(tmp_path, tiny_run):
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    run = gguf_run(tmp_path, tiny_run)
+    checks = {}
+    for quant in ("f16", "q8_0"):
+        out = tmp_path / f"gguf-{quant}"
+        result = run_script("scripts/export_gguf.py", run, "--quant", quant, "--out", out, "--check", "3")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        info = json.loads((out / "gguf.json").read_text())
+        gguf = out / info["file"]
+        assert info["type"] == quant and gguf.is_file() and info["bytes"] == gguf.stat().st_size
+        fields = GGUFReader(gguf).fields
+        template = bytes(fields["tokenizer.chat_template"].parts[fields["tokenizer.chat_template"].data[0]]).decode()
+        merged = AutoTokenizer.from_pretrained(run / "merged")
+        assert template == merged.chat_template  # the run's training prompt travels in the file
+        eos = int(fields["tokenizer.ggml.eos_token_id"].parts[fields["tokenizer.ggml.eos_token_id"].data[0]][0])
+        assert eos == merged.eos_token_id
+        assert (out / "Modelfile").read_text() == modelfile(info["file"], merged, GenerationSettings())
+        assert "ollama create" in (out / "README.md").read_text() and "llama-cli" in (out / "README.md").read_text()
+        checks[quant] = info["check"]
+    f16 = checks["f16"]
+    assert f16["questions"] == 3 and f16["tokens"] > 0
+    for runtime in ("transformers", "llama.cpp"):  # at f16 the same answers, word for word
+        assert f16[runtime] == {"identical": 3, "tokens_agreeing": f16["tokens"]}, checks
+    q8 = checks["q8_0"]  # q8_0 rounds more: counted, and the same file gives the same answers in both runtimes
+    assert 0 <= q8["llama.cpp"]["tokens_agreeing"] <= q8["tokens"] and q8["transformers"]["identical"] <= 3
+
+
+def test_the_ollama_template_is_the_runs_prompt(tokenizer):
+    from medqa import prompts
+
+    tokenizer.chat_template = open("recipes/templates/llama2-seed.jinja").read()
+    template = ollama_template(tokenizer)
+    before_answer = prompts.answer_frame(tokenizer)[0]  # what the training text puts between prompt and answer
+    assert template.replace("{{ .Prompt }}", "What is gout?") == prompts.prompt_text(tokenizer, "What is gout?") + (
+        before_answer
+    )
+    text = modelfile("m-f16.gguf", tokenizer, GenerationSettings())
+    assert 'PARAMETER stop "<|im_end|>"' in text and "PARAMETER temperature 0" in text and "FROM ./m-f16.gguf" in text
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [
+        ("unknown type", "'q3' is not a GGUF type make gguf writes (one of " + ", ".join(TYPES) + ")"),
+        ("unfinished run", "has not finished"),
+        ("read-only output", "cannot write here (a read-only filesystem, or no permission): gguf"),
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_nothing(case, problem, tmp_path, tiny_run):
+    import shutil
+    import subprocess
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    out, quant = run / "gguf", "q3" if case == "unknown type" else "f16"
+    if case == "unfinished run":
+        (run / "adapter_model.safetensors").unlink()
+    if case == "read-only output":
+        out = tmp_path / "ro" / "gguf"
+        out.parent.mkdir()
+        made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(out.parent)],
+                              capture_output=True)  # fmt: skip
+        if made.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        before = snapshot(tmp_path)
+        result = run_main("scripts/export_gguf.py", run, "--quant", quant, "--out", out)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+        assert problem in result.stderr and "Traceback" not in result.stderr
+        assert snapshot(tmp_path) == before
+        assert not out.exists() or not any(out.iterdir())
+    finally:
+        if case == "read-only output":
+            subprocess.run(["umount", "-l", str(out.parent)], capture_output=True)

@@ -104,8 +104,9 @@ metadata holds the run's chat template (the prompt it was trained on) and its en
 ## llama.cpp
 
 ```bash
-llama-cli -m {gguf_name} -cnv --temp {settings.temperature:g} -n {settings.max_new_tokens} {stop_args}  # chat mode: the GGUF's template
-llama-server -m {gguf_name} --jinja                # OpenAI-style server, the same template
+# chat mode, the GGUF's own template:
+llama-cli -m {gguf_name} -cnv --temp {settings.temperature:g} -n {settings.max_new_tokens} {stop_args}
+llama-server -m {gguf_name} --jinja    # an OpenAI-style server, the same template
 ```
 
 From Python (llama-cpp-python), the way `make test` checks it:

@@ -22,6 +22,7 @@ if os.environ.get("VERBOSE") != "1":
 
 from medqa import benchmark  # noqa: E402
 from medqa.errors import UserError, cli  # noqa: E402
+from medqa.fsutil import pause_point  # noqa: E402
 from medqa.runs import Run  # noqa: E402
 
 
@@ -82,6 +83,7 @@ def main():
         print(f"{which}: {len(tasks)} tasks{f', the first {args.limit} questions of each' if args.limit else ''} ...")
         results = benchmark.evaluate(model, tokenizer, configs, args.limit, batch_size)
         benchmark.save(folder, results, asked)
+        pause_point("scored")  # a test's hook: a model's scores saved, the next not begun
         timing = results["medqa"]
         print(f"{folder}: {timing['seconds']:.0f} s, batch size {timing['batch_sizes'] or timing['batch_size']}")
         del model

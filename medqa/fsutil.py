@@ -20,7 +20,7 @@ def pause_point(name: str) -> None:
     the environment, the command writes FILE (its process id) on reaching pause_point(NAME), then waits there (for
     the signal the test sends; ten minutes at most). Without it, nothing happens. Points: "write", an output being
     written (its temporary copy whole, not yet in place); "answer", a first batch of answers made; "train", make
-    finetune holding its run folder, about to start Axolotl."""
+    finetune holding its run folder, about to start Axolotl; "scored", make benchmark with one model scored."""
     at, _, marker = os.environ.get(PAUSE, "").partition(":")
     if at != name or not marker:
         return

@@ -1,22 +1,24 @@
-"""One writer for each run folder: `make finetune`, `make merge`, `make dpo` (and its pairs) hold a lock on the run
-folder they write while they run. A second one refuses in one line naming the process that holds it. The lock is the
-operating system's (flock on RUN/.medqa.lock), so it goes with the process that held it, however it ended: a lock
-left by a command that died blocks nothing. The commands a holder starts (make dpo's merge, pairs and DPO) are told
+"""One writer for each run folder: `make finetune`, `make merge`, `make dpo` (and its pairs), `make gguf` hold a lock
+on the run folder they write while they run. A second one refuses in one line naming the process that holds it. The
+lock is the operating system's (flock on a file named by the folder's absolute path, in the machine's temporary
+folder: the run folder itself is left as it is), so it goes with the process that held it, however it ended: a lock
+left by a command that died blocks nothing. It holds between the commands of one machine. The commands a holder starts (make dpo's merge, pairs and DPO) are told
 which folders their parent holds (MEDQA_LOCKED) and write there without taking the lock again.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shlex
+import tempfile
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 from medqa.errors import UserError
 
-LOCK_FILE = ".medqa.lock"
 HELD = "MEDQA_LOCKED"  # folders this process's parent holds, os.pathsep-separated
 
 
@@ -24,15 +26,21 @@ def _held() -> list[str]:
     return [p for p in os.environ.get(HELD, "").split(os.pathsep) if p]
 
 
+def lock_file(folder: Path) -> Path:
+    """Where the lock of a run folder lives: one file a folder (by its absolute path), in the temporary folder."""
+    locks = Path(tempfile.gettempdir()) / "medqa-locks"
+    locks.mkdir(mode=0o777, exist_ok=True)
+    return locks / (hashlib.sha256(str(Path(folder).absolute()).encode()).hexdigest()[:32] + ".lock")
+
+
 @contextmanager
 def run_lock(folder: Path):
-    """Hold the run folder's lock while the block runs (the folder is made where it is not there)."""
+    """Hold the run folder's lock while the block runs."""
     folder = Path(folder).absolute()
     if str(folder) in _held():  # the parent holds it for us
         yield
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_file(folder), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

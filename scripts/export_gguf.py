@@ -34,6 +34,7 @@ def main():
         help="then answer N of the run's test questions with the merged model and the GGUF (transformers, and "
         "llama.cpp where llama-cpp-python is installed), greedy, and say how many agree (OUT/check.json)",
     )
+    parser.add_argument("--check-tokens", type=int, default=64, help="--check: new tokens an answer (default 64)")
     args = parser.parse_args()
     quant = check_type(args.quant)  # before any model loads
     run = Run.open(args.run)
@@ -49,7 +50,7 @@ def main():
     print(f"{out / info['file']}: {quant}, {size_text(info['bytes'])}; {out / 'Modelfile'} for Ollama")
     if args.check:
         questions = [r["question"] for r in read_jsonl(run.data_dir / "test.jsonl")[: args.check]]
-        checked = compare(merged, out / info["file"], questions)
+        checked = compare(merged, out / info["file"], questions, args.check_tokens)
         atomic_write_text(out / "check.json", json.dumps(checked, indent=2, ensure_ascii=False) + "\n")
         summary = {k: v for k, v in checked.items() if k != "examples"}
         atomic_write_text(out / "gguf.json", json.dumps({**info, "check": summary}, indent=2) + "\n")

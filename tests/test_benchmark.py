@@ -171,7 +171,7 @@ def test_make_benchmark_on_a_limit(tmp_path, tiny_run):
     shutil.copytree(tiny_run, run)
     out = run / "benchmark"
     args = ("eval/benchmark.py", run, "--tasks", "medqa_4options,pubmedqa", "--limit", "3")
-    stopped = interrupt(args, lambda: (out / "base" / "benchmark.json").is_file(), signal.SIGTERM)
+    stopped = interrupt(args, "scored", tmp_path, signal.SIGTERM)  # stopped once the base is scored
     assert_stopped(stopped, signal.SIGTERM)
     assert (out / "base" / "results.json").is_file() and not (out / "tuned").exists()
     assert not (out / "summary.json").exists() and not temporary(out)

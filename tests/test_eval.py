@@ -404,7 +404,7 @@ def test_make_eval_answers_and_scores_every_set_of_peoples_questions_apart(tmp_p
         (tmp_path / name).mkdir()
         (tmp_path / name / "test.jsonl").write_text("{}\n")
         sets.append(str(tmp_path / name))
-    out = subprocess.run(["make", "-n", "eval", "RUN=outputs/r", f"CONSUMER={' '.join(sets)}"],
+    out = subprocess.run(["make", "--no-print-directory", "-n", "eval", "RUN=outputs/r", f"CONSUMER={' '.join(sets)}"],
                          capture_output=True, text=True, cwd=REPO)  # fmt: skip
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -414,9 +414,11 @@ def test_make_eval_answers_and_scores_every_set_of_peoples_questions_apart(tmp_p
                    for x in lines), name  # fmt: skip
         assert any("--model tuned" in x and f"{folder}/tuned.jsonl" in x for x in lines), name
         assert any(x.startswith(".venv/bin/python eval/score.py") and f"--out {folder}" in x for x in lines), name
-    assert lines[-1].split()[2:6] == ["outputs/r/eval/test", "outputs/r/eval/mediqa-test", "outputs/r/eval/liveqa-test",
-                                      "--run"]  # fmt: skip
-    missing = subprocess.run(["make", "-n", "eval", "RUN=outputs/r", f"CONSUMER={tmp_path / 'none'}"],
+    report = next(x for x in lines if "eval/report.py" in x)
+    assert report.split()[2:6] == ["outputs/r/eval/test", "outputs/r/eval/mediqa-test", "outputs/r/eval/liveqa-test",
+                                   "--run"]  # fmt: skip
+    missing = subprocess.run(["make", "--no-print-directory", "-n", "eval", "RUN=outputs/r",
+                              f"CONSUMER={tmp_path / 'none'}"],
                              capture_output=True, text=True, cwd=REPO)  # fmt: skip
     assert f"error: {tmp_path / 'none'}/test.jsonl: no such file" in missing.stdout  # make -n shows the line
 

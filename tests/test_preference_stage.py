@@ -52,8 +52,8 @@ def test_the_flagships_stage_trains_the_runs_adapter_further_with_the_run_as_ref
     recipe = (run / "recipe.yml").read_text()  # its first source, whose questions the pairs are made of: the demo's
     (run / "recipe.yml").write_text(recipe.replace("data/medqa-all/train.jsonl", str(data / "train.jsonl"), 1))
     out = tmp_path / "run-dpo"
-    result = run_script("scripts/dpo.py", run, "--recipe", "recipes/llama2-7b/dpo.yml", "--rule", "spin", "--n", "8",
-                        "--out", out, "--set", "tf32=false", "--set", "sequence_len=256", "--set", "save_strategy=no",
+    result = run_script("scripts/dpo.py", run, "--recipe", "recipes/llama2-7b/dpo.yml", "--rule", "spin", "--n", "4",
+                        "--out", out, "--set", "tf32=false", "--set", "sequence_len=128", "--set", "save_strategy=no",
                         "--set", "logging_steps=1")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"{out}: the preference stage of {run} (pairs" in result.stdout

@@ -2,7 +2,8 @@
 on the run folder they write while they run. A second one refuses in one line naming the process that holds it. The
 lock is the operating system's (flock on a file named by the folder's absolute path, in the machine's temporary
 folder: the run folder itself is left as it is), so it goes with the process that held it, however it ended: a lock
-left by a command that died blocks nothing. It holds between the commands of one machine. The commands a holder starts (make dpo's merge, pairs and DPO) are told
+left by a command that died blocks nothing. It holds between the commands of one machine. The commands a holder
+starts (make dpo's merge, pairs and DPO) are told
 which folders their parent holds (MEDQA_LOCKED) and write there without taking the lock again.
 """
 
@@ -12,8 +13,8 @@ import fcntl
 import hashlib
 import os
 import shlex
-import tempfile
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 

@@ -3,8 +3,8 @@ on the run folder they write while they run. A second one refuses in one line na
 lock is the operating system's (flock on a file named by the folder's absolute path, in the machine's temporary
 folder: the run folder itself is left as it is), so it goes with the process that held it, however it ended: a lock
 left by a command that died blocks nothing. It holds between the commands of one machine. The commands a holder
-starts (make dpo's merge, pairs and DPO) are told
-which folders their parent holds (MEDQA_LOCKED) and write there without taking the lock again.
+starts (make dpo's merge, pairs and DPO) are told which folders their parent holds (MEDQA_LOCKED) and write there
+without taking the lock again.
 """
 
 from __future__ import annotations

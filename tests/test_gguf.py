@@ -5,7 +5,7 @@ end-of-turn token in the metadata, an Ollama Modelfile and a README; read back b
 import json
 
 import pytest
-from conftest import prepare_demo_data, run_main, run_script
+from conftest import prepare_demo_data, run_main
 from test_damage import snapshot
 
 from medqa.decoding import GenerationSettings
@@ -33,8 +33,8 @@ def test_a_gguf_that_answers_as_the_merged_model_does(tmp_path, tiny_run):
     checks = {}
     for quant in ("f16", "q8_0"):
         out = tmp_path / f"gguf-{quant}"
-        result = run_script("scripts/export_gguf.py", run, "--quant", quant, "--out", out, "--check", "3",
-                            "--check-tokens", "24")  # fmt: skip
+        result = run_main("scripts/export_gguf.py", run, "--quant", quant, "--out", out, "--check", "3",
+                          "--check-tokens", "24")  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         info = json.loads((out / "gguf.json").read_text())
         gguf = out / info["file"]

@@ -51,12 +51,16 @@ def test_the_flagships_stage_trains_the_runs_adapter_further_with_the_run_as_ref
     data = prepare_demo_data(tmp_path / "data")
     recipe = (run / "recipe.yml").read_text()  # its first source, whose questions the pairs are made of: the demo's
     (run / "recipe.yml").write_text(recipe.replace("data/medqa-all/train.jsonl", str(data / "train.jsonl"), 1))
+    make_pairs = run_main(
+        "scripts/pairs.py", run, "--out", run / "pairs-spin", "--rule", "spin", "--n", "4", "--max-new-tokens", "16"
+    )  # fmt: skip  (make dpo's first step, in this process)
+    assert make_pairs.returncode == 0, make_pairs.stderr[-2000:]
     out = tmp_path / "run-dpo"
     result = run_script("scripts/dpo.py", run, "--recipe", "recipes/llama2-7b/dpo.yml", "--rule", "spin", "--n", "4",
                         "--out", out, "--set", "tf32=false", "--set", "sequence_len=128", "--set", "save_strategy=no",
                         "--set", "logging_steps=1")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"{out}: the preference stage of {run} (pairs" in result.stdout
+    assert f"{out}: the preference stage of {run} (DPO" in result.stdout  # the pairs were there: not made again
     first_loss = next(float(line.split("'loss': '")[1].split("'")[0]) for line in result.stdout.splitlines()
                       if "'loss': '" in line)  # fmt: skip
     assert math.isclose(first_loss, math.log(2), abs_tol=2e-3)  # at step 0 the policy is its reference: the run

@@ -32,6 +32,17 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+def sha256_file(path: Path) -> str:
+    """A file's sha256, read a megabyte at a time."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def free_bytes(folder: Path) -> int | None:
     """The space free for this user on the filesystem that holds `folder` (or its nearest existing parent)."""
     folder = Path(folder).absolute()

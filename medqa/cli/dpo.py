@@ -43,12 +43,11 @@ def preference_recipe(base_model: str) -> Path:
 
 
 def step(name: str, argv: list[str], times: dict) -> None:
-    """Run one step as its own process; its failure (said in its own words) ends this command with its code."""
+    """Run one step as its own process; its failure, said in its own one line, ends this command with its code."""
     start = time.time()
     code = subprocess.run([sys.executable, "-m", *argv]).returncode
     times[name] = time.time() - start
     if code:
-        print(f"error: make dpo stopped: {name} failed (exit {code})", file=sys.stderr)
         sys.exit(code)
 
 

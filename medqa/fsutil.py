@@ -25,7 +25,8 @@ def pause_point(name: str) -> None:
     if at != name or not marker:
         return
     Path(marker).write_text(str(os.getpid()))
-    time.sleep(600)
+    for _ in range(6000):  # short sleeps: a signal that the kernel hands to another thread (tqdm's monitor, say)
+        time.sleep(0.1)  # runs its handler here within 0.1 s, where one long sleep would not wake for it
 
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

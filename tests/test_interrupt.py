@@ -42,7 +42,12 @@ def interrupt(
         pytest.fail(f"{argv[0]} never reached its pause point {point!r} in {timeout:.0f} s (exit {proc.returncode}): "
                     f"{err[-1500:]}")  # fmt: skip
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # no command left behind, still paused
+        out, err = proc.communicate()
+        pytest.fail(f"{argv[0]} was still running 120 s after signal {sig} at its pause point {point!r}: {err[-1500:]}")
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 

@@ -110,29 +110,35 @@ def tiny_model(tmp_path_factory, tokenizer):
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, tiny_model):
-    """A finished run folder as make finetune leaves it: recipe.yml, a LoRA adapter with non-zero weights on
-    every linear layer of the tiny model, and the tokenizer with the recipe's chat template."""
+def finished_run(run: Path, recipe_path: str, base_model: Path, lora) -> Path:
+    """A run folder as make finetune leaves it: the recipe (on `base_model`) as recipe.yml, a LoRA adapter (peft's
+    `lora` config) with non-zero weights, and the tokenizer with the recipe's chat template."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     from medqa.prompts import recipe_tokenizer
     from medqa.recipe import load_recipe, run_recipe_text
 
-    run = tmp_path_factory.mktemp("tiny-run")
-    recipe = {**load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml"), "base_model": str(tiny_model)}
-    recipe["chat_template_jinja"] = str(REPO / recipe["chat_template_jinja"])
-    (run / "recipe.yml").write_text(run_recipe_text(recipe, "recipes/smollm2-135m/qlora.yml"))
+    recipe = {**load_recipe(REPO / recipe_path), "base_model": str(base_model)}
+    if recipe.get("chat_template_jinja"):
+        recipe["chat_template_jinja"] = str(REPO / recipe["chat_template_jinja"])
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "recipe.yml").write_text(run_recipe_text(recipe, recipe_path))
     torch.manual_seed(1)
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(tiny_model),
-        LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False),
-    )
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_model), lora)
     for name, param in model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.05)
     model.save_pretrained(run)
     recipe_tokenizer(recipe).save_pretrained(run)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_model):
+    """A finished run of the embedded recipe on the tiny model: its LoRA on every linear layer."""
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
+    return finished_run(tmp_path_factory.mktemp("tiny-run"), "recipes/smollm2-135m/qlora.yml", tiny_model, lora)

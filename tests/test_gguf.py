@@ -59,6 +59,15 @@ def test_a_gguf_that_answers_as_the_merged_model_does(tmp_path, tiny_run):
         assert 0 <= q8[runtime]["identical"] <= 2 and 0 <= q8[runtime]["tokens_agreeing"] <= q8["tokens"], q8
 
 
+def test_llama_cpp_is_built_without_its_amx_kernels():
+    """make setup builds llama.cpp without AMX: its AMX matrix kernels crash on q8_0 and k-quant weights
+    (ggml-org/llama.cpp#20824). A .venv from before that still has them: `rm .venv/.installed && make setup`."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "CPU :" in info and "AMX_INT8 = 1" not in info, info
+
+
 def test_the_ollama_template_is_the_runs_prompt(tokenizer):
     from medqa import prompts
 

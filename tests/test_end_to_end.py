@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import EMBEDDED_MODEL, ENV, REPO, prepare_demo_data, run_main, run_script
+from conftest import EMBEDDED_MODEL, ENV, REPO, prepare_demo_data, run_main
 
 from medqa.decoding import GenerationSettings
 from medqa.generation import generate_answers
@@ -56,7 +56,9 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     (half / "adapter_model.safetensors").write_bytes(b"partial")
 
     secret = "hf_medqaTestSecretNeverToBeWritten"
-    result = run_script(*args, env={**ENV, "HF_TOKEN": secret})
+    with pytest.MonkeyPatch.context() as env:  # make finetune in this process; Axolotl's processes inherit the token
+        env.setenv("HF_TOKEN", secret)
+        result = run_main(*args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert secret not in result.stdout + result.stderr
     for path in run.rglob("*"):  # logs, recipe.yml, trainer state, TensorBoard events

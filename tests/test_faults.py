@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ENV, REPO, prepare_demo_data, run_main, run_script
+from conftest import ENV, REPO, prepare_demo_data, run_main
 from test_damage import snapshot
 
 from medqa.fsutil import PAUSE
@@ -190,7 +190,7 @@ def test_a_disk_that_fills_under_a_checkpoint_is_one_line_and_the_run_resumes(tm
     try:
         data = prepare_demo_data(tmp_path / "data")
         out = mount / "run"
-        result = run_script("scripts/finetune.py", "recipes/smollm2-135m/qlora.yml", "--data", data,
+        result = run_main("scripts/finetune.py", "recipes/smollm2-135m/qlora.yml", "--data", data,
                             "--output-dir", out, "--go-on", "--set", f"base_model={tiny_model}",
                             "--set", f"dataset_prepared_path={tmp_path / 'prepared'}", "--set", "sequence_len=128",
                             "--set", "save_steps=2", "--set", "max_steps=30", "--set", "eval_strategy=no",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, prepare_demo_data, run_main, run_script
+from conftest import REPO, prepare_demo_data, run_main
 
 from medqa.checks import LORA_KERNELS
 from medqa.errors import UserError
@@ -162,7 +162,7 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
     }
     path = tmp_path / "spec.yml"
     path.write_text(yaml.safe_dump(spec))
-    result = run_script("eval/levers.py", "run", path, "--data", data, "--work", work, "--parallel", "2")
+    result = run_main("eval/levers.py", "run", path, "--data", data, "--work", work, "--parallel", "2")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     jobs = json.loads((work / "jobs.json").read_text())
     assert set(jobs) == {

@@ -36,9 +36,18 @@ def cuda_needs(cfg: dict) -> list[str]:
     return needs
 
 
+def base_config(name: str) -> dict:
+    """The base model's config.json (a local folder, or a hub id), as a dict: read without building the model's config
+    class, whose import pulls in transformers' model code (5 s on 2 cores, in a process that only checks)."""
+    from transformers import PretrainedConfig
+
+    return PretrainedConfig.get_config_dict(name)[0]
+
+
 def check_base_model(cfg: dict) -> None:
-    """The base model must be loadable before any GPU time is spent: a local folder, or a hub id we can reach."""
-    from transformers import AutoConfig
+    """The base model must be loadable before any GPU time is spent: a local folder, or a hub id we can reach, with a
+    config of a model type transformers knows (or code of its own, with trust_remote_code)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     name = str(cfg.get("base_model", ""))
     if Path(name).is_dir():  # a local model (a merged run, for a preference stage): its files first
@@ -46,7 +55,7 @@ def check_base_model(cfg: dict) -> None:
 
         check_folder(Path(name), "the base model's folder is damaged: copy it again, or make it again (make merge)")
     try:
-        AutoConfig.from_pretrained(name, trust_remote_code=bool(cfg.get("trust_remote_code", False)))
+        config = base_config(name)
     except Exception as err:  # hub and file errors come in many classes; each means "cannot load it"
         first = first_line(err)
         offline = (
@@ -55,6 +64,10 @@ def check_base_model(cfg: dict) -> None:
             else ""
         )
         raise UserError(name, f"cannot load the base model: {first}{offline}") from None
+    kind = config.get("model_type")
+    if kind not in CONFIG_MAPPING_NAMES and not (cfg.get("trust_remote_code") and "auto_map" in config):
+        raise UserError(name, f"cannot load the base model: its config.json names no model type transformers knows "
+                              f"({kind!r})")  # fmt: skip
 
 
 def check_data(cfg: dict, where: str) -> None:
@@ -99,17 +112,14 @@ def estimated_steps(cfg: dict) -> int:
 
 def lora_parameters(cfg: dict) -> int | None:
     """The adapter's parameters, from the base model's shape and the recipe's LoRA (None where it cannot be read)."""
-    from transformers import AutoConfig
-
     try:
-        model = AutoConfig.from_pretrained(str(cfg["base_model"]))
-    except Exception:  # an unreachable model: make plan and make finetune say so in their own check
+        model = base_config(str(cfg["base_model"]))
+        hidden, layers, heads = model["hidden_size"], model["num_hidden_layers"], model["num_attention_heads"]
+    except Exception:  # unreachable (make plan and make finetune say so), or its shape named otherwise: no estimate
         return None
-    hidden, layers = model.hidden_size, model.num_hidden_layers
-    heads = model.num_attention_heads
-    head_dim = getattr(model, "head_dim", None) or hidden // heads
-    kv = (getattr(model, "num_key_value_heads", None) or heads) * head_dim
-    inter = getattr(model, "intermediate_size", 4 * hidden)
+    head_dim = model.get("head_dim") or hidden // heads
+    kv = (model.get("num_key_value_heads") or heads) * head_dim
+    inter = model.get("intermediate_size") or 4 * hidden
     shapes = {"q_proj": (hidden, heads * head_dim), "k_proj": (hidden, kv), "v_proj": (hidden, kv),
               "o_proj": (heads * head_dim, hidden), "gate_proj": (hidden, inter), "up_proj": (hidden, inter),
               "down_proj": (inter, hidden)}  # fmt: skip

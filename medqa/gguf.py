@@ -167,29 +167,14 @@ def read_info(run: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-_TOKENIZERS: dict[str, object] = {}  # by the tokenizer metadata's digest: one model's GGUFs of several types share it
-
-
 def tokenizer_of(gguf: Path):
     """The GGUF's tokenizer as transformers reads it, its end-of-turn, padding and start tokens set from the GGUF's
-    own metadata (transformers 5.16 takes a ChatML model's <|im_start|> for its end token). transformers builds it
-    from the metadata in about 15 s on 2 cores: the same tokenizer in another GGUF of the model is built once."""
-    import copy
-    import hashlib
-
+    own metadata (transformers 5.16 takes a ChatML model's <|im_start|> for its end token)."""
     from gguf import GGUFReader
     from transformers import AutoTokenizer
 
     fields = GGUFReader(gguf).fields
-    digest = hashlib.sha256()
-    for key in sorted(k for k in fields if k.startswith("tokenizer.")):
-        digest.update(key.encode())
-        for part in fields[key].parts:
-            digest.update(bytes(part))
-    key = digest.hexdigest()
-    if key not in _TOKENIZERS:
-        _TOKENIZERS[key] = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tokenizer = copy.deepcopy(_TOKENIZERS[key])
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     for key, attr in (("eos", "eos_token"), ("padding", "pad_token"), ("bos", "bos_token")):
         field = fields.get(f"tokenizer.ggml.{key}_token_id")
         if field is not None:

@@ -27,15 +27,16 @@ def gguf_run(tmp_path, tiny_run):
 
 @pytest.mark.slow
 def test_a_gguf_that_answers_as_the_merged_model_does(tmp_path, tiny_run):
+    """f16 checked against the merged model in both runtimes (--check); q8_0, the converter's other path, answered
+    by llama.cpp in chat mode (its quantised kernels: see the AMX test below)."""
     from llama_cpp import Llama
     from transformers import AutoTokenizer
 
     run = gguf_run(tmp_path, tiny_run)
     infos = {}
-    for quant in ("f16", "q8_0"):
+    for quant, check in (("f16", ["--check", "2", "--check-tokens", "16"]), ("q8_0", [])):
         out = tmp_path / f"gguf-{quant}"
-        result = run_main("scripts/export_gguf.py", run, "--quant", quant, "--out", out, "--check", "2",
-                          "--check-tokens", "16")  # fmt: skip
+        result = run_main("scripts/export_gguf.py", run, "--quant", quant, "--out", out, *check)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         merged = AutoTokenizer.from_pretrained(run / "merged")  # make merge's, written by the first export
         info = infos[quant] = json.loads((out / "gguf.json").read_text())
@@ -46,17 +47,17 @@ def test_a_gguf_that_answers_as_the_merged_model_does(tmp_path, tiny_run):
         assert int(metadata["tokenizer.ggml.eos_token_id"]) == merged.eos_token_id
         assert (out / "Modelfile").read_text() == modelfile(info["file"], merged, GenerationSettings())
         assert "ollama create" in (out / "README.md").read_text() and "llama-cli" in (out / "README.md").read_text()
-    assert infos["q8_0"]["bytes"] < infos["f16"]["bytes"]
+    assert infos["q8_0"]["bytes"] < infos["f16"]["bytes"] and "check" not in infos["q8_0"]
     f16 = infos["f16"]["check"]
     assert f16["questions"] == 2 and f16["tokens"] > 0
     for runtime in ("transformers", "llama.cpp"):  # at f16 the same answers, word for word
         assert f16[runtime] == {"identical": 2, "tokens_agreeing": f16["tokens"]}, f16
     examples = json.loads((tmp_path / "gguf-f16" / "check.json").read_text())["examples"]
     assert [e["merged"] for e in examples] == [e["llama.cpp"] for e in examples] and examples[0]["merged"]
-    q8 = infos["q8_0"]["check"]  # q8_0 rounds more: counted, for each runtime
-    assert q8["questions"] == 2 and q8["tokens"] == f16["tokens"]
-    for runtime in ("transformers", "llama.cpp"):
-        assert 0 <= q8[runtime]["identical"] <= 2 and 0 <= q8[runtime]["tokens_agreeing"] <= q8["tokens"], q8
+    q8 = Llama(str(tmp_path / "gguf-q8_0" / infos["q8_0"]["file"]), n_ctx=512, verbose=False, seed=0)
+    reply = q8.create_chat_completion([{"role": "user", "content": examples[0]["question"]}], temperature=0.0,
+                                      top_k=1, max_tokens=16)["choices"][0]  # fmt: skip
+    assert reply["message"]["content"].strip() and reply["finish_reason"] in ("stop", "length")
 
 
 def test_llama_cpp_is_built_without_its_amx_kernels():

@@ -135,8 +135,8 @@ def test_bad_specs_are_refused_in_one_line(tmp_path, change, problem):
 @pytest.mark.slow
 def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run):
     """A round on CPU with a tiny model, every job a process of its own as on a GPU: the reference run already
-    trained (so not trained again), a preference stage started from it (merge, self-play pairs, DPO with Axolotl),
-    the answers of both, and the table. Decoding levers, the test split and the choice: the table test below; a
+    trained and answered (so neither again), a preference stage started from it (merge, self-play pairs, DPO with
+    Axolotl), its answers, and the table. Decoding levers, the test split and the choice: the table test below; a
     lever that trains and one that answers from an earlier epoch: the plan tests above (the epoch's checkpoint:
     test_end_to_end)."""
     data = prepare_demo_data(tmp_path / "data", "--limit", "48")
@@ -162,16 +162,16 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
     }
     path = tmp_path / "spec.yml"
     path.write_text(yaml.safe_dump(spec))
+    # the reference's answers too, as an earlier call left them: its own job's command, run here
+    [earlier] = [j for j in plan(load_spec(path), work, data) if j.name == "generate-val-reference"]
+    assert earlier.argv[1:3] == ["-m", "medqa.cli.generate"]
+    assert run_main("medqa/cli/generate.py", *earlier.argv[3:]).returncode == 0
+    answered = earlier.done.read_text()
     result = run_main("eval/levers.py", "run", path, "--data", data, "--work", work, "--parallel", "2")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     jobs = json.loads((work / "jobs.json").read_text())
-    assert set(jobs) == {
-        "merge-reference",
-        "pairs-reference-spin",
-        "train-dpo",
-        "generate-val-reference",
-        "generate-val-dpo",
-    } and all(j["rc"] == 0 for j in jobs.values())
+    assert set(jobs) == {"merge-reference", "pairs-reference-spin", "train-dpo", "generate-val-dpo"}
+    assert all(j["rc"] == 0 for j in jobs.values()) and earlier.done.read_text() == answered  # not answered again
     pairs = [json.loads(x) for x in (work / "pairs" / "reference-spin" / "train.jsonl").read_text().splitlines()]
     assert len(pairs) == 8 and set(pairs[0]) == {"id", "prompt", "chosen", "rejected", "rule"}
     dpo = load_recipe(work / "runs" / "dpo" / "recipe.yml")

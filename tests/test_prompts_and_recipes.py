@@ -218,6 +218,14 @@ def test_unreachable_base_model_gets_one_line(tmp_path):
     )
     assert result.returncode == 2 and "no-such-org/no-such-model: cannot load the base model" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    strange = tmp_path / "strange-model"  # a config transformers cannot build a model from
+    strange.mkdir()
+    (strange / "config.json").write_text('{"model_type": "no-such-type", "hidden_size": 8}')
+    result = run_main("scripts/finetune.py", RECIPES[-1], "--data", tmp_path, "--output-dir", tmp_path / "run",
+                      "--set", f"base_model={strange}")  # fmt: skip
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{strange}: cannot load the base model: its config.json names no model type" in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_out_of_memory_names_the_levers(capsys):

@@ -179,7 +179,7 @@ def test_finetune_refuses_a_run_whose_checkpoints_will_not_fit_unless_told_to_go
 
 
 @pytest.mark.slow
-def test_a_disk_that_fills_under_a_checkpoint_is_one_line_and_the_run_resumes(tmp_path, tiny_model):
+def test_a_disk_that_fills_under_a_checkpoint_is_one_line_and_keeps_the_checkpoints_before_it(tmp_path, tiny_model):
     """Training on a disk with room for the run's first files but not its checkpoints: one line naming the folder,
     the half-written checkpoint removed, no traceback; the checkpoints before it stay."""
     mount = tmp_path / "disk"

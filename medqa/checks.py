@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -36,9 +37,11 @@ def cuda_needs(cfg: dict) -> list[str]:
     return needs
 
 
+@functools.lru_cache(maxsize=8)
 def base_config(name: str) -> dict:
-    """The base model's config.json (a local folder, or a hub id), as a dict: read without building the model's config
-    class, whose import pulls in transformers' model code (5 s on 2 cores, in a process that only checks)."""
+    """The base model's config.json (a local folder, or a hub id), as a dict, read once a process (the check and the
+    disk estimate both need it): read without building the model's config class, whose import pulls in
+    transformers' model code (5 s on 2 cores, in a process that only checks)."""
     from transformers import PretrainedConfig
 
     return PretrainedConfig.get_config_dict(name)[0]

@@ -6,6 +6,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of make test's workers, one core each
+    import torch
+
+    torch.set_num_threads(1)
 os.chdir(REPO)  # recipes and defaults name paths relative to the repository root, where make runs
 MEDQUAD = REPO.parent / "shared" / "data" / "medquad" / "medquad_qa.csv"
 EMBEDDED_MODEL = REPO / "models" / "SmolLM2-135M-Instruct"
@@ -17,16 +21,13 @@ os.environ.update(HF_HUB_OFFLINE="1", AXOLOTL_DO_NOT_TRACK="1", WANDB_MODE="disa
 # make test runs two workers on two cores: one thread and no dataset worker processes each
 os.environ.update(OMP_NUM_THREADS="1", AXOLOTL_DATASET_NUM_PROC="1")
 ENV = dict(os.environ)
-if os.environ.get("PYTEST_XDIST_WORKER"):  # one of make test's workers, one core each
+if os.environ.get("PYTEST_XDIST_WORKER"):
     # what nearly every test imports, imported once (medqa first, as every command does: its quiet settings) and
     # then left out of the cycle collector's full passes, which would walk these libraries' 600,000 objects again
     # each time (0.4 s a pass here, some 20 s of a worker's time)
     import gc  # noqa: I001  (medqa first)
 
     import medqa  # noqa: F401
-    import torch
-
-    torch.set_num_threads(1)
     import peft  # noqa: F401  (transformers, its model classes, bitsandbytes)
     from axolotl.utils import config  # noqa: F401  (Axolotl's loaders and schema)
 

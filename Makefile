@@ -23,6 +23,8 @@ KEEP   ?=# cleaning rules to turn off (medqa/cleaning.py): page_title,restated_q
 CONSUMER_DATA := ../shared/data/consumer
 LIVEQA ?= $(CONSUMER_DATA)/liveqa_train.csv
 MEDIQA ?= $(CONSUMER_DATA)/mediqa_qa.csv
+# patients' questions without answers (K-QA): validation of how answers end and their shape
+KQA    ?= $(CONSUMER_DATA)/kqa_questions.jsonl
 # a source is prepared where its file is there, or where a file or Hub id was named (make data MEDIQA=...)
 have = $(or $(wildcard $(1)),$(filter-out file,$(origin $(2))))
 SEED   ?= 42
@@ -68,14 +70,16 @@ $(MODEL)/medqa_build.json: $(VENV)/.installed
 	$(PY) scripts/build_base_model.py --out $(MODEL)
 	touch $@
 
-CLEAN_ARGS = $(if $(KEEP),--keep $(KEEP))
-data: setup  ## INPUT=file|hub-id -> data/medqa (the seed's LIMIT=5000 rows, not cleaned), data/medqa-all (every row, cleaned); data/liveqa, data/mediqa [KEEP=rule,...]
+CLEAN_ARGS = $(if $(KEEP),--keep $(KEEP)) $(if $(ANSWER_WORDS),--answer-words $(ANSWER_WORDS))
+data: setup  ## INPUT=file|hub-id -> data/medqa (the seed's LIMIT=5000 rows, not cleaned), data/medqa-all (every row, cleaned); data/liveqa, data/mediqa, data/kqa [KEEP=rule,...] [ANSWER_WORDS=n]
 	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA) --seed $(SEED) $(if $(LIMIT),--limit $(LIMIT)) $(DATA_META) --keep all
 	$(PY) scripts/prepare_data.py $(INPUT) --out $(DATA_ALL) --seed $(SEED) $(DATA_META) $(CLEAN_ARGS)
 	$(if $(call have,$(LIVEQA),LIVEQA),$(PY) scripts/prepare_data.py $(LIVEQA) --out data/liveqa --seed $(SEED) \
 	    --val-fraction 0.2 --test-fraction 0.25 --twins --merge-references --name "TREC 2017 LiveQA-Med" $(CLEAN_ARGS),@echo "skipped LiveQA-Med: $(LIVEQA) is not there (LIVEQA=file or hub id)")
 	$(if $(call have,$(MEDIQA),MEDIQA),$(PY) scripts/prepare_data.py $(MEDIQA) --out data/mediqa --split-column split \
 	    --references-column answers_judged_correct --name "MEDIQA 2019 QA" $(CLEAN_ARGS),@echo "skipped MEDIQA 2019: $(MEDIQA) is not there (MEDIQA=file or hub id)")
+	$(if $(call have,$(KQA),KQA),$(PY) scripts/prepare_data.py $(KQA) --out data/kqa --questions-only val \
+	    --name "K-QA patients' questions" --license mit,@echo "skipped K-QA: $(KQA) is not there (KQA=file or hub id)")
 
 plan: setup  ## RECIPE=recipes/...: check recipe + data, print rows, tokens, steps, checkpoints, measured memory/time
 	$(PY) scripts/plan.py $(RECIPE) $(if $(filter-out data/medqa,$(DATA)),--data $(DATA))
@@ -126,11 +130,10 @@ merge: setup  ## RUN=outputs/... [OUT=RUN/merged]: the model make eval scores, s
 	$(NEED_RUN)
 	$(PY) scripts/merge.py $(RUN) $(if $(OUT),--out $(OUT))
 
-RULE ?= facttune
 DPO_RECIPE = $(if $(filter command line,$(origin RECIPE)),--recipe $(RECIPE))
-dpo: setup  ## RUN=outputs/... [RULE=facttune] [N=2000] [RECIPE=recipes/<model>/dpo.yml]: the preference stage after make finetune -> RUN-dpo
+dpo: setup  ## RUN=outputs/... [RULE=ends] [N=1000] [RECIPE=recipes/<model>/dpo.yml]: the preference stage after make finetune -> RUN-dpo
 	$(NEED_RUN)
-	$(PY) scripts/dpo.py $(RUN) $(DPO_RECIPE) --rule $(RULE) $(if $(N),--n $(N)) $(if $(OUT),--out $(OUT)) \
+	$(PY) scripts/dpo.py $(RUN) $(DPO_RECIPE) $(if $(RULE),--rule $(RULE)) $(if $(N),--n $(N)) $(if $(OUT),--out $(OUT)) \
 	    $(foreach kv,$(SET),--set '$(kv)')
 
 QUANT ?= f16

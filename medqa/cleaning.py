@@ -19,6 +19,11 @@ rule off.
   before it stays; an answer that is nothing else is dropped.
 - `link_list`: an answer that is only a list of resources ("These resources address the diagnosis or management of
   X: - Gene Review: ... - Genetic Testing Registry: ..."): dropped, since it answers nothing.
+- `long_answer`: an answer longer than ANSWER_WORDS words is cut where a sentence or a list item ends, the last such
+  place within the budget, so that every training example ends as an answer does, with the end-of-turn token after
+  it. Whole pages (MEDIQA's are thousands of words) are otherwise cut by the trainer at `sequence_len`, which drops
+  the end-of-turn token, and a small model trained on them learns answers that run until something stops them. Only
+  this rule has a parameter (`make data ANSWER_WORDS=N`), and only this one is never applied to references.
 """
 
 from __future__ import annotations
@@ -156,19 +161,63 @@ def link_list(question: str, answer: str) -> str | None:
     return answer
 
 
+ANSWER_WORDS = 150  # long_answer's budget: about 200 tokens of SmolLM2's or Llama-2's tokenizer
+# where a sentence ends: its mark (and any closing quote or bracket), then a space; or where a list item starts
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*(?=\s+\S)")
+_ITEM_BREAK = re.compile(r"(?=\s+(?:[-*\u2022]|\d{1,2}[.)])\s+\S)")
+# a full stop that ends no sentence: an abbreviation, an initial, a list number
+_NOT_AN_END = re.compile(r"(?:\b(?:e\.g|i\.e|vs|approx|etc|Dr|Mr|Mrs|Ms|St|No|Fig|al|[A-Z])|(?:^|\s)\d{1,2})\.$")
+
+
+def cut_answer(answer: str, words: int = ANSWER_WORDS) -> str:
+    """The answer up to the last place within `words` words where a sentence or a list item ends (not after a
+    colon or a comma, which leads into more); an answer with no such place within the budget is cut after its first
+    sentence, if that is at most twice the budget, else left whole. An answer within the budget is left whole."""
+    if len(answer.split()) <= words:
+        return answer
+    ends = sorted(
+        {m.end() for m in _SENTENCE_BREAK.finditer(answer) if not _NOT_AN_END.search(answer[: m.end()])}
+        | {m.start() for m in _ITEM_BREAK.finditer(answer)}
+    )
+    ends = [e for e in ends if answer[:e].rstrip() and answer[:e].rstrip()[-1] not in ":;,"]
+    within = [e for e in ends if len(answer[:e].split()) <= words]
+    if within:
+        return answer[: within[-1]].strip()
+    if ends and len(answer[: ends[0]].split()) <= 2 * words:
+        return answer[: ends[0]].strip()
+    return answer
+
+
+def long_answer(question: str, answer: str, words: int = ANSWER_WORDS) -> str:
+    """A training answer cut to its budget where a sentence or a list item ends (cut_answer)."""
+    return cut_answer(answer, words)
+
+
 RULES: dict[str, Callable[[str, str], str | None]] = {
     "page_title": page_title,
     "restated_question": restated_question,
     "boilerplate": boilerplate,
     "link_list": link_list,
+    "long_answer": long_answer,
 }
+# what a reference answer is cleaned of to score against it: its text, not its length
+REFERENCE_RULES = ("page_title", "restated_question", "boilerplate", "link_list")
+
+
+def rules_with(answer_words: int | None) -> dict[str, Callable[[str, str], str | None]]:
+    """RULES, with long_answer's budget set where one is given."""
+    if answer_words is None:
+        return RULES
+    if answer_words < 1:
+        raise ValueError(f"the answer budget must be 1 word or more, got {answer_words}")
+    return {**RULES, "long_answer": lambda question, answer: long_answer(question, answer, answer_words)}
 
 
 def clean_reference(question: str, reference: str, rules: tuple[str, ...] | None = None) -> str | None:
     """A reference answer as the rules would have it in training: to score answers against references that hold
     no restated question and no boilerplate; None where a rule drops it (a reference that is only a list of links
-    answers nothing to compare with). `rules`: all of them, by default."""
-    for name in rules or tuple(RULES):
+    answers nothing to compare with). `rules`: REFERENCE_RULES, by default (a reference keeps its length)."""
+    for name in rules or REFERENCE_RULES:
         new = RULES[name](question, reference)
         if new is DROP or not new.strip():
             return None
@@ -176,16 +225,19 @@ def clean_reference(question: str, reference: str, rules: tuple[str, ...] | None
     return reference
 
 
-def apply(rows: list[dict], rules: list[str], source_of: Callable[[dict], str]) -> tuple[list[dict], dict]:
-    """Apply `rules` in order to each row's answer. Returns the rows kept (answers changed where a rule changed
-    them, with `answer_original` beside the new text) and the counts {rule: {"changed": {source: n}, "dropped":
-    {source: n}}}."""
+def apply(
+    rows: list[dict], rules: list[str], source_of: Callable[[dict], str], answer_words: int | None = None
+) -> tuple[list[dict], dict]:
+    """Apply `rules` in order to each row's answer (long_answer with `answer_words` as its budget, where given).
+    Returns the rows kept (answers changed where a rule changed them, with `answer_original` beside the new text)
+    and the counts {rule: {"changed": {source: n}, "dropped": {source: n}}}."""
+    functions = rules_with(answer_words)
     counts = {name: {"changed": Counter(), "dropped": Counter()} for name in rules}
     kept = []
     for row in rows:
         answer, dropped = row["answer"], False
         for name in rules:
-            new = RULES[name](row["question"], answer)
+            new = functions[name](row["question"], answer)
             if new is DROP or not new.strip():
                 counts[name]["dropped"][source_of(row)] += 1
                 dropped = True

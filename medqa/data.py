@@ -400,6 +400,7 @@ def prepare(
     references_column: str | None = None,
     twins: bool = False,
     merge_references: bool = False,
+    answer_words: int | None = None,
 ) -> dict:
     """Read, clean, split and write `out/{train,val,test}.jsonl` and `out/manifest.json` atomically. Rows are
     {"id", "question", "answer", "group", "source", "messages"} (+ "references", "answer_original"); `name` and
@@ -409,7 +410,8 @@ def prepare(
     in `keep`, clean the training answers; validation and test answers are references and stay as published.
     Every change and every dropped row is counted by rule and source in the manifest. `twins`: people's questions
     sent twice (question_twins) stay in one split; `merge_references`: a held-out question answered by several
-    rows becomes one row with every answer as a reference (one_row_per_question)."""
+    rows becomes one row with every answer as a reference (one_row_per_question); `answer_words`: the long_answer
+    rule's budget (default: medqa.cleaning.ANSWER_WORDS)."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise UserError("options", "--val-fraction and --test-fraction must be in [0, 1) and sum below 1")
     if limit is not None and limit < 1:
@@ -417,6 +419,8 @@ def prepare(
     unknown = sorted(set(keep) - set(cleaning.RULES))
     if unknown:
         raise UserError("--keep", f"no cleaning rule {', '.join(unknown)} (rules: {', '.join(cleaning.RULES)})")
+    if answer_words is not None and answer_words < 1:
+        raise UserError("--answer-words", f"must be 1 or more, got {answer_words}")
     table = read_table(source)
     cleaned = clean(table, split_column, references_column)
     if split_column:
@@ -427,7 +431,8 @@ def prepare(
         fractions = {"val": val_fraction, "test": test_fraction}
     rules = [r for r in cleaning.RULES if r not in keep]
     cleaning_counts = {}
-    parts["train"], cleaning_counts = cleaning.apply(parts["train"], rules, lambda row: row["source"])
+    words = answer_words or cleaning.ANSWER_WORDS
+    parts["train"], cleaning_counts = cleaning.apply(parts["train"], rules, lambda row: row["source"], words)
     held_out_rows = {s: len(parts[s]) for s in ("val", "test")}
     if merge_references:
         parts["val"], parts["test"] = (one_row_per_question(parts[s], twins) for s in ("val", "test"))
@@ -469,7 +474,13 @@ def prepare(
             **({"held_out_answers": held_out_rows} if merge_references else {}),
         },
         "dropped": dict(sorted(cleaned.dropped.items())),
-        "cleaning": {"rules": rules, "off": list(keep), "split": "train", "counts": cleaning_counts},
+        "cleaning": {
+            "rules": rules,
+            "off": list(keep),
+            "split": "train",
+            "counts": cleaning_counts,
+            **({"answer_words": words} if "long_answer" in rules else {}),
+        },
         "sources": by_source(parts),
     }
     with atomic_dir(Path(out)) as tmp:
@@ -479,6 +490,49 @@ def prepare(
                     row = {k: v for k, v in row.items() if k != "split"}
                     conversation = messages(row["question"], row["answer"])  # what Axolotl's chat_template type reads
                     f.write(json.dumps({**row, "messages": conversation}, ensure_ascii=False) + "\n")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def prepare_questions(source, out: Path, split: str = "val", name=None, license=None) -> dict:
+    """Questions without answers (K-QA's patients' questions), for the measures that need no reference (how an
+    answer ends, loops, its shape, coverage of the question): `out/{split}.jsonl` rows {"id", "question", "answer":
+    "", "source"} and `out/manifest.json`, atomically. Empty and repeated questions are dropped and counted."""
+    if split not in SPLITS:
+        raise UserError("--questions-only", f"a split is one of {', '.join(SPLITS)}, got {split!r}")
+    table = read_table(source)
+    q_col, id_col = _find_column(table, "question"), _find_column(table, "id")
+    if not q_col:
+        raise UserError(table.source, f"no question column; found: {', '.join(table.columns) or 'none'}")
+    default_source = source_name(table.source)
+    dropped, seen, rows = Counter(), set(), []
+    for i, raw in enumerate(table.rows, 1):
+        question = clean_text(raw.get(q_col))
+        if not question:
+            dropped["empty question"] += 1
+            continue
+        if normalise(question) in seen:
+            dropped["repeated question"] += 1
+            continue
+        seen.add(normalise(question))
+        row_id = clean_text(raw.get(id_col)) if id_col else ""
+        rows.append({"id": row_id or f"{default_source}-{i}", "question": question, "answer": "",
+                     "source": default_source})  # fmt: skip
+    if not rows:
+        raise UserError(table.source, "no questions")
+    manifest = {
+        "name": name,
+        "license": license,
+        "input": str(source),
+        "input_kind": table.kind,
+        "sha256": table.sha256,
+        "questions_only": True,
+        "rows": {"read": len(table.rows), "kept": len(rows), split: len(rows)},
+        "dropped": dict(sorted(dropped.items())),
+    }
+    with atomic_dir(Path(out)) as tmp:
+        with open(tmp / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 

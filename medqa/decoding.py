@@ -29,9 +29,10 @@ def _batch(value: str | int) -> str | int:
 
 @dataclass
 class GenerationSettings:
-    """Greedy decoding with `make eval`'s defaults, chosen on the validation split by the lever study
-    (recipes/smollm2-135m/README.md, "Decoding"): the decoding with the best ROUGE-L among those that invent no more
-    numbers than plain greedy decoding and keep loops under 5%."""
+    """The decoding a model ships with and `make eval` scores: what `make merge` writes as the merged model's
+    generation_config.json, `make gguf` as the Ollama Modelfile's parameters, and `make ask` answers with. Every
+    field that changes an answer is one that transformers' `generate`, llama.cpp, Ollama and vLLM read, so that the
+    answers scored are those users get; `stop_on_loop` (this project's own cut) is a diagnosis, off by default."""
 
     max_new_tokens: int = field(default=256, metadata={"help": "cap on the tokens of an answer"})
     repetition_penalty: float = field(default=1.0, metadata={"help": "transformers' repetition_penalty (1: off)"})
@@ -51,8 +52,11 @@ class GenerationSettings:
         metadata={"help": "0: greedy; above 0: sampled at this temperature (seeded), e.g. for preference pairs"},
     )
     stop_on_loop: bool = field(
-        default=True,
-        metadata={"help": "end an answer where it starts to loop and keep what came before (medqa.loops)"},
+        default=False,
+        metadata={
+            "help": "diagnosis only: end an answer where it starts to loop and keep what came before (medqa.loops); "
+            "no runtime that users have does this, so the answers scored would not be theirs"
+        },
     )
     batch_size: int | str = field(
         default="auto",
@@ -128,6 +132,19 @@ def to_arguments(settings: GenerationSettings) -> list[str]:
         else:
             argv += [_option(f.name), str(value)]
     return argv
+
+
+def describe_decoding(settings: GenerationSettings) -> str:
+    """The decoding in words: what decides the answers (not the batch size, the cache or how it compiles)."""
+    words = [f"sampled at temperature {settings.temperature}" if settings.temperature else "greedy"]
+    words.append(f"at most {settings.max_new_tokens} new tokens")
+    if settings.repetition_penalty != 1.0:
+        words.append(f"repetition_penalty {settings.repetition_penalty}")
+    if settings.no_repeat_ngram_size:
+        words.append(f"no_repeat_ngram_size {settings.no_repeat_ngram_size} ({settings.ngram_scope})")
+    if settings.stop_on_loop:
+        words.append("ended where an answer starts to loop (stop_on_loop)")
+    return ", ".join(words)
 
 
 def generation_config(settings: GenerationSettings, tokenizer, bos_token_id: int | None = None):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from medqa.benchmark import card_lines, card_results, run_summary
 from medqa.data import looks_like_hub_id
-from medqa.decoding import GenerationSettings, generation_config
+from medqa.decoding import GenerationSettings, describe_decoding, generation_config
 from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir, size_text, write_error
 from medqa.gguf import read_info as read_gguf_info
@@ -150,19 +150,6 @@ output = model.generate(**inputs)
 print(tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
 ```
 """
-
-
-def describe_decoding(settings: GenerationSettings) -> str:
-    """The decoding in words: what decides the answers (not the batch size, the cache or how it compiles)."""
-    words = [f"sampled at temperature {settings.temperature}" if settings.temperature else "greedy"]
-    words.append(f"at most {settings.max_new_tokens} new tokens")
-    if settings.repetition_penalty != 1.0:
-        words.append(f"repetition_penalty {settings.repetition_penalty}")
-    if settings.no_repeat_ngram_size:
-        words.append(f"no_repeat_ngram_size {settings.no_repeat_ngram_size} ({settings.ngram_scope})")
-    if settings.stop_on_loop:
-        words.append("ended where an answer starts to loop (stop_on_loop)")
-    return ", ".join(words)
 
 
 def model_card(

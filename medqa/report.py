@@ -3,10 +3,12 @@ training loss and the answer lengths, and answers side by side, picked by rule."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from medqa.benchmark import card_lines, run_summary
+from medqa.decoding import GenerationSettings, describe_decoding
 from medqa.facts import mark_unsupported
 from medqa.fsutil import atomic_dir, atomic_write_text
 from medqa.runs import complete_checkpoints
@@ -138,6 +140,33 @@ def metrics_table(metrics: dict, meta: dict) -> list[str]:
     return lines
 
 
+ENDINGS = {
+    "ended": "ended by the model itself",
+    "loop_rate": "loops (a 4-word phrase written 4 times)",
+    "hit_max_new_tokens": "cut by the token cap",
+    "mid_sentence": "ends mid-sentence",
+}
+
+
+def endings_table(metrics: dict) -> list[str]:
+    """How the answers end, base and tuned each with its 95% CI, and their paired difference: what a user of either
+    model sees at the end of an answer."""
+    rows = [m for m in ENDINGS if m in metrics["metrics"] and m in metrics.get("baseline", {}).get("metrics", {})]
+    if not rows:
+        return []
+
+    def cell(res: dict, sign: bool = False) -> str:
+        lo, hi = res["ci95"]
+        plus = "+" if sign and res["mean"] >= 0 else ""
+        return f"{plus}{res['mean']:.1%} [{lo:.1%}, {hi:.1%}]"
+
+    lines = ["| how the answer ends | base [95% CI] | tuned [95% CI] | delta [95% CI] |", "|---|---|---|---|"]
+    for m in rows:
+        base, tuned, delta = metrics["baseline"]["metrics"][m], metrics["metrics"][m], metrics["delta"][m]
+        lines.append(f"| {ENDINGS[m]} | {cell(base)} | {cell(tuned)} | {cell(delta, sign=True)} |")
+    return lines
+
+
 def set_label(eval_dir: Path) -> str:
     """What an evaluation folder answered: the data's name (its manifest) and split, from tuned.meta.json."""
     meta_path = Path(eval_dir) / "tuned.meta.json"
@@ -153,7 +182,8 @@ def set_label(eval_dir: Path) -> str:
 
 SHAPE_NOTE = (
     "Answer shape (lower is better): repeats_question, the answer opens by saying the question again; near_empty, "
-    "under 12 words; nothing_known, it opens by saying that nothing is known or that there is none."
+    "under 12 words; nothing_known, it opens by saying that nothing is known or that there is none; mid_sentence, "
+    "it stops where no sentence ends."
 )
 
 
@@ -165,10 +195,17 @@ def write_summary(run: Path, sets: list[tuple[Path, dict, dict]]) -> Path:
     for folder, metrics, meta in sets:
         several = metrics.get("references", {}).get("several")
         lines += [f"## {set_label(folder)}: {metrics['n']} questions", ""]
+        settings = (meta.get("tuned") or {}).get("settings")
+        if settings:
+            known = {f.name for f in dataclasses.fields(GenerationSettings)}
+            decoding = describe_decoding(GenerationSettings(**{k: v for k, v in settings.items() if k in known}))
+            lines += [f"Decoding, base and tuned alike: {decoding}.", ""]
         if several:
             lines += [f"{several} questions have several reference answers: each overlap metric takes the best.", ""]
         lines += [
             *metrics_table(metrics, meta),
+            "",
+            *endings_table(metrics),
             "",
             f"Answers side by side: [{folder.name}]({folder.name}/report/report.md)",
             "",
@@ -203,8 +240,8 @@ def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tune
         f"loop_rate: share of answers in which some 4 words recur 4 or more times (lower is better; "
         f"the references: {metrics['references']['loop_rate']:.3f}). ended: share of answers the model ended itself "
         f"(not cut by the cap or where it started to loop). words: mean answer length "
-        f"(references: {metrics['references']['words']:.0f}); hit_max_new_tokens: share cut off by the cap. "
-        + SHAPE_NOTE,
+        f"(references: {metrics['references']['words']:.0f}); hit_max_new_tokens: share cut off by the cap; "
+        "mid_sentence: share that stop where no sentence (or list item) ends. " + SHAPE_NOTE,
         "",
         *(
             [f"Decoding: {', '.join(f'{k} {v}' for k, v in tuned[0]['settings'].items())}.", ""]
@@ -212,6 +249,8 @@ def write_report(out_dir: Path, run: Path, metrics: dict, base: list[dict], tune
             else []
         ),
         *metrics_table(metrics, meta),
+        "",
+        *endings_table(metrics),
     ]
     lines += ["", *type_table(metrics)]
     state = newest_trainer_state(run)

@@ -69,6 +69,11 @@ class Run:
         return Path(str(self.recipe["datasets"][0]["path"])).parent
 
     @property
+    def data_dirs(self) -> list[Path]:
+        """Every prepared data folder the run trained on, each once, in the recipe's order."""
+        return list(dict.fromkeys(Path(str(d["path"])).parent for d in self.recipe["datasets"]))
+
+    @property
     def finished(self) -> bool:
         return finished(self.path)
 

@@ -8,17 +8,20 @@ Checkable facts (medqa.facts: gene symbols, chromosomes and bands, inheritance p
 fact left out), and `unsupported_facts`, the share of answers stating at least one fact neither states (lower is
 better). Fidelity, lower is better: `invented_numbers`, the share of answers with a number found in neither the
 question nor the reference (digits inside names count: "type 13", "FMR1"), and `loop_rate`, the share of answers
-stuck in a loop. `ended`: the share of answers the model ended on its own (not
-cut by max_new_tokens, nor where they started to loop). `words` and `hit_max_new_tokens` describe length.
+in which a loop can be read (medqa.loops.has_loop, on the whole answer as written). How answers end: `ended`, the
+share the model ended itself (its end-of-turn token: not cut by max_new_tokens, nor by the loop stop where that
+diagnosis is on), `hit_max_new_tokens`, the share cut by the cap, and `mid_sentence` (a shape, below), the share
+that stop where no sentence ends. `words` describes length.
 How much of the question the answer addresses (medqa.coverage), higher is better: `coverage`, the share of the
 question's parts (the things it asks) that the answer takes up, and `coverage_multi`, the same over questions that ask
 two things or more (NaN for the others). Answer shape (medqa.shape), lower is better: `repeats_question`,
-`near_empty` (under 12 words) and `nothing_known` (an answer that opens by saying nothing is known or that there is
-none).
+`near_empty` (under 12 words), `nothing_known` (an answer that opens by saying nothing is known or that there is
+none) and `mid_sentence`.
 
 A question may have several reference answers (a predictions row's `references`, e.g. MEDIQA's answers judged
 correct): each overlap metric takes the best of them (BLEU and chrF score against all of them at once, as sacrebleu
-does), and a fact or a number counts as supported if any of them states it.
+does), and a fact or a number counts as supported if any of them states it. A question without a reference (an
+empty one: K-QA's patients' questions) is scored on what needs none, its other metrics NaN (REFERENCE_METRICS).
 """
 
 from __future__ import annotations
@@ -55,6 +58,13 @@ QUALITY = (
 )  # higher is better
 LOWER_IS_BETTER = ("unsupported_facts", "invented_numbers", "loop_rate", *SHAPES)
 METRICS = (*QUALITY, *LOWER_IS_BETTER, "words")
+# what is measured against a reference: NaN for a question without one (K-QA's patients' questions); the rest (how
+# an answer ends, loops, its shape, coverage of the question, length) needs none
+REFERENCE_METRICS = (
+    *(m for m in QUALITY if m not in ("coverage", "coverage_multi", "embed_sim")),
+    "unsupported_facts",
+    "invented_numbers",
+)
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 # a number: digits with thousands separators ("1,000") or a decimal part ("2.5"); digits inside a name count
 # too ("type 13", "FMR1", "15q11.2")
@@ -121,6 +131,14 @@ def per_example(
     questions = questions if questions is not None else [""] * len(predictions)
     refs_of = [[r] if isinstance(r, str) else list(r) for r in references]
     for pred, refs, question in zip(predictions, refs_of, questions, strict=True):
+        scores["loop_rate"].append(float(has_loop(pred)))
+        for name, test in SHAPES.items():
+            scores[name].append(float(test(pred, question)))
+        scores["words"].append(float(len(pred.split())))
+        if not any(r.strip() for r in refs):  # a question without a reference: what needs one does not apply
+            for m in REFERENCE_METRICS:
+                scores[m].append(float("nan"))
+            continue
         each = [rouge.score(ref, pred) for ref in refs]
         for key in ("rouge1", "rouge2"):
             scores[key].append(max(r[key].fmeasure for r in each))
@@ -137,17 +155,14 @@ def per_example(
         scores["bleu"].append(sacrebleu.sentence_bleu(pred, refs).score)
         scores["chrf"].append(sacrebleu.sentence_chrf(pred, refs).score)
         scores["token_f1"].append(max(token_f1(pred, ref) for ref in refs))
-        scores["loop_rate"].append(float(has_loop(pred)))
-        for name, test in SHAPES.items():
-            scores[name].append(float(test(pred, question)))
-        scores["words"].append(float(len(pred.split())))
     encoder = encoder or embedder()
     a = encoder.encode(predictions, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
     flat = [ref for refs in refs_of for ref in refs]
-    b = encoder.encode(flat, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
+    b = encoder.encode(flat, normalize_embeddings=True, convert_to_numpy=True, batch_size=64) if flat else None
     sims, at = [], 0
     for i, refs in enumerate(refs_of):
-        sims.append(float((b[at : at + len(refs)] @ a[i]).max()))
+        referenced = any(r.strip() for r in refs)
+        sims.append(float((b[at : at + len(refs)] @ a[i]).max()) if referenced else float("nan"))
         at += len(refs)
     scores["embed_sim"] = sims
     covered, asked = coverage(questions, predictions, encoder)

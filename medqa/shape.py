@@ -1,7 +1,8 @@
-"""The shape of an answer, whatever its reference: does it repeat the question, say next to nothing, or claim that
-nothing is known? Each is a habit a model picks up from its training answers (MedQuAD's open by restating their
-question; many say "no treatment is known"), and each makes an answer useless to the person who asked. The scorer
-reports their rates (lower is better) and the preference stage's `shape` rule rejects such answers.
+"""The shape of an answer, whatever its reference: does it repeat the question, say next to nothing, claim that
+nothing is known, or stop in the middle of a sentence? Each is a habit a model picks up from its training answers
+(MedQuAD's open by restating their question; many say "no treatment is known"; answers cut to fit a sequence lose
+their end), and each makes an answer useless to the person who asked. The scorer reports their rates (lower is
+better) and the preference stage's `shape` rule rejects such answers.
 """
 
 from __future__ import annotations
@@ -77,10 +78,41 @@ def claims_nothing_known(answer: str) -> bool:
     return bool(_NONE.search(first)) and len(rest.split()) < NEAR_EMPTY_WORDS
 
 
+# the end of a sentence: its mark, then any closing quote or bracket
+_ENDS_SENTENCE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
+# the last item of a list ("- Surgery", "* Rest", "2. Ice"): a list may end without a full stop
+_LAST_ITEM = re.compile(r"(?:^|\s)(?:[-*\u2022]|\d{1,2}[.)])\s+([^\n]*?)$")
+LIST_ITEM_WORDS = 10  # an item longer than this is a sentence, and a sentence ends with its mark
+# words that never end a sentence or an item: what follows them was cut off
+_OPEN_WORDS = set(
+    "a an the of to in on at by for from with and or but nor as than that which who whose whom is are was were be "
+    "been being has have had do does did can could may might must shall should will would such its their your his "
+    "her our my this these those if when because while although including include includes".split()
+)
+
+
+def ends_mid_sentence(answer: str) -> bool:
+    """The answer stops where no sentence ends: its last word is not followed by a full stop, a question or an
+    exclamation mark (closing quotes and brackets aside), unless it is the last item of a list of at most
+    LIST_ITEM_WORDS words that does not end on a word that needs more ("- Physical therapy" ends a list;
+    "It is" and "- Antibiotics to treat the" stop mid-sentence). An empty answer is near_empty, not this."""
+    text = answer.strip()
+    if not text or _ENDS_SENTENCE.search(text):
+        return False
+    item = _LAST_ITEM.search(text)
+    if item is not None:
+        words = item[1].split()
+        last = re.sub(r"\W+$", "", words[-1].lower()) if words else ""
+        if words and len(words) <= LIST_ITEM_WORDS and last not in _OPEN_WORDS and not text.endswith((",", ":", ";")):
+            return False
+    return True
+
+
 SHAPES = {
     "repeats_question": lambda answer, question: repeats_question(answer, question),
     "near_empty": lambda answer, question: near_empty(answer),
     "nothing_known": lambda answer, question: claims_nothing_known(answer),
+    "mid_sentence": lambda answer, question: ends_mid_sentence(answer),
 }
 
 

@@ -4,17 +4,19 @@
 
 INPUT is a CSV (.csv, .csv.gz, .tsv), a JSONL file, or a hub dataset id. Rows that share a question,
 an answer or a source document land in one split only (or --split-column names each row's split). Then the
-cleaning rules (medqa/cleaning.py: page_title, restated_question, boilerplate, link_list) clean the training answers
-(held-out answers are references); `--keep RULE` turns one off. Dropped rows and changed answers are counted
-in the manifest, by rule and source, and printed.
+cleaning rules (medqa/cleaning.py: page_title, restated_question, boilerplate, link_list, long_answer) clean the
+training answers (held-out answers are references); `--keep RULE` turns one off, `--answer-words N` sets
+long_answer's budget. Dropped rows and changed answers are counted in the manifest, by rule and source, and printed.
+`--questions-only SPLIT`: questions without answers (K-QA's), all into one split, for the measures that need no
+reference.
 """
 
 import argparse
 import json
 from pathlib import Path
 
-from medqa.cleaning import RULES
-from medqa.data import prepare
+from medqa.cleaning import ANSWER_WORDS, RULES
+from medqa.data import prepare, prepare_questions
 from medqa.errors import cli
 
 
@@ -38,6 +40,19 @@ def main():
         "`all`: no cleaning)",
     )
     parser.add_argument(
+        "--answer-words",
+        type=int,
+        default=None,
+        help=f"long_answer's budget: training answers cut where a sentence ends within it (default {ANSWER_WORDS})",
+    )
+    parser.add_argument(
+        "--questions-only",
+        metavar="SPLIT",
+        default=None,
+        help="questions without answers (K-QA's): all of them into SPLIT.jsonl, for the measures that need no "
+        "reference; no split, no cleaning",
+    )
+    parser.add_argument(
         "--split-column", default=None, help="a column that names each row's split (train/validation/test)"
     )
     parser.add_argument(
@@ -54,6 +69,12 @@ def main():
         help="validation and test: a question answered by several rows becomes one row, its answers its references",
     )
     args = parser.parse_args()
+    if args.questions_only:
+        manifest = prepare_questions(args.input, args.out, args.questions_only, args.name, args.license)
+        dropped = ", ".join(f"{n} {reason}" for reason, n in manifest["dropped"].items()) or "none"
+        print(f"{args.input}: {manifest['rows']['read']} rows read; dropped: {dropped}")
+        print(f"{args.out}: {args.questions_only} {manifest['rows']['kept']} questions, no answers")
+        return
     keep = tuple(rule for item in args.keep for rule in item.split(",") if rule)
     keep = tuple(RULES) if "all" in keep else keep
     manifest = prepare(
@@ -70,6 +91,7 @@ def main():
         references_column=args.references_column,
         twins=args.twins,
         merge_references=args.merge_references,
+        answer_words=args.answer_words,
     )
     rows = manifest["rows"]
     dropped = ", ".join(f"{n} {reason}" for reason, n in manifest["dropped"].items()) or "none"

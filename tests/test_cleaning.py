@@ -204,7 +204,8 @@ def test_a_rule_can_be_turned_off_and_a_wrong_name_is_one_line(tmp_path):
     result = run_script("scripts/prepare_data.py", str(src), "--out", str(tmp_path / "bad"), "--keep", "restated")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "error: --keep: no cleaning rule restated (rules: page_title, restated_question, boilerplate, link_list)"
+        "error: --keep: no cleaning rule restated (rules: page_title, restated_question, boilerplate, link_list, "
+        "long_answer)"
     ]
     assert not (tmp_path / "bad").exists()
 
@@ -244,3 +245,46 @@ def test_a_split_column_and_several_references(tmp_path):
     )
     result = run_script("scripts/prepare_data.py", str(bad), "--out", str(tmp_path / "o2"), "--split-column", "split")
     assert result.returncode == 2 and "row 1: split 'holdout' is not train, validation or test" in result.stderr
+
+
+def test_a_long_answer_is_cut_where_a_sentence_or_a_list_item_ends_within_the_budget():
+    from medqa.cleaning import cut_answer
+
+    sentences = " ".join(f"Sentence {i} says one thing about the condition and its care." for i in range(30))
+    cut = cut_answer(sentences, 50)
+    assert cut.endswith("care.") and 40 < len(cut.split()) <= 50 and sentences.startswith(cut)
+    listed = "Treatment may include: " + " ".join(f"- option number {i}" for i in range(40))
+    cut = cut_answer(listed, 20)
+    assert cut.startswith("Treatment may include: - option number 0") and len(cut.split()) <= 20
+    assert not cut.endswith(":") and cut.split()[-1].isdigit()  # ends after an item, not before one
+    short = "A short answer. It ends here."
+    assert cut_answer(short, 50) == short  # within the budget: whole
+    abbreviations = "Take it with food, e.g. rice or bread, as Dr. Smith says " + "and more words " * 20 + "here."
+    assert cut_answer(abbreviations, 20) == abbreviations  # no end within 2 x the budget: left whole
+    first = "One long sentence " + "that goes on " * 5 + "and ends. Then another short one."
+    assert cut_answer(first, 10) == first.split(" Then")[0]  # no end within the budget: the first sentence
+
+
+def test_make_data_cuts_long_training_answers_only_counts_them_and_a_budget_can_be_set(tmp_path):
+    rows = [
+        {"question": f"What is condition {i} ?", "answer": " ".join(["It is a rare condition."] * (10 + i)),
+         "source": "S", "document_id": str(i)}
+        for i in range(40)
+    ]  # fmt: skip
+    src = write_rows(
+        tmp_path / "in.csv", [[r[k] for k in ("question", "answer", "source", "document_id")] for r in rows]
+    )
+    m = prepare(src, tmp_path / "out", seed=0, answer_words=30)
+    train = [json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert all(len(r["answer"].split()) <= 30 and r["answer"].endswith(".") for r in train)
+    assert all(r["messages"][1]["content"] == r["answer"] for r in train)  # what Axolotl trains on
+    assert m["cleaning"]["answer_words"] == 30 and sum(m["cleaning"]["counts"]["long_answer"]["changed"].values())
+    held_out = [
+        json.loads(x) for s in ("val", "test") for x in (tmp_path / "out" / f"{s}.jsonl").read_text().splitlines()
+    ]
+    assert held_out and all(len(r["answer"].split()) > 30 for r in held_out)  # references stay whole
+    whole = prepare(src, tmp_path / "whole", seed=0, keep=("long_answer",))
+    assert "long_answer" not in whole["cleaning"]["counts"] and "answer_words" not in whole["cleaning"]
+    result = run_script("scripts/prepare_data.py", str(src), "--out", str(tmp_path / "bad"), "--answer-words", "0")
+    assert result.returncode == 2 and result.stderr.strip() == "error: --answer-words: must be 1 or more, got 0"
+    assert not (tmp_path / "bad").exists()

@@ -322,6 +322,31 @@ def test_ended_counts_answers_the_model_ended_itself(tmp_path):
             "How are they treated?",
             ["nothing_known"],
         ),
+        (
+            "Metformin is a medication used to treat type 2 diabetes. It is",
+            "What is metformin used for?",
+            ["mid_sentence"],
+        ),
+        (
+            "Treatment depends on the cause. Treatment may include: - Antibiotics - Pain medication - Physical therapy",
+            "How is bursitis treated?",
+            [],  # a list ends without a full stop
+        ),
+        (
+            "Treatment depends on the cause. Treatment may include: - Antibiotics - Pain medication to treat the",
+            "How is bursitis treated?",
+            ["mid_sentence"],  # an item that stops on a word that needs more
+        ),
+        (
+            'Ask your doctor whether the dose is right for you ("the usual dose is one tablet a day.")',
+            "How much should I take?",
+            [],  # closing quotes and brackets after the full stop
+        ),
+        (
+            "Symptoms of gout include sudden severe pain, swelling and redness in a joint, often the big toe, and",
+            "What are the symptoms of gout?",
+            ["mid_sentence"],
+        ),
     ],
 )
 def test_answer_shapes(answer, question, faults):
@@ -451,3 +476,35 @@ def test_the_rehearsal_set_keeps_the_base_answers_that_hold_up():
     assert kept[0]["answer"] == answers[0].text and kept[0]["answer_original"] == rows[0]["answer"]
     assert kept[0]["source"] == "rehearsal: LiveQA"
     assert left_out == {"cut by the token cap": 1, "repeats_question": 1, "unsupported fact": 1}
+
+
+def test_questions_without_references_are_scored_on_what_needs_none(tmp_path, encoder):
+    """K-QA's patients' questions have no answers: how an answer ends, loops, its shape and coverage are measured;
+    overlap and facts are not (NaN, left out of the mean), and the report's tables still come out."""
+    from medqa.report import endings_table, metrics_table
+    from medqa.scoring import score
+
+    answers = [
+        ("Is it contagious?", "Yes. Strep throat spreads through droplets when an infected person coughs.", "end"),
+        ("Can I take Pepto?", "Pepto-Bismol is a medication used to treat upset stomach. It is", "length"),
+        ("Is it contagious?", "It is not contagious. " * 6, "end"),
+    ]
+    rows = [
+        {"id": f"kqa-{i}", "question": q, "reference": "", "prediction": p, "new_tokens": 9,
+         "hit_max_new_tokens": stop == "length", "stop": stop}
+        for i, (q, p, stop) in enumerate(answers)
+    ]  # fmt: skip
+    base = write_predictions(
+        tmp_path / "base.jsonl", [{**r, "stop": "length", "hit_max_new_tokens": True} for r in rows]
+    )
+    result = score(write_predictions(tmp_path / "tuned.jsonl", rows), base, encoder=encoder)
+    m = result["metrics"]
+    for name in ("rougeL", "token_f1", "embed_sim", "unsupported_facts", "invented_numbers"):
+        assert m[name]["mean"] is None and m[name]["n"] == 0
+    assert m["ended"]["mean"] == pytest.approx(2 / 3) and m["hit_max_new_tokens"]["mean"] == pytest.approx(1 / 3)
+    assert m["mid_sentence"]["mean"] == pytest.approx(1 / 3) and m["loop_rate"]["mean"] == pytest.approx(1 / 3)
+    assert m["coverage"]["mean"] is not None
+    assert result["delta"]["ended"]["mean"] == pytest.approx(2 / 3)  # the base: every answer cut by the cap
+    table = "\n".join(endings_table(result))
+    assert "| ended by the model itself | 0.0% [0.0%, 0.0%] | 66.7% [" in table and "ends mid-sentence" in table
+    assert not any("rougeL" in line for line in metrics_table(result, {}))  # what does not apply is left out

@@ -140,6 +140,13 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
     lever that trains and one that answers from an earlier epoch: the plan tests above (the epoch's checkpoint:
     test_end_to_end)."""
     data = prepare_demo_data(tmp_path / "data", "--limit", "48")
+    questions = tmp_path / "questions.jsonl"  # a set without answers, as K-QA's patients' questions are
+    questions.write_text("".join(json.dumps({"id": f"k{i}", "question": q}) + "\n" for i, q in enumerate(
+        ["Is it contagious?", "Can I take ibuprofen with it?", "Is it contagious?"])))  # fmt: skip
+    assert (
+        run_main("scripts/prepare_data.py", questions, "--out", tmp_path / "kqa", "--questions-only", "val").returncode
+        == 0
+    )
     work = tmp_path / "work"
     shutil.copytree(tiny_run, work / "runs" / "reference")  # as an earlier call of the driver left it
     spec = {
@@ -147,7 +154,8 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
         "split": "val",
         "n": 3,
         "train": {"sequence_len": 128, "eval_strategy": "no", "eval_steps": None, "test_datasets": None},
-        "decode": {"max_new_tokens": 4, "batch_size": 4, "stop_on_loop": False},
+        "decode": {"max_new_tokens": 4, "batch_size": 4},
+        "sets": [{"name": "kqa", "data": [str(tmp_path / "kqa")], "split": "val", "levers": ["dpo"]}],
         "levers": [
             {"name": "reference", "about": "the recipe"},
             {
@@ -156,6 +164,7 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
                 "recipe": "recipes/smollm2-135m/dpo.yml",
                 "start": "reference",
                 "pairs": 8,
+                "rule": "spin",
                 "set": {"num_epochs": 1, "save_strategy": "no"},
             },
         ],
@@ -170,7 +179,7 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
     result = run_main("eval/levers.py", "run", path, "--data", data, "--work", work, "--parallel", "2")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     jobs = json.loads((work / "jobs.json").read_text())
-    assert set(jobs) == {"merge-reference", "pairs-reference-spin", "train-dpo", "generate-val-dpo"}
+    assert set(jobs) == {"merge-reference", "pairs-reference-spin", "train-dpo", "generate-val-dpo", "generate-kqa-dpo"}
     assert all(j["rc"] == 0 for j in jobs.values()) and earlier.done.read_text() == answered  # not answered again
     pairs = [json.loads(x) for x in (work / "pairs" / "reference-spin" / "train.jsonl").read_text().splitlines()]
     assert len(pairs) == 8 and set(pairs[0]) == {"id", "prompt", "chosen", "rejected", "rule"}
@@ -186,6 +195,11 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
     table = json.loads(out.with_suffix(".json").read_text())
     assert [r["name"] for r in table["rows"]] == ["reference", "dpo"] and not table["missing"]
     assert table["rows"][1]["compared_with"] == "reference" and table["rows"][1]["n"] == 3
+    kqa = json.loads(out.with_name("levers-kqa.json").read_text())  # two questions: the repeated one dropped
+    assert [r["name"] for r in kqa["rows"]] == ["dpo"] and kqa["rows"][0]["n"] == 2
+    measured = kqa["rows"][0]["metrics"]
+    assert measured["rougeL"]["mean"] is None and measured["ended"]["mean"] is not None  # what needs no reference
+    assert "| dpo | preference stage | – | – |" in out.with_name("levers-kqa.md").read_text()
 
 
 def answers(path, predictions, questions=("What is asthma?", "What causes gout?", "Is flu spread by air?")):

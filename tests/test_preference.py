@@ -70,3 +70,34 @@ def test_shape_pairs_reject_echoed_empty_and_nothing_known_answers(tok):
     assert none == 1 and len(pairs) == 3  # a good answer gives no pair
     assert all(p["chosen"] == f" {GOOD}<|im_end|>" and p["rule"] == "shape" for p in pairs)
     assert [p["rejected"] for p in pairs] == [f" {a.text}<|im_end|>" for a in (echoed, empty, nothing)]
+
+
+def test_the_ends_rule_prefers_an_answer_that_ends_and_answers_over_a_short_or_cut_one(tok):
+    from medqa.preference import ending_score
+
+    q, ref = ROW["question"], ROW["answer"]
+    cut = "Marfan syndrome is caused by mutations in the FBN1 gene. It is inherited in an"
+    short = "Marfan syndrome is a genetic condition."
+    assert ending_score(GOOD, "end", q, ref) > ending_score(cut, "length", q, ref)  # the cap, mid-sentence
+    assert ending_score(GOOD, "end", q, ref) > ending_score(LOOPING, "end", q, ref)  # a loop, even if ended
+    assert ending_score(GOOD, "end", q, ref) > ending_score(WRONG, "end", q, ref)  # FBN2: a fact the reference lacks
+    assert ending_score(GOOD, "end", q, ref) > ending_score(short, "end", q, ref)  # under 12 words: a fault of shape
+    longer = GOOD + " Signs include tall stature, long arms and a dislocated lens."
+    assert ending_score(longer, "end", q, ref)[0] == ending_score(GOOD, "end", q, ref)[0]  # more words: no penalty
+    samples = [Answer(cut, 256, "length"), Answer(GOOD, 40, "end"), Answer(LOOPING, 256, "length")]
+    ends, none = make_pairs(tok, "ends", [ROW], [samples])
+    assert none == 0 and ends[0]["chosen"] == f" {GOOD}<|im_end|>" and ends[0]["rule"] == "ends"
+    assert ends[0]["rejected"] == f" {LOOPING.strip()}<|im_end|>"  # the worst: capped and looping
+    same, none = make_pairs(tok, "ends", [ROW], [[Answer(GOOD, 30, "end"), Answer(GOOD, 30, "end")]])
+    assert same == [] and none == 1
+    bad, none = make_pairs(tok, "ends", [ROW], [[Answer(cut, 256, "length"), Answer(LOOPING, 256, "length")]])
+    assert bad == [] and none == 1  # no clean answer among the samples: no pair that teaches another fault
+
+
+def test_pair_questions_are_taken_in_turn_from_each_source():
+    from medqa.cli.pairs import in_turn
+
+    medquad = [{"id": f"m{i}"} for i in range(5)]
+    people = [{"id": "p0"}, {"id": "p1"}]
+    assert [r["id"] for r in in_turn([medquad, people], 6)] == ["m0", "p0", "m1", "p1", "m2", "m3"]
+    assert [r["id"] for r in in_turn([medquad], 2)] == ["m0", "m1"] and in_turn([[], []], 3) == []

@@ -33,11 +33,20 @@ def test_the_flagships_stage_trains_the_runs_adapter_further_with_the_run_as_ref
 
     run = first_stage(tmp_path, tiny_model)
     data = prepare_demo_data(tmp_path / "data")
-    recipe = (run / "recipe.yml").read_text()  # its first source, whose questions the pairs are made of: the demo's
-    (run / "recipe.yml").write_text(recipe.replace("data/medqa-all/train.jsonl", str(data / "train.jsonl"), 1))
     make_pairs = run_main(
-        "scripts/pairs.py", run, "--out", run / "pairs-spin", "--rule", "spin", "--n", "4", "--max-new-tokens", "16"
-    )  # fmt: skip  (make dpo's first step, in this process)
+        "scripts/pairs.py",
+        run,
+        "--data",
+        data,
+        "--out",
+        run / "pairs-spin",
+        "--rule",
+        "spin",
+        "--n",
+        "4",
+        "--max-new-tokens",
+        "16",
+    )  # fmt: skip  (make dpo's first step, in this process, on the demo's questions)
     assert make_pairs.returncode == 0, make_pairs.stderr[-2000:]
     out = tmp_path / "run-dpo"
     result = run_script("scripts/dpo.py", run, "--recipe", "recipes/llama2-7b/dpo.yml", "--rule", "spin", "--n", "4",

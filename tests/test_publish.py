@@ -84,7 +84,8 @@ def test_model_card_names_base_data_licence_results_and_not_advice(tmp_path, tin
     assert "Data: MedQuAD, 13,223 training rows, licence CC BY 4.0" in card and "Ben Abacha" in card
     assert (
         "Not medical advice" in card
-        and "ended where an answer starts to loop (stop_on_loop)" in card
+        and "decoding (`make eval`): greedy, at most 256 new tokens." in card  # what generate does with the config
+        and "stop_on_loop" not in card
         and "`recipe.yml` in this repository" in card
     )
     assert card.split("---", 2)[2].lstrip().startswith("# ") and "for medical question answering (MedQuAD, " in card

@@ -1,8 +1,8 @@
 """The preference stage after make finetune (make dpo): preference pairs from the run's own answers, then DPO with
 the preference recipe of the run's model.
 
-    python scripts/dpo.py outputs/smollm2-135m/qlora [--recipe recipes/smollm2-135m/dpo.yml] [--rule facttune]
-        [--n 2000] [--out outputs/smollm2-135m/qlora-dpo] [--set KEY=VALUE ...]
+    python scripts/dpo.py outputs/smollm2-135m/qlora [--recipe recipes/smollm2-135m/dpo.yml] [--rule ends]
+        [--n 1000] [--out outputs/smollm2-135m/qlora-dpo] [--set KEY=VALUE ...]
 
 The recipe is `recipes/<model>/dpo.yml`, the one beside a recipe that trains the run's base model (`--recipe` names
 another). It starts from the run in one of two ways, by what it says:
@@ -23,7 +23,7 @@ from pathlib import Path
 from medqa.errors import UserError, cli
 from medqa.integrity import read_json
 from medqa.lock import run_lock
-from medqa.preference import RULES
+from medqa.preference import DEFAULT_RULE, PAIR_QUESTIONS, RULES
 from medqa.recipe import load_recipe
 from medqa.runs import Run
 
@@ -56,8 +56,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a finished run folder of make finetune")
     parser.add_argument("--recipe", type=Path, default=None, help="the preference recipe (default: the model's)")
-    parser.add_argument("--rule", choices=RULES, default="facttune")
-    parser.add_argument("--n", type=int, default=2000, help="training questions to make pairs of")
+    parser.add_argument("--rule", choices=RULES, default=DEFAULT_RULE)
+    parser.add_argument("--n", type=int, default=PAIR_QUESTIONS, help="training questions to make pairs of")
     parser.add_argument("--out", type=Path, default=None, help="the preference stage's run (default: RUN-dpo)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()

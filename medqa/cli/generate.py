@@ -7,7 +7,7 @@ trained: for a QLoRA run, the adapter merged into the dequantised NF4 weights it
 4bit` keeps the 4-bit layers and the adapter apart, as in training: slower, the same model); `--epoch E`: the
 checkpoint saved at the end of epoch E. `--model base` is the base model as published, asked in its own chat
 template (`--base-prompt run`: in the run's). Decoding: the options below, from medqa.decoding.GenerationSettings
-(greedy; by default ended where an answer starts to loop), batches of similar-length prompts. Writes JSONL rows
+(by default the decoding a merged model ships with: nothing cut after the fact), batches of similar-length prompts. Writes JSONL rows
 {"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "stop", "model", "settings"} and,
 beside them, FILE.meta.json with the reference answers' perplexity and the timing.
 """
@@ -96,8 +96,8 @@ def main():
         "generation_seconds": round(seconds, 1),
         "settings": record,
     }
-    if not args.no_perplexity:
-        refs = [{"question": r["question"], "reference": r["answer"]} for r in rows]
+    refs = [{"question": r["question"], "reference": r["answer"]} for r in rows if r["answer"].strip()]
+    if refs and not args.no_perplexity:  # questions without answers (K-QA's) have none to measure
         meta["reference_perplexity"] = answer_perplexity(
             model, tokenizer, refs, max_len=int(run.recipe.get("sequence_len", 1024))
         )

@@ -1,20 +1,23 @@
-"""Preference pairs for recipes/smollm2-135m/dpo.yml from a finished run (medqa/preference.py): for each of the
-first N training questions, by one rule:
+"""Preference pairs for a preference recipe (recipes/<model>/dpo.yml) from a finished run (medqa/preference.py): for
+each of the first N training questions of the run's sources, taken in turn from each source (so that the few
+people's questions are all asked beside MedQuAD's many), by one rule:
 
-    python scripts/pairs.py outputs/smollm2-135m/qlora --out outputs/smollm2-135m/qlora/pairs-facttune
-        [--rule spin|fidelity|facttune|shape] [--n 2000] [--samples 4] [--temperature 1.0] [--data DIR]
+    python scripts/pairs.py outputs/smollm2-135m/qlora --out outputs/smollm2-135m/qlora/pairs-ends
+        [--rule ends|facttune|spin|fidelity|shape] [--n 1000] [--samples 4] [--temperature T] [--data DIR ...]
 
-spin: the reference chosen, the run's greedy answer rejected; fidelity: where the greedy answer loops or states an
-unsupported fact, that answer rejected and the same answer ended before its trouble (else the reference) chosen;
-facttune: --samples answers sampled at --temperature, the most faithful chosen and the least rejected.
-Writes OUT/train.jsonl (rows {"id", "prompt", "chosen", "rejected", "rule"}, in the run's chat template) and
-OUT/manifest.json (the run, the rule, the decoding, how many pairs, how many questions gave none); the folder appears
-whole or not at all.
+ends (the default) and facttune: --samples answers sampled at --temperature (ends 0.7, facttune 1.0, its paper's),
+ranked by the rule, the best chosen and the worst rejected; spin: the reference chosen, the run's greedy answer
+rejected; fidelity: where the greedy answer loops or states an unsupported fact, that answer rejected and the same
+answer ended before its trouble (else the reference) chosen; shape: a greedy answer with a fault of shape rejected,
+the reference chosen. Writes OUT/train.jsonl (rows {"id", "prompt", "chosen", "rejected", "rule"}, in the run's chat
+template) and OUT/manifest.json (the run, the rule, the decoding, how many pairs, how many questions gave none); the
+folder appears whole or not at all.
 """
 
 import argparse
 import dataclasses
 import json
+from collections import Counter
 from pathlib import Path
 
 from medqa.data import read_jsonl
@@ -23,7 +26,7 @@ from medqa.errors import UserError, cli
 from medqa.fsutil import atomic_dir, check_writable
 from medqa.generation import generate_answers
 from medqa.lock import lock_for
-from medqa.preference import RULES, make_pairs
+from medqa.preference import DEFAULT_RULE, PAIR_QUESTIONS, RULES, SAMPLED, make_pairs
 from medqa.runs import Run
 
 
@@ -31,28 +34,43 @@ from medqa.runs import Run
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder written by make finetune")
-    parser.add_argument("--data", type=Path, default=None, help="prepared data (its train.jsonl; default: the run's)")
+    parser.add_argument(
+        "--data", type=Path, nargs="+", default=None, help="prepared data (their train.jsonl; default: the run's)"
+    )
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rule", choices=RULES, default="facttune")
-    parser.add_argument("--n", type=int, default=2000, help="training questions to make pairs of")
-    parser.add_argument("--samples", type=int, default=4, help="facttune: answers sampled per question")
-    parser.add_argument("--temperature", type=float, default=1.0, help="facttune: sampling temperature")
+    parser.add_argument("--rule", choices=RULES, default=DEFAULT_RULE)
+    parser.add_argument("--n", type=int, default=PAIR_QUESTIONS, help="training questions to make pairs of")
+    parser.add_argument("--samples", type=int, default=4, help="ends, facttune: answers sampled per question")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="ends, facttune: sampling temperature (0.7; facttune 1.0)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens)
     args = parser.parse_args()
     run = Run.open(args.run)
     run.adapter  # noqa: B018  (an unfinished run: one line, before its data is read)
-    data = args.data or run.data_dir
-    rows = read_jsonl(data / "train.jsonl")[: args.n]
+    folders = args.data or run.data_dirs
+    rows = in_turn([read_jsonl(folder / "train.jsonl") for folder in folders], args.n)
     if not rows:
-        raise UserError(data / "train.jsonl", "no training rows")
+        raise UserError(folders[0] / "train.jsonl", "no training rows")
     # what the run writes by itself: no loop stop (a loop is what a pair may reject), no n-gram rule
-    sampled = args.rule == "facttune"
+    sampled = args.rule in SAMPLED
+    if args.temperature is None:
+        args.temperature = 1.0 if args.rule == "facttune" else 0.7
     check_writable(args.out.parent, args.out.name)  # before the model answers, not after
     with lock_for(run.path, args.out):  # one writer for each run folder (where the pairs go into it)
-        write_pairs(args, run, data, rows, sampled)
+        write_pairs(args, run, folders, rows, sampled)
 
 
-def write_pairs(args, run, data, rows, sampled):
+def in_turn(sources: list[list[dict]], n: int) -> list[dict]:
+    """The first n rows taken in turn from each source (one of each, then the next of each, ...); a source that runs
+    out leaves its turn to the others."""
+    out = []
+    for k in range(max(map(len, sources), default=0)):
+        out += [rows[k] for rows in sources if k < len(rows)]
+    return out[:n]
+
+
+def write_pairs(args, run, folders, rows, sampled):
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens,
         stop_on_loop=False,
@@ -65,14 +83,16 @@ def write_pairs(args, run, data, rows, sampled):
     made, none = make_pairs(tokenizer, args.rule, rows, answers)
     if not made:
         raise UserError(args.run, f"no {args.rule} pairs: no question's answers differ by the rule (more --n?)")
-    source = json.loads((data / "manifest.json").read_text()) if (data / "manifest.json").is_file() else {}
+    first = folders[0] / "manifest.json"
+    source = json.loads(first.read_text()) if first.is_file() else {}
     manifest = {
         "name": source.get("name"),  # the data's name and licence, for the model card of the preference stage
         "license": source.get("license"),
         "input": source.get("input"),
         "rows": {"train": len(made)},
         "run": str(run.path),
-        "data": str(data / "train.jsonl"),
+        "data": [str(folder / "train.jsonl") for folder in folders],
+        "questions_by_source": dict(Counter(r.get("source", "?") for r in rows)),
         "rule": args.rule,
         "questions": len(rows),
         "answers_per_question": k,

@@ -13,6 +13,7 @@ import yaml
 
 from medqa.decoding import to_arguments
 from medqa.levers.spec import BASE, Spec
+from medqa.preference import SAMPLED
 from medqa.recipe import load_recipe
 from medqa.runs import ADAPTER_WEIGHTS
 
@@ -46,6 +47,14 @@ def prediction_file(work: Path, split: str, name: str) -> Path:
     return work / "preds" / split / f"{name}.jsonl"
 
 
+def training_folders(lever, spec: Spec, data: Path) -> list[Path]:
+    """The prepared folders a lever's run trains on: those its `datasets` name, its own `data:`, or the spec's."""
+    datasets = {**spec.train, **lever.set}.get("datasets")
+    if datasets:
+        return list(dict.fromkeys(Path(str(d["path"])).parent for d in datasets))
+    return [Path(lever.data) if lever.data else data]
+
+
 def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
     """Training jobs (one per lever that trains, after the merge and the pairs its preference stage starts from)
     and generation jobs (one per lever and split). Every lever answers the questions of `data`."""
@@ -67,10 +76,12 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
                 0.5,
             )
             folder = pairs_dir(work, lv.start, lv.rule)
-            pairs_argv = [py, "-m", "medqa.cli.pairs", str(start), "--data", str(data), "--out", str(folder)]
+            sources = training_folders(spec.lever(lv.start), spec, data)  # the questions the run trained on
+            pairs_argv = [py, "-m", "medqa.cli.pairs", str(start), "--data", *map(str, sources), "--out", str(folder)]
             pairs_argv += ["--rule", lv.rule, "--n", str(lv.pairs)]
-            if lv.rule == "facttune":
-                pairs_argv += ["--samples", str(lv.samples), "--temperature", str(lv.temperature)]
+            if lv.rule in SAMPLED:
+                pairs_argv += ["--samples", str(lv.samples)]
+                pairs_argv += ["--temperature", str(lv.temperature)] if lv.temperature is not None else []
             jobs[pairs] = Job(pairs, pairs_argv, folder / "train.jsonl", (f"train-{lv.start}",), 0.5)
             overrides = {**overrides, "base_model": str(merged_dir(work, lv.start))}  # whatever `train:` says
             train_data, after = folder, (merge, pairs)

@@ -49,8 +49,8 @@ class Lever:
     start: str | None = None  # a preference stage on top of this lever's run: its merged model and pairs by `rule`
     pairs: int = 2000  # start: training questions the pairs are made from
     rule: str = "spin"  # start: how pairs are made (medqa.preference.RULES)
-    samples: int = 4  # start, rule facttune: answers sampled per question
-    temperature: float = 1.0  # start, rule facttune: their sampling temperature
+    samples: int = 4  # start, a sampled rule (ends, facttune): answers sampled per question
+    temperature: float | None = None  # start, a sampled rule: their sampling temperature (default: the rule's)
     model: str | None = None  # another lever whose trained model this one reuses, or "base"
     cut_from: str | None = None  # another lever's greedy answers, cut where they start to loop (eval/cut_loops.py)
     epoch: float | None = None  # model: that run's checkpoint at the end of this epoch

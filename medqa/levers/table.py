@@ -169,6 +169,18 @@ def _mark(d: dict, digits: int) -> str:
     return f"{d['mean']:+.{digits}f}" + ("†" if lo > 0 or hi < 0 else "")
 
 
+def _mean(metrics: dict, key: str, spec: str) -> str:
+    """A metric's mean, formatted; "–" where it does not apply (a set without references) or was not measured."""
+    value = metrics.get(key, {}).get("mean")
+    return "–" if value is None else format(value, spec)
+
+
+def _delta(deltas: dict, key: str, digits: int, pct: bool = False, ci: bool = True) -> str:
+    if deltas.get(key, {}).get("mean") is None:
+        return "–"
+    return _ci(deltas[key], digits, pct) if ci else _mark(deltas[key], digits)
+
+
 def table_markdown(table: dict, title: str) -> str:
     lines = [
         f"# {title}",
@@ -184,46 +196,50 @@ def table_markdown(table: dict, title: str) -> str:
         "and recall. unsupported: share of answers stating a checkable fact (gene symbol, chromosome or band, "
         "inheritance pattern, number) that neither the reference nor the question states; fact P: share of the "
         "checkable facts stated that they do state. invented: share of answers with a number found in neither the "
-        "question nor the reference. loop: share of answers in which some 4 words recur 4 or more times. ended: "
-        "share the model ended on its own (not cut by the cap or where it started to loop). same: answers word for "
+        "question nor the reference. ended: share the model ended on its own (its end-of-turn token); loop: share of "
+        "answers in which some 4 words recur 4 or more times; cap: share cut by max_new_tokens; mid-sentence: share "
+        "that stop where no sentence or list item ends (medqa.shape). same: answers word for "
         "word those of `vs`. echo / short / none known: share of answers that open by saying the question again, "
         "of under 12 words, that open by saying nothing is known or there is none (medqa.shape). coverage: share "
         "of the things a question asks that the answer addresses (medqa.coverage).",
         "",
         "| lever | change | vs | ROUGE-L | Δ ROUGE-L [95% CI] | P / R | Δ ROUGE-2 | Δ token F1 | Δ embed "
         "| coverage | Δ coverage | unsupported | Δ unsupported [95% CI] | fact P | invented | Δ invented [95% CI] "
-        "| loop | echo | short "
-        "| none known | ended | words | same |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ended | loop | cap | mid-sentence | echo | short | none known | words | same |",
+        "|" + "---|" * 25,
     ]
     for row in table["rows"]:
-        m, d = row["metrics"], row["delta"]
-        ended = m.get("ended", {}).get("mean")
-        unsupported, fact_p = (m.get(k, {}).get("mean") for k in ("unsupported_facts", "fact_precision"))
+        m, d = row["metrics"], row["delta"] or {}
+
+        def mean(key, spec, m=m):
+            return _mean(m, key, spec)
+
+        def delta(key, digits, pct=False, ci=True, d=d):
+            return _delta(d, key, digits, pct, ci)
+
+        precision, recall = mean("rougeL_precision", ".2f"), mean("rougeL_recall", ".2f")
         lines.append(
             " | ".join(
                 [
                     f"| {row['name']}",
                     row["about"],
                     row["compared_with"] or "–",
-                    f"{m['rougeL']['mean']:.3f}",
-                    _ci(d["rougeL"], 3) if d else "–",
-                    f"{m['rougeL_precision']['mean']:.2f} / {m['rougeL_recall']['mean']:.2f}",
-                    *([_mark(d[k], 3) for k in ("rouge2", "token_f1", "embed_sim")] if d else ["–"] * 3),
-                    f"{m['coverage']['mean']:.2f}" if m.get("coverage", {}).get("mean") is not None else "–",
-                    _mark(d["coverage"], 3) if d and d.get("coverage", {}).get("mean") is not None else "–",
-                    "–" if unsupported is None else f"{unsupported:.1%}",
-                    _ci(d["unsupported_facts"], 3, pct=True) if d and "unsupported_facts" in d else "–",
-                    "–" if fact_p is None else f"{fact_p:.2f}",
-                    f"{m['invented_numbers']['mean']:.1%}",
-                    _ci(d["invented_numbers"], 3, pct=True) if d else "–",
-                    f"{m['loop_rate']['mean']:.1%}",
-                    *(
-                        f"{m[k]['mean']:.1%}" if k in m else "–"
-                        for k in ("repeats_question", "near_empty", "nothing_known")
-                    ),
-                    "–" if ended is None else f"{ended:.0%}",
-                    f"{m['words']['mean']:.0f}",
+                    mean("rougeL", ".3f"),
+                    delta("rougeL", 3),
+                    "–" if precision == "–" else f"{precision} / {recall}",
+                    *(delta(k, 3, ci=False) for k in ("rouge2", "token_f1", "embed_sim")),
+                    mean("coverage", ".2f"),
+                    delta("coverage", 3, ci=False),
+                    mean("unsupported_facts", ".1%"),
+                    delta("unsupported_facts", 3, pct=True),
+                    mean("fact_precision", ".2f"),
+                    mean("invented_numbers", ".1%"),
+                    delta("invented_numbers", 3, pct=True),
+                    mean("ended", ".0%"),
+                    mean("loop_rate", ".1%"),
+                    mean("hit_max_new_tokens", ".1%"),
+                    *(mean(k, ".1%") for k in ("mid_sentence", "repeats_question", "near_empty", "nothing_known")),
+                    mean("words", ".0f"),
                     f"{row['identical']} |" if row.get("identical") is not None else "– |",
                 ]
             )

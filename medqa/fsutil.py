@@ -12,6 +12,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from medqa.errors import UserError
+
 PAUSE = "MEDQA_PAUSE_AT"  # NAME:FILE: a test's hook, the command waits at pause_point(NAME) once it has written FILE
 
 
@@ -77,8 +79,6 @@ def machine_fault(err: BaseException) -> str | None:
 
 def write_error(err: BaseException, folder: Path, what: str, needs: int | None = None):
     """The one line (medqa.errors.UserError) for a write the machine refused, or None for any other failure."""
-    from medqa.errors import UserError
-
     fault = machine_fault(err)
     if fault == "full":
         need = f"it needs about {size_text(needs)}, " if needs else ""

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medqa import quiet
+from medqa.checks import cuda_needs, for_cpu
 from medqa.errors import UserError
+from medqa.recipe import apply_overrides, is_run_recipe, load_recipe, load_run_recipe, validate
 
 ACCELERATE_DIR = Path("recipes/accelerate")  # default: the repository's, relative to where `make` runs
 CONFIGS = {
@@ -81,6 +83,50 @@ def accelerate_args(
             str(topo.main_port),
         ]
     return args
+
+
+CPU_RECIPE = "recipes/smollm2-135m/qlora.yml"  # what a machine without CUDA can train
+
+
+@dataclass
+class Resolved:
+    recipe: dict  # the recipe that runs, validated: what RUN/recipe.yml holds
+    accelerate: list[str]  # `accelerate launch`'s options ([] where nothing is launched)
+    changed: list[str]  # what the machine changed in it (no CUDA: bf16 and the LoRA kernels off)
+
+
+def resolve(
+    recipe: str | Path,
+    *,
+    data: Path | None = None,
+    output_dir: Path | None = None,
+    overrides: list[str] | tuple = (),
+    gpus: int | None = None,
+    topology: Topology | None = None,
+    accelerate_config: Path | None = None,
+) -> Resolved:
+    """The one step from a recipe file to the recipe that runs: the file read (a run's recipe.yml as such), --data,
+    --output-dir and --set applied, made to fit the machine (`gpus`: its CUDA devices, 0 for none, where the recipe
+    is set for a GPU and a CPU turns bf16 and the Triton LoRA kernels off; None: as written, for a GPU, as make plan
+    reads it) and the launch mode (`topology`: one GPU, DDP or ZeRO-2 on one machine or several, which sets the
+    DeepSpeed key; None: nothing launched), then validated once with Axolotl's schema. A recipe that needs CUDA on a
+    machine without it is refused in one line."""
+    path = Path(recipe)
+    cfg = (load_run_recipe if path.is_file() and is_run_recipe(path) else load_recipe)(path)
+    cfg = apply_overrides(cfg, data, output_dir, list(overrides))
+    changed: list[str] = []
+    if gpus == 0:
+        cfg, changed = for_cpu(cfg)
+    accelerate = accelerate_args(cfg, topology, gpus or 0, accelerate_config) if topology is not None else []
+    validate(cfg, str(recipe))
+    needs = cuda_needs(cfg) if gpus == 0 else []
+    if needs:
+        raise UserError(
+            recipe,
+            f"needs a CUDA GPU ({', '.join(needs)}) and this machine has none; "
+            f"on a CPU run `make demo` or `make finetune RECIPE={CPU_RECIPE}`",
+        )
+    return Resolved(cfg, accelerate, changed)
 
 
 OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError")

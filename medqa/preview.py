@@ -1,16 +1,13 @@
-"""What a run will be, before any GPU time: rows and tokens in the recipe's own prompt format, optimizer steps,
-checkpoints, and the peak memory and epoch time `make bench` measured for the recipe (`make plan`)."""
+"""What a run will be, before any GPU time: rows and tokens in the recipe's own prompt format, optimizer steps and
+checkpoints (`make plan`)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from medqa.bench.report import sections
 from medqa.data import read_jsonl
 from medqa.prompts import encode_example, recipe_tokenizer
-from medqa.recipe import FLAGSHIP
 
 
 def _lengths(tokenizer, rows: list[dict]) -> list[int]:
@@ -61,20 +58,3 @@ def describe(cfg: dict, where: str) -> dict:
         "steps": total,
         "checkpoints": list(range(save, total, save)) if save else [],
     }
-
-
-def bench_figures(recipe: Path, bench: Path = Path("bench"), benched: Path = FLAGSHIP) -> list[str]:
-    """The peak memory and epoch time `make bench` measured for the recipe it benches (`benched`), one line
-    per report in `bench`; none for any other recipe."""
-    if recipe.resolve() != benched.resolve():
-        return []
-    lines = []
-    for path in sorted(bench.glob("*.json")):
-        for run in sections(json.loads(path.read_text())).get("training", {}).get("runs", []):
-            if run["name"] == "recipe" and run.get("tokens_per_s"):
-                lines.append(
-                    f"  {run['gpu']}: peak {run['peak_gib']:.1f} GiB allocated, "
-                    f"{run['peak_reserved_gib']:.1f} GiB reserved; an epoch of its data {run['epoch_s'] / 60:.0f} min "
-                    f"({path.name})"
-                )
-    return lines

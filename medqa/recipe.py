@@ -1,5 +1,5 @@
-"""Recipes: Axolotl YAML files. Read one, check it with Axolotl's own schema, and resolve it for a run (--data,
---output-dir, --set)."""
+"""Recipes: Axolotl YAML files. Read one, apply a run's --data, --output-dir and --set to it, and check it with
+Axolotl's own schema. The one step that makes the recipe a run will train on is medqa.launch.resolve."""
 
 from __future__ import annotations
 
@@ -112,7 +112,9 @@ def validate(cfg: dict, where="recipe") -> None:
         raise UserError(where, f"{loc + ': ' if loc else ''}{first.get('msg')}") from None
 
 
-def resolve(cfg: dict, data: Path | None, output_dir: Path | None, overrides: list[str]) -> dict:
+def apply_overrides(cfg: dict, data: Path | None, output_dir: Path | None, overrides: list[str]) -> dict:
+    """The recipe with --set KEY=VALUE (YAML values), --data (another prepared folder in place of its sources) and
+    --output-dir applied; a new dict."""
     cfg = dict(cfg)
     for item in overrides:
         key, sep, value = item.partition("=")

@@ -26,7 +26,6 @@ empty one: K-QA's patients' questions) is scored on what needs none, its other m
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from collections import Counter
@@ -35,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from medqa.coverage import coverage
-from medqa.data import read_jsonl
 from medqa.errors import UserError
 from medqa.facts import check as check_facts
 from medqa.facts import question_type
 from medqa.loops import has_loop  # the loop the scorer counts is one that generation stops at
+from medqa.predictions import load_predictions
 from medqa.shape import SHAPES
 
 QUALITY = (
@@ -192,54 +191,6 @@ def summarise(values: np.ndarray, seed: int = 0) -> dict:
         "ci95": [lo, hi],
         **({"n": len(defined)} if len(defined) < len(values) else {}),
     }
-
-
-# --------------------------------------------------------------------------- prediction files
-
-FIELDS = ("id", "question", "reference", "prediction")
-
-
-def prediction_lines(rows: list[dict], answers: list, model: str, settings: dict) -> str:
-    """A predictions file (JSONL, one row per question, FIELDS first) from prepared rows and their answers
-    (medqa.generation.Answer)."""
-    return "".join(
-        json.dumps(
-            {
-                "id": r["id"],
-                "question": r["question"],
-                "reference": r["answer"],
-                **({"references": r["references"]} if r.get("references") else {}),
-                "prediction": a.text,
-                "new_tokens": a.new_tokens,
-                "hit_max_new_tokens": a.hit_max_new_tokens,
-                "stop": a.stop,
-                "model": model,
-                "settings": settings,
-            },
-            ensure_ascii=False,
-        )
-        + "\n"
-        for r, a in zip(rows, answers, strict=True)
-    )
-
-
-def load_predictions(path: Path) -> list[dict]:
-    rows = read_jsonl(path)
-    if not rows:
-        raise UserError(path, "no predictions (empty file)")
-    for i, row in enumerate(rows, 1):
-        missing = [f for f in FIELDS if f not in row]
-        if missing:
-            raise UserError(path, f"row {i}: missing field(s) {', '.join(missing)}")
-        if not isinstance(row["prediction"], str) or not isinstance(row["reference"], str):
-            raise UserError(path, f"row {i}: prediction and reference must be strings")
-        refs = row.get("references")
-        if refs is not None and (not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs)):
-            raise UserError(path, f"row {i}: references must be a non-empty list of strings")
-    ids = [r["id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        raise UserError(path, "duplicate ids")
-    return rows
 
 
 def per_row(rows: list[dict], encoder, memo: dict | None = None) -> dict:

@@ -1,91 +1,9 @@
-"""Benchmark the flagship 7B QLoRA recipe against the seed notebook's setup and Axolotl's example config.
+"""Training speed: the seed's notebook, Axolotl's example and the 7B recipe (make bench).
 
-    python scripts/bench.py --make-model llama2-7b --model /tmp/llama2-7b-random --data data/medqa --out bench
-
-Every contender trains the same 5,000 prepared rows on one card, in its own process, for --steps optimizer
-steps; `medqa.bench.meter.Meter` counts the non-padding tokens of each batch trained on and times the steps after
-a warm-up. Speed and memory do not depend on weight values, so the model is Llama-2-7B-shaped with random
-weights, its vocabulary sized to the tokenizer used (the embedded SmolLM2 tokenizer, 49,152 tokens: the
-Llama-2 tokenizer cannot be had offline). Writes bench/<date>-<gpu>.json and .md.
+The command is medqa_lab/cli/bench.py (`--help` for its options).
 """
 
-import argparse
-import datetime
-import subprocess
-import sys
-from pathlib import Path
-
-from medqa.bench.contenders import SWITCHES, run_contender, training_table
-from medqa.bench.random_model import SHAPES, make_model
-from medqa.bench.report import write_section
-from medqa.errors import UserError, cli
-from medqa.recipe import FLAGSHIP
-
-
-@cli
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="model folder (made with --make-model)")
-    parser.add_argument("--make-model", choices=sorted(SHAPES), default=None)
-    parser.add_argument("--recipe", type=Path, default=FLAGSHIP, help=f"the recipe to bench (default {FLAGSHIP})")
-    parser.add_argument("--data", type=Path, default=Path("data/medqa"))
-    parser.add_argument("--out", type=Path, default=Path("bench"))
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: OUT/work)")
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument(
-        "--runs",
-        default="seed,axolotl-example,recipe",
-        help="comma-separated: seed, axolotl-example, recipe, recipe+LEVER[+LEVER]; a lever is KEY=VALUE or "
-        + ", ".join(SWITCHES),
-    )
-    parser.add_argument("--reuse", action="store_true", help="keep figures already in the work folder")
-    args = parser.parse_args()
-
-    if not (args.data / "train.jsonl").is_file():
-        raise UserError(args.data / "train.jsonl", "no such file (run `make data` first)")
-    if args.make_model and not (args.model / "config.json").is_file():
-        make_model(args.make_model, args.model)
-    if not (args.model / "config.json").is_file():
-        raise UserError(args.model, "no model here (use --make-model llama2-7b)")
-    subprocess.check_call([sys.executable, "scripts/export_seed_text.py", str(args.data)], stdout=subprocess.DEVNULL)
-    work = args.work or args.out / "work"
-    runs = []
-    for name in args.runs.split(","):
-        runs.append(run_contender(name, args.recipe, args.model, args.data, work, args.steps, args.reuse))
-        print(training_table(runs[-1:]).splitlines()[-1], flush=True)
-    by_name = {r["name"]: r for r in runs if "error" not in r}
-    for r in by_name.values():
-        for key, ref in (("speedup_vs_seed", "seed"), ("speedup_vs_axolotl", "axolotl-example")):
-            if ref in by_name and r["tokens_per_s"] and by_name[ref]["tokens_per_s"]:
-                r[key] = r["tokens_per_s"] / by_name[ref]["tokens_per_s"]
-    gpu = next((r["gpu"] for r in by_name.values()), "none")
-    report = {
-        "date": datetime.date.today().isoformat(),
-        "model": f"{args.make_model or args.model} (random weights)",
-        "tokenizer": "SmolLM2-135M-Instruct (vocab 49,152)",
-        "steps": args.steps,
-        "runs": [
-            {
-                "name": r["name"],
-                "gpu": r.get("gpu"),
-                "tokens_per_s": r.get("tokens_per_s"),
-                "step_s": r.get("step_s"),
-                "peak_gib": r.get("peak_allocated_gib"),
-                "peak_reserved_gib": r.get("peak_reserved_gib"),
-                "epoch_s": r.get("epoch_s"),
-                "speedup_vs_seed": r.get("speedup_vs_seed"),
-                "speedup_vs_axolotl": r.get("speedup_vs_axolotl"),
-                **({"error": r["error"]} if "error" in r else {}),
-                "detail": r,
-            }
-            for r in runs
-        ],
-    }
-    stem = write_section(args.out, gpu, "training", report, training_table(runs))
-    print(training_table(runs))
-    print(f"wrote {stem}.json and .md")
-    sys.exit(1 if any("error" in r for r in runs) else 0)
-
+from medqa_lab.cli.bench import main
 
 if __name__ == "__main__":
     main()

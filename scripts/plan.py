@@ -1,70 +1,9 @@
-"""Check a recipe and its data before any GPU time, and say what the run will be.
+"""Check a recipe and its data before any GPU time, and say what the run will be (make plan).
 
-    python scripts/plan.py recipes/llama2-7b/qlora.yml [--data DIR] [--set KEY=VALUE]
-
-Validates the recipe (Axolotl's schema, unknown keys), the data files and the base model, tokenises the
-training rows with the recipe's own prompt format, and prints rows and tokens, optimizer steps per epoch,
-the steps at which checkpoints will be saved, the disk space the checkpoints and adapter take against what is
-free (make finetune refuses a run that will not fit unless told to go on), and the peak GPU memory and epoch time
-that `make bench` measured for this recipe (bench/*.json), where it has.
+The command is medqa/cli/plan.py (`--help` for its options).
 """
 
-import argparse
-from pathlib import Path
-
-from medqa.checks import check_base_model, check_data, cuda_needs, disk_needs, space_problem
-from medqa.errors import cli
-from medqa.fsutil import free_bytes, size_text
-from medqa.preview import bench_figures, describe
-from medqa.recipe import is_run_recipe, load_recipe, load_run_recipe, resolve, validate
-
-
-@cli
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("recipe", type=Path)
-    parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
-
-    run_recipe = args.recipe.is_file() and is_run_recipe(args.recipe)  # a run folder's: checked as such
-    cfg = resolve((load_run_recipe if run_recipe else load_recipe)(args.recipe), args.data, None, args.overrides)
-    validate(cfg, str(args.recipe))
-    check_data(cfg, str(args.recipe))
-    check_base_model(cfg)
-    run = describe(cfg, str(args.recipe))
-    template = cfg.get("chat_template_jinja") or "the tokenizer's"
-    needs = ", ".join(cuda_needs(cfg)) or "no"
-    print(f"recipe      {args.recipe}  (chat template {template}; needs CUDA: {needs})")
-    for i, source in enumerate(run["sources"]):
-        times = f" (x{source['times']})" if source["times"] > 1 else ""
-        print(
-            f"{'data' if i == 0 else '':12s}{source['path']}{times}: {source['rows']:,} rows, {source['tokens']:,} "
-            f"tokens ({source['truncated']:,} rows truncated to {run['sequence_len']})"
-        )
-    if len(run["sources"]) > 1:
-        print(f"{'':12s}in all: {run['rows']:,} rows, {run['tokens']:,} tokens an epoch")
-    per_epoch = f"about {run['steps_per_epoch']:,} optimizer steps per epoch ({run['how']})"
-    print(f"steps       {per_epoch}; {run['steps']:,} in all")
-    checkpoints = ", ".join(map(str, run["checkpoints"])) or "none before the end"
-    print(f"checkpoints at steps {checkpoints}, and the final adapter")
-    needs = disk_needs(cfg, run["steps"])
-    if needs:
-        short = space_problem(cfg, needs)
-        print(
-            f"disk        about {size_text(needs['bytes'])} in {cfg['output_dir']}: {needs['kept']} of "
-            f"{needs['checkpoints']} checkpoint(s) kept (save_total_limit {cfg.get('save_total_limit') or 'unset'}) "
-            f"of {size_text(needs['checkpoint_bytes'])} each, the adapter {size_text(needs['adapter_bytes'])}; "
-            f"{size_text(free_bytes(Path(cfg['output_dir'])))} free"
-            + (f"\nwarning     {short}: make finetune will refuse it (GO_ON=1 trains anyway)" if short else "")
-        )
-    print(f"output      {cfg['output_dir']}")
-    figures = bench_figures(args.recipe)
-    print(
-        "measured    "
-        + ("by make bench:\n" + "\n".join(figures) if figures else "no make bench figures for this recipe")
-    )
-
+from medqa.cli.plan import main
 
 if __name__ == "__main__":
     main()

@@ -114,7 +114,7 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tokenizer):
     """A randomly initialised 2-layer Llama with the embedded model's tokenizer (vocabulary sized to it)."""
-    from medqa.bench.random_model import make_model
+    from medqa_lab.bench.random_model import make_model
 
     path = tmp_path_factory.mktemp("tiny-llama")
     make_model("tiny", path, EMBEDDED_MODEL)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import prepare_demo_data, run_main
 
-from medqa.bench.contenders import axolotl_cfg
-from medqa.bench.meter import real_tokens
 from medqa.errors import UserError
 from medqa.recipe import FLAGSHIP
+from medqa_lab.bench.contenders import axolotl_cfg
+from medqa_lab.bench.meter import real_tokens
 
 
 def test_padding_is_a_pad_id_without_a_label():
@@ -64,11 +64,13 @@ def test_contender_configs(tmp_path, monkeypatch):
     cfg = lambda name: axolotl_cfg(name, FLAGSHIP, tmp_path / "m", tmp_path / "d", tmp_path / "o", 20)  # noqa: E731
     recipe = cfg("recipe")
     resume = "medqa.resume.PagedResumePlugin"
-    assert recipe["plugins"] == ["axolotl.integrations.liger.LigerPlugin", resume, "medqa.bench.meter.BenchPlugin"]
+    assert recipe["plugins"] == ["axolotl.integrations.liger.LigerPlugin", resume, "medqa_lab.bench.meter.BenchPlugin"]
     assert recipe["max_steps"] == 20 and recipe["save_strategy"] == "no" and "save_steps" not in recipe
     # the peer is Axolotl's example: none of the recipe's levers leak into it
     example = cfg("axolotl-example")
-    assert example["plugins"] == ["medqa.bench.meter.BenchPlugin"] and not any(k.startswith("liger_") for k in example)
+    assert example["plugins"] == ["medqa_lab.bench.meter.BenchPlugin"] and not any(
+        k.startswith("liger_") for k in example
+    )
     assert example["lora_r"] == 32 and example["lora_target_linear"] and "lora_target_modules" not in example
     # levers: KEY=VALUE (parsed as YAML) and named presets
     lever = cfg("recipe+sequence_len=8192+embeddings_skip_upcast=true")
@@ -78,15 +80,17 @@ def test_contender_configs(tmp_path, monkeypatch):
         cfg("recipe+ligr")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cpu = cfg("recipe")
-    assert cpu["plugins"] == [resume, "medqa.bench.meter.BenchPlugin"] and not any(k.startswith("liger_") for k in cpu)
+    assert cpu["plugins"] == [resume, "medqa_lab.bench.meter.BenchPlugin"] and not any(
+        k.startswith("liger_") for k in cpu
+    )
     assert cpu["optimizer"] == "adamw_torch" and cpu["bf16"] is False
 
 
 def test_generation_bench_times_each_path_and_marks_make_evals(tmp_path, tiny_model):
     """scripts/bench_generation.py on the tiny model: one row per path in bench/<date>-<gpu>.json, the slow
     4-bit path answering fewer questions, and on a CPU no path is make eval's (that is a GPU's path)."""
-    from medqa.bench.generation import PATHS
     from medqa.decoding import GenerationSettings
+    from medqa_lab.bench.generation import PATHS
 
     data = prepare_demo_data(tmp_path / "data")
     names = ["4bit-b16-dynamic", "inductor", "inductor-plain"]
@@ -125,8 +129,8 @@ def test_generation_bench_times_each_path_and_marks_make_evals(tmp_path, tiny_mo
 def test_one_writer_keeps_the_other_sections(tmp_path):
     """bench/<date>-<gpu>.{json,md}: writing one section (training, generation) keeps the others, also in a report
     written before sections (training figures at the top level, its table first)."""
-    from medqa.bench.report import sections, write_section
     from medqa.fsutil import report_stem
+    from medqa_lab.bench.report import sections, write_section
 
     stem = tmp_path / report_stem("NVIDIA H200")
     stem.with_suffix(".json").write_text(json.dumps({"runs": [{"name": "recipe"}]}))

@@ -105,14 +105,14 @@ def test_resume_skips_a_damaged_newest_checkpoint(file, tmp_path, tiny_run, caps
 
 def test_finetune_resuming_refuses_when_no_checkpoint_is_complete(tmp_path, tiny_model, tiny_run):
     """make finetune on a folder whose checkpoints are all damaged: one line, nothing launched, nothing changed."""
-    from medqa.checks import for_cpu
-    from medqa.recipe import load_recipe, resolve, run_recipe_text
+    from medqa.launch import resolve
+    from medqa.recipe import run_recipe_text
 
     data = prepare_demo_data(tmp_path / "data")
     out = tmp_path / "out"
     recipe = REPO / "recipes" / "smollm2-135m" / "qlora.yml"
     args = ["--data", str(data), "--output-dir", str(out), "--set", f"base_model={tiny_model}"]
-    cfg, _ = for_cpu(resolve(load_recipe(recipe), data, out, [f"base_model={tiny_model}"]))
+    cfg = resolve(recipe, data=data, output_dir=out, overrides=[f"base_model={tiny_model}"], gpus=0).recipe
     out.mkdir()
     (out / "recipe.yml").write_text(run_recipe_text(cfg, recipe))  # as the interrupted run wrote it
     damage(checkpoint(out, 10, tiny_run) / "optimizer.pt", "cut")

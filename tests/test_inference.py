@@ -146,7 +146,7 @@ class FakeCudaModel:
     def __init__(self):
         from transformers import LlamaConfig
 
-        from medqa.bench.random_model import SHAPES
+        from medqa_lab.bench.random_model import SHAPES
 
         self.device = torch.device("cuda", 0)
         self.dtype = torch.bfloat16

@@ -13,8 +13,9 @@ from conftest import REPO, prepare_demo_data, run_main
 
 from medqa.checks import LORA_KERNELS
 from medqa.errors import UserError
-from medqa.levers import Job, load_spec, plan, run_jobs
-from medqa.recipe import load_recipe, resolve, validate
+from medqa.launch import resolve
+from medqa.recipe import load_recipe
+from medqa_lab.levers import Job, load_spec, plan, run_jobs
 
 SPEC = REPO / "recipes" / "smollm2-135m" / "levers" / "round-1-2.yml"
 ROUND3 = REPO / "recipes" / "smollm2-135m" / "levers" / "round-3.yml"
@@ -43,7 +44,7 @@ def test_committed_specs_plan_valid_runs(path):
     assert {f"train-{lv.name}" for lv in spec.levers if lv.trains} == {j.name for j in trains}
     for job in trains:  # every run's resolved recipe passes Axolotl's schema
         recipe = job.argv[job.argv.index("medqa.cli.finetune") + 1]
-        validate(resolve(load_recipe(REPO / recipe), Path("d"), Path("o"), sets_of(job)), job.name)
+        resolve(REPO / recipe, data=Path("d"), output_dir=Path("o"), overrides=sets_of(job))
     for job in jobs.values():  # every job waits only for jobs of the plan
         assert all(a in jobs for a in job.after), job.name
 
@@ -277,7 +278,7 @@ def measured(spec_path, lever_name):
     lever = spec.lever(lever_name)
     job = jobs_by_name(spec)[f"train-{lever.name}"]
     data = Path(lever.data) if lever.data else None
-    return resolve(load_recipe(REPO / spec.recipe), data, None, sets_of(job)), spec
+    return resolve(REPO / spec.recipe, data=data, overrides=sets_of(job)).recipe, spec
 
 
 def same_training(a: dict, b: dict, ignore=BOOKKEEPING) -> bool:

@@ -28,13 +28,13 @@ def test_every_module_imports_from_an_installed_wheel(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().startswith(str(target))  # the wheel's copy, not the checkout's
-    assert len(modules) >= 25 and {"medqa.prompts", "medqa.cli.finetune", "medqa.bench.generation"} <= set(modules)
+    assert len(modules) >= 25 and {"medqa.prompts", "medqa.cli.finetune", "medqa_lab.bench.generation"} <= set(modules)
 
     # every command the library would start: the jobs of a lever plan and scale-check's run, each started from the
     # wheel, away from the checkout, as far as its --help
-    from medqa.bench.scaling import finetune_command
-    from medqa.levers import load_spec, plan
     from medqa.recipe import FLAGSHIP
+    from medqa_lab.bench.scaling import finetune_command
+    from medqa_lab.levers import load_spec, plan
 
     commands = []
     for name in ("round-4.yml", "round-5.yml"):  # between them, every kind of job

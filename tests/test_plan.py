@@ -1,11 +1,8 @@
 """make plan: the recipe and data checked, and the run described, before any GPU time."""
 
-import json
 import re
 
-from conftest import REPO, prepare_demo_data, run_main
-
-from medqa.preview import bench_figures
+from conftest import prepare_demo_data, run_main
 
 
 def test_plan_counts_rows_steps_and_checkpoints(tmp_path):
@@ -33,16 +30,3 @@ def test_plan_refuses_bad_recipes_in_one_line(tmp_path):
     result = run_main("scripts/plan.py", "recipes/smollm2-135m/qlora.yml", "--data", tmp_path / "none")
     assert result.returncode == 2 and "no such data file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-
-
-def test_plan_quotes_the_bench_figures_for_the_flagship():
-    lines = bench_figures(REPO / "recipes" / "llama2-7b" / "qlora.yml")
-    runs = [
-        r
-        for p in sorted((REPO / "bench").glob("*.json"))
-        for r in json.loads(p.read_text()).get("runs", [])  # a generation-only report has none
-        if r["name"] == "recipe"
-    ]
-    assert len(lines) == len(runs) >= 1
-    assert f"peak {runs[0]['peak_gib']:.1f} GiB allocated" in lines[0]
-    assert bench_figures(REPO / "recipes" / "smollm2-135m" / "qlora.yml") == []

@@ -252,14 +252,14 @@ def test_out_of_memory_names_the_levers(capsys):
 def test_turning_evaluation_off_is_one_override():
     """`--set eval_strategy=no` (YAML reads `no` as false) is enough: the recipe's eval_steps and its validation set
     go with it (with an eval set, Axolotl evaluates at step 0 whatever the strategy: eval_on_start)."""
-    from medqa.recipe import resolve
+    from medqa.recipe import apply_overrides
 
     recipe = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     assert recipe["test_datasets"] and recipe["evals_per_epoch"]
-    cfg = resolve(recipe, None, None, ["eval_strategy=no"])
+    cfg = apply_overrides(recipe, None, None, ["eval_strategy=no"])
     assert cfg["eval_strategy"] == "no" and "evals_per_epoch" not in cfg and "test_datasets" not in cfg
     validate(cfg, "r.yml")
-    every = resolve(recipe, None, None, ["eval_steps=5"])  # an interval in steps replaces the one per epoch
+    every = apply_overrides(recipe, None, None, ["eval_steps=5"])  # an interval in steps replaces the one per epoch
     assert every["eval_steps"] == 5 and "evals_per_epoch" not in every
     validate(every, "r.yml")
 
@@ -322,10 +322,10 @@ def test_recipe_copied_into_stock_axolotl_prepares_its_data(tmp_path, tiny_model
 def test_data_trains_on_that_folder_alone():
     """`--data DIR` trains on another prepared folder instead of the recipe's data: a recipe that mixes sources
     trains on DIR's rows alone, read the way its first source is read."""
-    from medqa.recipe import resolve
+    from medqa.recipe import apply_overrides
 
     recipe = load_recipe(REPO / "recipes" / "smollm2-135m" / "qlora.yml")
     assert len({d["path"] for d in recipe["datasets"]}) == 3
-    cfg = resolve(recipe, Path("data/demo"), None, [])
+    cfg = apply_overrides(recipe, Path("data/demo"), None, [])
     assert cfg["datasets"] == [{**recipe["datasets"][0], "path": "data/demo/train.jsonl"}]
     assert [d["path"] for d in cfg["test_datasets"]] == ["data/demo/val.jsonl"]

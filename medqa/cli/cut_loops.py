@@ -11,13 +11,14 @@ import argparse
 import json
 from pathlib import Path
 
-from medqa.errors import UserError, cli
+from medqa.cli import command
+from medqa.errors import UserError
 from medqa.fsutil import atomic_write_text
 from medqa.loops import cut_loop
-from medqa.scoring import load_predictions
+from medqa.predictions import load_predictions
 
 
-@cli
+@command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("predictions", type=Path)

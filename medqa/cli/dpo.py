@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from medqa.errors import UserError, cli
+from medqa.cli import command
+from medqa.errors import UserError
 from medqa.integrity import read_json
 from medqa.lock import run_lock
 from medqa.preference import DEFAULT_RULE, PAIR_QUESTIONS, RULES
@@ -51,7 +52,7 @@ def step(name: str, argv: list[str], times: dict) -> None:
         sys.exit(code)
 
 
-@cli
+@command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a finished run folder of make finetune")

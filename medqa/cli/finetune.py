@@ -4,10 +4,10 @@
     python scripts/finetune.py recipes/llama2-7b/qlora.yml --gpus 2 [--dist zero2] [--nodes 2 --node-rank 0
         --main-address HOST]
 
-The recipe is validated with Axolotl's schema and refused, in one line, where this machine cannot
-run it (a GPU recipe without CUDA). The recipe, with --data, --output-dir and --set applied, is written
-into the output folder as `recipe.yml` and Axolotl trains from that copy, so every run folder says exactly
-how it was made (`make eval RUN=...` reads it).
+The recipe is resolved in one step (medqa.launch.resolve: --data, --output-dir and --set applied, fitted to this
+machine and the launch mode, validated with Axolotl's schema; refused in one line where this machine cannot run it,
+a GPU recipe without CUDA). What it returns is written into the output folder as `recipe.yml` and Axolotl trains from
+that copy, so every run folder says exactly how it was made (`make eval RUN=...` reads it).
 
 Run again after a crash or a kill, the same command resumes from the newest complete checkpoint (one
 half-written when the kill came is skipped). A folder holding a finished run, or a run of another
@@ -19,18 +19,16 @@ import os
 import sys
 from pathlib import Path
 
-from medqa.checks import check_base_model, check_data, cuda_needs, disk_needs, for_cpu, space_problem
-from medqa.errors import UserError, cli
+from medqa.checks import check_base_model, check_data, disk_needs, space_problem
+from medqa.cli import command
+from medqa.errors import UserError
 from medqa.fsutil import atomic_write_text, pause_point
-from medqa.launch import Topology, accelerate_args, train
+from medqa.launch import Topology, resolve, train
 from medqa.lock import run_lock
-from medqa.recipe import RUN_RECIPE, load_recipe, resolve, run_recipe_text, validate
+from medqa.recipe import RUN_RECIPE, run_recipe_text
 from medqa.runs import resume_point
 
-CPU_RECIPE = "recipes/smollm2-135m/qlora.yml"
-
-
-@cli
+@command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recipe", type=Path)
@@ -59,25 +57,22 @@ def main():
     dist.add_argument("--accelerate-config", type=Path, default=None, help="an accelerate config of your own")
     args = parser.parse_args()
 
-    cfg = resolve(load_recipe(args.recipe), args.data, args.output_dir, args.overrides)
-    validate(cfg, str(args.recipe))
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")  # Axolotl's telemetry is on unless told otherwise
     import torch
 
-    has_cuda = torch.cuda.is_available()
-    if not has_cuda:
-        cfg, changed = for_cpu(cfg)
-        if changed:
-            print(f"no CUDA here: {', '.join(changed)}", flush=True)
-    needs = cuda_needs(cfg)
-    if needs and not has_cuda:
-        raise UserError(
-            args.recipe,
-            f"needs a CUDA GPU ({', '.join(needs)}) and this machine has none; "
-            f"on a CPU run `make demo` or `make finetune RECIPE={CPU_RECIPE}`",
-        )
     topology = Topology(args.gpus, args.dist, args.nodes, args.node_rank, args.main_address, args.main_port)
-    accelerate = accelerate_args(cfg, topology, torch.cuda.device_count() if has_cuda else 0, args.accelerate_config)
+    run = resolve(
+        args.recipe,
+        data=args.data,
+        output_dir=args.output_dir,
+        overrides=args.overrides,
+        gpus=torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        topology=topology,
+        accelerate_config=args.accelerate_config,
+    )
+    cfg, accelerate = run.recipe, run.accelerate
+    if run.changed:
+        print(f"no CUDA here: {', '.join(run.changed)}", flush=True)
     check_data(cfg, str(args.recipe))
     check_base_model(cfg)
 

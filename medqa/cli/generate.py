@@ -7,9 +7,9 @@ trained: for a QLoRA run, the adapter merged into the dequantised NF4 weights it
 4bit` keeps the 4-bit layers and the adapter apart, as in training: slower, the same model); `--epoch E`: the
 checkpoint saved at the end of epoch E. `--model base` is the base model as published, asked in its own chat
 template (`--base-prompt run`: in the run's). Decoding: the options below, from medqa.decoding.GenerationSettings
-(by default the decoding a merged model ships with: nothing cut after the fact), batches of similar-length prompts. Writes JSONL rows
-{"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "stop", "model", "settings"} and,
-beside them, FILE.meta.json with the reference answers' perplexity and the timing.
+(by default the decoding a merged model ships with: nothing cut after the fact), batches of similar-length prompts.
+Writes JSONL rows {"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "stop", "model",
+"settings"} and, beside them, FILE.meta.json with the reference answers' perplexity and the timing.
 """
 
 import argparse
@@ -18,17 +18,18 @@ import json
 import time
 from pathlib import Path
 
+from medqa.cli import command
 from medqa.data import read_jsonl
 from medqa.decoding import add_arguments, from_arguments
-from medqa.errors import UserError, cli
+from medqa.errors import UserError
 from medqa.fsutil import atomic_write_text, check_writable
 from medqa.generation import generate_answers
 from medqa.inference import WEIGHTS, answer_perplexity, load_model
+from medqa.predictions import prediction_lines
 from medqa.runs import Run
-from medqa.scoring import prediction_lines
 
 
-@cli
+@command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder written by make finetune")

@@ -11,13 +11,13 @@ folder is refused.
 import argparse
 from pathlib import Path
 
-from medqa.errors import cli
+from medqa.cli import command
 from medqa.lock import lock_for
 from medqa.publish import merge
 from medqa.runs import Run
 
 
-@cli
+@command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder written by make finetune")

@@ -20,9 +20,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from medqa.cli import command
 from medqa.data import read_jsonl
 from medqa.decoding import GenerationSettings
-from medqa.errors import UserError, cli
+from medqa.errors import UserError
 from medqa.fsutil import atomic_dir, check_writable
 from medqa.generation import generate_answers
 from medqa.lock import lock_for
@@ -30,7 +31,7 @@ from medqa.preference import DEFAULT_RULE, PAIR_QUESTIONS, RULES, SAMPLED, make_
 from medqa.runs import Run
 
 
-@cli
+@command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder written by make finetune")

@@ -7,8 +7,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from medqa.levers.plan import prediction_file
-from medqa.levers.spec import Spec
+from medqa_lab.levers.plan import prediction_file
+from medqa_lab.levers.spec import Spec
 
 
 def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None, clean_refs: bool = False) -> dict:
@@ -68,7 +68,7 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None, 
 
 def identical(a: Path, b: Path) -> int:
     """How many answers of `a` are word for word those of `b` (matched by id)."""
-    from medqa.scoring import load_predictions
+    from medqa.predictions import load_predictions
 
     theirs = {r["id"]: r["prediction"] for r in load_predictions(b)}
     return sum(theirs.get(r["id"]) == r["prediction"] for r in load_predictions(a))
@@ -121,7 +121,8 @@ def weights_checks(spec: Spec, work: Path, split: str) -> list[dict]:
     """Each 4-bit lever (the adapter on the NF4 layers: the training forward) against the lever that decodes
     the same model the same way from merged weights: how many answers are identical, and the paired difference
     of the scores."""
-    from medqa.scoring import load_predictions, score
+    from medqa.predictions import load_predictions
+    from medqa.scoring import score
 
     def decoding(lever):  # what decides the answers (batch size and cache only decide the speed)
         return {**dataclasses.asdict(spec.settings(lever)), "batch_size": None, "cache": None}

@@ -1,7 +1,7 @@
 """Training-speed measurement, the same way for every contender.
 
 `Meter` counts the non-padding tokens of every batch the trainer trains on and times optimizer steps
-after a warm-up; `BenchPlugin` attaches it to an Axolotl run (`plugins: [medqa.bench.meter.BenchPlugin]`),
+after a warm-up; `BenchPlugin` attaches it to an Axolotl run (`plugins: [medqa_lab.bench.meter.BenchPlugin]`),
 and `attach` to a plain transformers Trainer. Both write the figures to `<output_dir>/bench.json`; under
 DDP or DeepSpeed the ranks' tokens are summed and their peaks gathered.
 """
@@ -158,7 +158,7 @@ def attach(trainer, out: Path) -> Meter:
 
 
 class BenchPlugin(BasePlugin):
-    """Axolotl plugin: `plugins: [medqa.bench.meter.BenchPlugin]` writes `<output_dir>/bench.json`."""
+    """Axolotl plugin: `plugins: [medqa_lab.bench.meter.BenchPlugin]` writes `<output_dir>/bench.json`."""
 
     def post_trainer_create(self, cfg, trainer):
         attach(trainer, Path(cfg.output_dir))

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from medqa.levers.plan import Job
+from medqa_lab.levers.plan import Job
 
 
 def visible_gpus(count: int) -> list[str]:

@@ -1,6 +1,6 @@
 """The seed notebook's training, as `make bench` reproduces it: transformers + peft + bitsandbytes, no Axolotl.
 
-python -m medqa.bench.notebook MODEL_DIR DATA_DIR OUT_DIR STEPS     (medqa.bench.contenders runs it)
+python -m medqa_lab.bench.notebook MODEL_DIR DATA_DIR OUT_DIR STEPS     (medqa_lab.bench.contenders runs it)
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ def seed_run(model_dir: Path, data: Path, out: Path, steps: int) -> None:
         TrainingArguments,
     )
 
-    from medqa.bench.meter import attach
     from medqa.data import read_jsonl
     from medqa.prompts import SEED_TEXT, full_text
+    from medqa_lab.bench.meter import attach
 
     cuda = torch.cuda.is_available()
     compute = torch.float16 if cuda else torch.float32

@@ -1,5 +1,5 @@
 """The multi-GPU check of `make scale-check`: the recipe on 1 GPU, DDP and ZeRO-2, each run metered by
-medqa.bench.meter.Meter, then resumed as after a crash; the report rows and the markdown table.
+medqa_lab.bench.meter.Meter, then resumed as after a crash; the report rows and the markdown table.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from medqa.bench.report import write_section
 from medqa.recipe import load_recipe
 from medqa.runs import ADAPTER_WEIGHTS, complete_checkpoints, finished
+from medqa_lab.bench.report import write_section
 
 
 def run_folder(work: Path, name: str) -> Path:
@@ -43,7 +43,7 @@ def finetune_command(
         "max_steps": steps,
         "save_steps": save_steps,
         "logging_steps": 1,
-        "plugins": [*load_recipe(recipe)["plugins"], "medqa.bench.meter.BenchPlugin"],
+        "plugins": [*load_recipe(recipe)["plugins"], "medqa_lab.bench.meter.BenchPlugin"],
     }
     cmd = [sys.executable, "-m", "medqa.cli.finetune", str(recipe), *extra]
     for key, value in overrides.items():

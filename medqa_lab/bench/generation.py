@@ -180,7 +180,7 @@ def _process(group: list[Variant], args: list[str], env: dict, runs: int):
     cmd = [
         sys.executable,
         "-m",
-        "medqa.bench.generation",
+        "medqa_lab.bench.generation",
         json.dumps([dataclasses.asdict(p) for p in group]),
         *args,
         str(runs),

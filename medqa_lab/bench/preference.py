@@ -6,7 +6,7 @@ A first stage is made as a finished run folder holds it: the first recipe resolv
 its shape with random weights, the tokenizer with its chat template. The pairs are timed with scripts/pairs.py on
 that run (every answer of a random model runs to the token cap: the worst case). DPO trains on pairs of the data's
 own answers (a question's reference chosen, another question's rejected, each cut to the cap's length), so that
-every row is a pair of realistic length whatever the random model writes; medqa.bench.meter times its steps.
+every row is a pair of realistic length whatever the random model writes; medqa_lab.bench.meter times its steps.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ from pathlib import Path
 import yaml
 
 from medqa import prompts
-from medqa.bench.generation import make_adapter
 from medqa.data import read_jsonl
 from medqa.errors import last_line
-from medqa.recipe import load_recipe, resolve, run_recipe_text
+from medqa.launch import resolve
+from medqa.recipe import load_recipe, run_recipe_text
+from medqa_lab.bench.generation import make_adapter
 
 
 def first_stage(recipe: Path, model_dir: Path, data: Path, out: Path) -> Path:
     """A finished first-stage run of `recipe` on the model in `model_dir`, trained (as far as its files say) on
     `data`."""
-    cfg = resolve(load_recipe(recipe), data, out, [f"base_model={model_dir}"])
+    cfg = resolve(recipe, data=data, output_dir=out, overrides=[f"base_model={model_dir}"]).recipe
     out.mkdir(parents=True, exist_ok=True)
     make_adapter(model_dir, out, cfg, Path(cfg["chat_template_jinja"]).read_text())
     (out / "recipe.yml").write_text(run_recipe_text(cfg, str(recipe)))
@@ -77,9 +78,9 @@ def time_dpo(recipe: Path, run: Path, pairs: Path, out: Path, steps: int, overri
     """The preference recipe started from `run` as make dpo starts it, for `steps` optimizer steps, metered."""
     base = load_recipe(run / "recipe.yml")["base_model"]
     start = [f"base_model={base}", f"lora_model_dir={run}"] if "lora_model_dir" in load_recipe(recipe) else []
-    cfg = resolve(load_recipe(recipe), pairs, out, [*start, "save_strategy=no", *overrides])
+    cfg = resolve(recipe, data=pairs, output_dir=out, overrides=[*start, "save_strategy=no", *overrides]).recipe
     cfg.update(max_steps=steps, use_tensorboard=False)
-    cfg["plugins"] = [*cfg.get("plugins", []), "medqa.bench.meter.BenchPlugin"]
+    cfg["plugins"] = [*cfg.get("plugins", []), "medqa_lab.bench.meter.BenchPlugin"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     env = {"AXOLOTL_DO_NOT_TRACK": "1", **os.environ}

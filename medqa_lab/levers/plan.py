@@ -12,10 +12,10 @@ from pathlib import Path
 import yaml
 
 from medqa.decoding import to_arguments
-from medqa.levers.spec import BASE, Spec
 from medqa.preference import SAMPLED
 from medqa.recipe import load_recipe
 from medqa.runs import ADAPTER_WEIGHTS
+from medqa_lab.levers.spec import BASE, Spec
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""The contenders of `make bench`: the seed notebook's setup (medqa.bench.notebook), Axolotl's example config and the
-project's recipe (with switches), each trained in a process of its own, metered by medqa.bench.meter.Meter; their table.
+"""The contenders of `make bench`: the seed notebook's setup (medqa_lab.bench.notebook), Axolotl's example config and
+the project's recipe (with switches), each trained in a process of its own, metered by medqa_lab.bench.meter.Meter;
+their table.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def axolotl_cfg(name: str, recipe: Path, model_dir: Path, data: Path, out: Path,
                 )
             for k, v in SWITCHES[key].items() if key in SWITCHES else [(key, yaml.safe_load(value))]:
                 cfg[k] = [*cfg.get(k, []), *v] if k == "plugins" else v
-    cfg["plugins"] = [*cfg.get("plugins", []), "medqa.bench.meter.BenchPlugin"]
+    cfg["plugins"] = [*cfg.get("plugins", []), "medqa_lab.bench.meter.BenchPlugin"]
     import torch
 
     if not torch.cuda.is_available():  # Triton kernels and paged optimizers need CUDA
@@ -83,14 +84,14 @@ def axolotl_cfg(name: str, recipe: Path, model_dir: Path, data: Path, out: Path,
 def run_contender(
     name: str, recipe: Path, model_dir: Path, data: Path, work: Path, steps: int, reuse: bool = False
 ) -> dict:
-    """Train one contender in a process of its own; its figures from medqa.bench.meter.Meter, or the error."""
+    """Train one contender in a process of its own; its figures from medqa_lab.bench.meter.Meter, or the error."""
     out = work / re.sub(r"[^\w.=+-]", "_", name)
     if reuse and (out / "bench.json").is_file():
         return {"name": name, **json.loads((out / "bench.json").read_text())}
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").unlink(missing_ok=True)
     if name == "seed":
-        cmd = [sys.executable, "-m", "medqa.bench.notebook", str(model_dir), str(data), str(out), str(steps)]
+        cmd = [sys.executable, "-m", "medqa_lab.bench.notebook", str(model_dir), str(data), str(out), str(steps)]
     else:
         cfg = axolotl_cfg(name, recipe, model_dir, data, out, steps)
         (out / "recipe.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -1,0 +1,57 @@
+"""The predictions format, one JSON object a line, as `make eval`'s generation writes it and everything after reads
+it (the scorer, the report, the loop cut, the lever tables): FIELDS first, then what generation knows of the answer
+(new_tokens, hit_max_new_tokens, stop: "end", "length" or "loop"), the model and its decoding settings; a question
+with several reference answers carries them all in `references`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medqa.data import read_jsonl
+from medqa.errors import UserError
+
+FIELDS = ("id", "question", "reference", "prediction")
+
+
+def prediction_lines(rows: list[dict], answers: list, model: str, settings: dict) -> str:
+    """A predictions file (JSONL, one row per question, FIELDS first) from prepared rows and their answers
+    (medqa.generation.Answer)."""
+    return "".join(
+        json.dumps(
+            {
+                "id": r["id"],
+                "question": r["question"],
+                "reference": r["answer"],
+                **({"references": r["references"]} if r.get("references") else {}),
+                "prediction": a.text,
+                "new_tokens": a.new_tokens,
+                "hit_max_new_tokens": a.hit_max_new_tokens,
+                "stop": a.stop,
+                "model": model,
+                "settings": settings,
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for r, a in zip(rows, answers, strict=True)
+    )
+
+
+def load_predictions(path: Path) -> list[dict]:
+    rows = read_jsonl(path)
+    if not rows:
+        raise UserError(path, "no predictions (empty file)")
+    for i, row in enumerate(rows, 1):
+        missing = [f for f in FIELDS if f not in row]
+        if missing:
+            raise UserError(path, f"row {i}: missing field(s) {', '.join(missing)}")
+        if not isinstance(row["prediction"], str) or not isinstance(row["reference"], str):
+            raise UserError(path, f"row {i}: prediction and reference must be strings")
+        refs = row.get("references")
+        if refs is not None and (not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs)):
+            raise UserError(path, f"row {i}: references must be a non-empty list of strings")
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise UserError(path, "duplicate ids")
+    return rows

@@ -1,0 +1,1 @@
+"""The lab's commands: make levers, make bench and its kin, make scale-check."""

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from medqa import quiet
+from medqa import paths, quiet
 from medqa.errors import UserError
 from medqa.fsutil import atomic_dir, atomic_write_text
 from medqa.integrity import problem, read_json
 from medqa.scoring import bootstrap_ci
 
 TASK_DIR = Path("eval/tasks")  # relative to the repository root, where make runs
-DATA_DIR = Path("../shared/data/benchmarks")
+DATA_DIR = paths.BENCHMARKS
 MMLU = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
         "professional_medicine")  # fmt: skip
 

@@ -30,6 +30,7 @@ GROUP_COLUMNS = ("document_id", "focus")  # the first one present groups rows by
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "dev": "val", "test": "test"}
 NA_VALUES = {"", "nan", "NaN"}  # cells read as missing
 SEED_TEXT = re.compile(r"^\s*(?:<s>)?\s*\[INST\]\s*<<SYS>>.*?<</SYS>>(?P<q>.*?)\[/INST\](?P<a>.*?)(?:</s>)?\s*$", re.S)
+SEED = 42  # the seed of every split and of --limit's sample
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -390,7 +391,7 @@ def prepare(
     source,
     out: Path,
     limit=None,
-    seed=42,
+    seed=SEED,
     val_fraction=0.05,
     test_fraction=0.1,
     name=None,

@@ -17,12 +17,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from medqa import quiet
+from medqa import paths, quiet
 from medqa.checks import cuda_needs, for_cpu
 from medqa.errors import UserError
 from medqa.recipe import apply_overrides, is_run_recipe, load_recipe, load_run_recipe, validate
 
-ACCELERATE_DIR = Path("recipes/accelerate")  # default: the repository's, relative to where `make` runs
+ACCELERATE_DIR = paths.ACCELERATE
 CONFIGS = {
     "single": ACCELERATE_DIR / "single_gpu.yaml",
     "ddp": ACCELERATE_DIR / "multi_gpu.yaml",
@@ -85,9 +85,6 @@ def accelerate_args(
     return args
 
 
-CPU_RECIPE = "recipes/smollm2-135m/qlora.yml"  # what a machine without CUDA can train
-
-
 @dataclass
 class Resolved:
     recipe: dict  # the recipe that runs, validated: what RUN/recipe.yml holds
@@ -124,7 +121,7 @@ def resolve(
         raise UserError(
             recipe,
             f"needs a CUDA GPU ({', '.join(needs)}) and this machine has none; "
-            f"on a CPU run `make demo` or `make finetune RECIPE={CPU_RECIPE}`",
+            f"on a CPU run `make demo` or `make finetune RECIPE={paths.RECIPE}`",
         )
     return Resolved(cfg, accelerate, changed)
 

@@ -11,13 +11,13 @@ the answer as the assistant turn, up to and including the end-of-turn token; the
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
+from medqa import paths
 from medqa.errors import UserError
 
 IGNORE_INDEX = -100
 # the seed notebook's text, `<s>` and `</s>` as plain text (plain Axolotl's rows and the notebook's bench)
-SEED_TEXT = Path("recipes/templates/seed-text.jinja")
+SEED_TEXT = paths.TEMPLATES / "seed-text.jinja"
 _ANSWER = "\u2063ANSWER\u2063"  # stands for the answer while reading where the template puts it
 
 

@@ -15,7 +15,6 @@ from medqa.errors import UserError
 
 RUN_RECIPE = "recipe.yml"  # the resolved recipe written into every run folder
 RUN_RECIPE_END = "# end of the resolved recipe"  # its last line: a copy cut short shows by its absence
-FLAGSHIP = Path("recipes/llama2-7b/qlora.yml")  # the 7B recipe (make bench, make scale-check measure it)
 
 
 @contextlib.contextmanager

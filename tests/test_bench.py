@@ -8,7 +8,7 @@ import torch
 from conftest import prepare_demo_data, run_main
 
 from medqa.errors import UserError
-from medqa.recipe import FLAGSHIP
+from medqa.paths import FLAGSHIP
 from medqa_lab.bench.contenders import axolotl_cfg
 from medqa_lab.bench.meter import real_tokens
 

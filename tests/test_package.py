@@ -32,7 +32,7 @@ def test_every_module_imports_from_an_installed_wheel(tmp_path):
 
     # every command the library would start: the jobs of a lever plan and scale-check's run, each started from the
     # wheel, away from the checkout, as far as its --help
-    from medqa.recipe import FLAGSHIP
+    from medqa.paths import FLAGSHIP
     from medqa_lab.bench.scaling import finetune_command
     from medqa_lab.levers import load_spec, plan
 

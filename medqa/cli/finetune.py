@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from medqa import paths
 from medqa.checks import check_base_model, check_data, disk_needs, space_problem
 from medqa.cli import command
 from medqa.errors import UserError
@@ -28,10 +29,11 @@ from medqa.lock import run_lock
 from medqa.recipe import RUN_RECIPE, run_recipe_text
 from medqa.runs import resume_point
 
+
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("recipe", type=Path)
+    parser.add_argument("recipe", type=Path, nargs="?", default=paths.RECIPE, help=f"default {paths.RECIPE}")
     parser.add_argument("--data", type=Path, default=None, help="prepared data folder (train.jsonl, val.jsonl)")
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument(

@@ -12,17 +12,18 @@ time) is in its README.
 import argparse
 from pathlib import Path
 
+from medqa import paths
 from medqa.checks import check_base_model, check_data, cuda_needs, disk_needs, space_problem
 from medqa.cli import command
 from medqa.fsutil import free_bytes, size_text
-from medqa.preview import describe
 from medqa.launch import resolve
+from medqa.preview import describe
 
 
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("recipe", type=Path)
+    parser.add_argument("recipe", type=Path, nargs="?", default=paths.RECIPE, help=f"default {paths.RECIPE}")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Turn a question/answer dataset into the recipes' format: train/val/test JSONL and a manifest.
 
-    python scripts/prepare_data.py ../shared/data/medquad/medquad_qa.csv --out data/medquad --limit 5000 --seed 42
+    python scripts/prepare_data.py ../shared/data/medquad/medquad_qa.csv --out data/medquad --limit 5000
 
 INPUT is a CSV (.csv, .csv.gz, .tsv), a JSONL file, or a hub dataset id. Rows that share a question,
 an answer or a source document land in one split only (or --split-column names each row's split). Then the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from medqa.cleaning import ANSWER_WORDS, RULES
 from medqa.cli import command
-from medqa.data import prepare, prepare_questions
+from medqa.data import SEED, prepare, prepare_questions
 
 
 @command
@@ -26,7 +26,7 @@ def main():
     parser.add_argument("input", help="CSV/JSONL file or hub dataset id")
     parser.add_argument("--out", type=Path, required=True, help="output folder (replaced whole, atomically)")
     parser.add_argument("--limit", type=int, default=None, help="keep at most N training rows")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=SEED, help=f"the split's seed (default {SEED})")
     parser.add_argument("--val-fraction", type=float, default=0.05)
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--name", default=None, help="the data's name, for model cards (default: the input)")
@@ -71,12 +71,8 @@ def main():
     args = parser.parse_args()
     if args.questions_only:
         manifest = prepare_questions(args.input, args.out, args.questions_only, args.name, args.license)
-        dropped = ", ".join(f"{n} {reason}" for reason, n in manifest["dropped"].items()) or "none"
-        print(f"{args.input}: {manifest['rows']['read']} rows read; dropped: {dropped}")
-        print(f"{args.out}: {args.questions_only} {manifest['rows']['kept']} questions, no answers")
+        say(args.input, args.out, manifest)
         return
-    keep = tuple(rule for item in args.keep for rule in item.split(",") if rule)
-    keep = tuple(RULES) if "all" in keep else keep
     manifest = prepare(
         args.input,
         args.out,
@@ -86,19 +82,35 @@ def main():
         test_fraction=args.test_fraction,
         name=args.name,
         license=args.license,
-        keep=keep,
+        keep=keep_rules(args.keep),
         split_column=args.split_column,
         references_column=args.references_column,
         twins=args.twins,
         merge_references=args.merge_references,
         answer_words=args.answer_words,
     )
+    say(args.input, args.out, manifest)
+
+
+def keep_rules(items: list[str]) -> tuple[str, ...]:
+    """--keep's rules, comma-separated or repeated; `all`: every rule."""
+    keep = tuple(rule for item in items for rule in item.split(",") if rule)
+    return tuple(RULES) if "all" in keep else keep
+
+
+def say(source, out, manifest: dict) -> None:
+    """What was read, kept, dropped and cleaned, and the columns found."""
     rows = manifest["rows"]
     dropped = ", ".join(f"{n} {reason}" for reason, n in manifest["dropped"].items()) or "none"
-    print(f"{args.input}: {rows['read']} rows read, {rows['kept']} kept; dropped: {dropped}")
+    if manifest.get("questions_only"):
+        split = next(k for k in rows if k not in ("read", "kept"))
+        print(f"{source}: {rows['read']} rows read; dropped: {dropped}")
+        print(f"{out}: {split} {rows['kept']} questions, no answers")
+        return
+    print(f"{source}: {rows['read']} rows read, {rows['kept']} kept; dropped: {dropped}")
     merged = rows.get("held_out_answers")
     print(
-        f"{args.out}: train {rows['train']}, val {rows['val']}, test {rows['test']}"
+        f"{out}: train {rows['train']}, val {rows['val']}, test {rows['test']}"
         + (f" (questions; {merged['val']} and {merged['test']} answers as their references)" if merged else "")
         + (
             f" ({rows['train_unused_by_limit']} training rows left out by --limit)"

@@ -6,7 +6,10 @@ the vocabulary is sized to it (49,152; Llama-2's is 32,000).
 
 from pathlib import Path
 
-TOKENIZER = Path("models/SmolLM2-135M-Instruct")  # the embedded model `make setup` builds, relative to the repository
+from medqa import paths
+
+TOKENIZER = paths.MODEL  # the embedded model `make setup` builds
+BENCH_MODEL = Path("/tmp/medqa-llama2-7b-random")  # make bench's model: written where a GPU machine has room
 SHAPES = {
     "llama2-7b": dict(
         hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32

@@ -15,22 +15,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+from medqa import paths
 from medqa.cli import command
 from medqa.errors import UserError
-from medqa.recipe import FLAGSHIP
+from medqa.paths import FLAGSHIP
 from medqa_lab.bench.contenders import SWITCHES, run_contender, training_table
-from medqa_lab.bench.random_model import SHAPES, make_model
+from medqa_lab.bench.random_model import BENCH_MODEL, SHAPES, make_model
 from medqa_lab.bench.report import write_section
 
 
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="model folder (made with --make-model)")
-    parser.add_argument("--make-model", choices=sorted(SHAPES), default=None)
+    parser.add_argument("--model", type=Path, default=BENCH_MODEL, help=f"model folder (default {BENCH_MODEL})")
+    parser.add_argument(
+        "--make-model",
+        choices=[*sorted(SHAPES), "none"],
+        default="llama2-7b",
+        help="the shape of random model to make at --model where none is there (none: use --model as it is)",
+    )
     parser.add_argument("--recipe", type=Path, default=FLAGSHIP, help=f"the recipe to bench (default {FLAGSHIP})")
-    parser.add_argument("--data", type=Path, default=Path("data/medqa"))
-    parser.add_argument("--out", type=Path, default=Path("bench"))
+    parser.add_argument("--data", type=Path, default=paths.SEED_DATA)
+    parser.add_argument("--out", type=Path, default=paths.BENCH_RESULTS)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: OUT/work)")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument(
@@ -41,6 +47,7 @@ def main():
     )
     parser.add_argument("--reuse", action="store_true", help="keep figures already in the work folder")
     args = parser.parse_args()
+    args.make_model = None if args.make_model == "none" else args.make_model
 
     if not (args.data / "train.jsonl").is_file():
         raise UserError(args.data / "train.jsonl", "no such file (run `make data` first)")

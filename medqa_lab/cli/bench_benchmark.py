@@ -17,7 +17,10 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from medqa import benchmark  # noqa: E402
+from medqa import (
+    benchmark,  # noqa: E402
+    paths,
+)
 from medqa.cli import command  # noqa: E402
 from medqa.errors import UserError
 from medqa.fsutil import report_stem  # noqa: E402
@@ -47,7 +50,7 @@ def main():
     parser.add_argument("--tasks", default=",".join(benchmark.TASKS))
     parser.add_argument("--data", type=Path, default=None, help=f"offline sets (default {benchmark.DATA_DIR})")
     parser.add_argument("--run", type=Path, default=None, help="a run make benchmark has scored: its timings too")
-    parser.add_argument("--out", type=Path, default=Path("bench"))
+    parser.add_argument("--out", type=Path, default=paths.BENCH_RESULTS)
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise UserError("bench", "needs a GPU")

@@ -11,10 +11,11 @@ a second, peak memory). Writes the `preference` section of bench/<date>-<gpu>.js
 import argparse
 from pathlib import Path
 
+from medqa import paths
 from medqa.cli import command
 from medqa.errors import UserError
 from medqa_lab.bench.preference import data_pairs, dpo_table, first_stage, time_dpo, time_pairs
-from medqa_lab.bench.random_model import SHAPES, make_model
+from medqa_lab.bench.random_model import BENCH_MODEL, SHAPES, make_model
 from medqa_lab.bench.report import write_section
 
 RECIPES = {"llama2-7b": "recipes/llama2-7b", "smollm2-135m": "recipes/smollm2-135m"}
@@ -23,17 +24,23 @@ RECIPES = {"llama2-7b": "recipes/llama2-7b", "smollm2-135m": "recipes/smollm2-13
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="model folder (made with --make-model)")
-    parser.add_argument("--make-model", choices=sorted(SHAPES), default=None)
+    parser.add_argument("--model", type=Path, default=BENCH_MODEL, help=f"model folder (default {BENCH_MODEL})")
+    parser.add_argument(
+        "--make-model",
+        choices=[*sorted(SHAPES), "none"],
+        default="llama2-7b",
+        help="the shape of random model to make at --model where none is there (none: use --model as it is)",
+    )
     parser.add_argument("--shape", choices=sorted(RECIPES), default="llama2-7b", help="whose recipes to run")
-    parser.add_argument("--data", type=Path, default=Path("data/medqa-all"))
-    parser.add_argument("--out", type=Path, default=Path("bench"))
+    parser.add_argument("--data", type=Path, default=paths.ALL_DATA)
+    parser.add_argument("--out", type=Path, default=paths.BENCH_RESULTS)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: OUT/work-dpo)")
     parser.add_argument("--questions", type=int, default=100, help="training questions FactTune samples for")
     parser.add_argument("--pairs", type=int, default=200, help="DPO rows to train on")
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    args.make_model = None if args.make_model == "none" else args.make_model
     if not (args.data / "train.jsonl").is_file():
         raise UserError(args.data / "train.jsonl", "no such file (run `make data` first)")
     shape = args.make_model or args.shape

@@ -11,29 +11,36 @@ shape. Adds the rows under "generation" to bench/<date>-<gpu>.json and a section
 import argparse
 from pathlib import Path
 
+from medqa import paths
 from medqa.cli import command
 from medqa.errors import UserError
 from medqa.recipe import load_recipe
 from medqa_lab.bench.generation import PATHS, generation_table, make_adapter, run_paths
-from medqa_lab.bench.random_model import SHAPES, make_model
+from medqa_lab.bench.random_model import BENCH_MODEL, SHAPES, make_model
 from medqa_lab.bench.report import write_section
 
 
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="model folder (made with --make-model)")
-    parser.add_argument("--make-model", choices=sorted(SHAPES), default=None)
-    parser.add_argument("--recipe", type=Path, default=Path("recipes/llama2-7b/qlora.yml"))
-    parser.add_argument("--data", type=Path, default=Path("data/medqa"), help="questions: DATA/test.jsonl")
-    parser.add_argument("--out", type=Path, default=Path("bench"))
+    parser.add_argument("--model", type=Path, default=BENCH_MODEL, help=f"model folder (default {BENCH_MODEL})")
+    parser.add_argument(
+        "--make-model",
+        choices=[*sorted(SHAPES), "none"],
+        default="llama2-7b",
+        help="the shape of random model to make at --model where none is there (none: use --model as it is)",
+    )
+    parser.add_argument("--recipe", type=Path, default=paths.FLAGSHIP)
+    parser.add_argument("--data", type=Path, default=paths.SEED_DATA, help="questions: DATA/test.jsonl")
+    parser.add_argument("--out", type=Path, default=paths.BENCH_RESULTS)
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--paths", default=",".join(p.name for p in PATHS), help="comma-separated path names")
     args = parser.parse_args()
+    args.make_model = None if args.make_model == "none" else args.make_model
     known = {p.name: p for p in PATHS}
-    paths = [known[name] for name in args.paths.split(",") if name in known]
-    if not paths:
+    chosen = [known[name] for name in args.paths.split(",") if name in known]
+    if not chosen:
         raise UserError("--paths", f"none of {args.paths!r} is a path; known: {', '.join(known)}")
     questions = args.data / "test.jsonl"
     if not questions.is_file():
@@ -48,7 +55,7 @@ def main():
         make_adapter(args.model, adapter, recipe, Path(recipe["chat_template_jinja"]).read_text())
 
     rows = []
-    for row in run_paths(paths, args.model, adapter, questions, args.n, args.max_new_tokens):
+    for row in run_paths(chosen, args.model, adapter, questions, args.n, args.max_new_tokens):
         rows.append(row)
         print(generation_table([row]).splitlines()[-1], flush=True)
     gpu = next((r["gpu"] for r in rows if "gpu" in r), "none")

@@ -17,20 +17,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from medqa import paths
 from medqa.cli import command
 from medqa.errors import UserError
-from medqa.recipe import FLAGSHIP
-from medqa_lab.bench.random_model import make_model
+from medqa.paths import FLAGSHIP
+from medqa_lab.bench.random_model import BENCH_MODEL, make_model
 from medqa_lab.bench.scaling import RUNS, check
 
 
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="model folder (made here if missing)")
+    parser.add_argument(
+        "--model", type=Path, default=BENCH_MODEL, help=f"model folder, made here if missing (default {BENCH_MODEL})"
+    )
     parser.add_argument("--recipe", type=Path, default=FLAGSHIP, help=f"the recipe to check (default {FLAGSHIP})")
-    parser.add_argument("--data", type=Path, default=Path("data/medqa"))
-    parser.add_argument("--out", type=Path, default=Path("bench"))
+    parser.add_argument("--data", type=Path, default=paths.SEED_DATA)
+    parser.add_argument("--out", type=Path, default=paths.BENCH_RESULTS)
     parser.add_argument("--work", type=Path, default=Path("/tmp/medqa-scale-check"))
     parser.add_argument("--gpus", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)

@@ -30,6 +30,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medqa import paths
 from medqa.decoding import GenerationSettings
 from medqa.errors import UserError
 from medqa.preference import RULES
@@ -105,7 +106,7 @@ class Spec:
     test_n: int = 0
     test_levers: list[str] = field(default_factory=list)
     choose: Choice | None = None
-    data: str = "data/medqa"  # the prepared data folder: every lever answers its questions; trains on its rows
+    data: str = str(paths.SEED_DATA)  # the prepared data folder: every lever answers its questions; trains on its rows
     sets: list[QuestionSet] = field(default_factory=list)
 
     def answered(self, set_name: str) -> list[str]:
@@ -120,7 +121,7 @@ class Spec:
     @property
     def work(self) -> Path:
         """The default work folder: outputs/levers/SPEC-NAME (runs, answers, logs)."""
-        return Path("outputs/levers") / self.path.stem
+        return paths.LEVERS / self.path.stem
 
     @property
     def reference(self) -> Lever:
@@ -154,7 +155,7 @@ def load_spec(path: str | Path) -> Spec:
             int((raw.get("test") or {}).get("n", 0)),
             list((raw.get("test") or {}).get("levers", [])),
             Choice(**raw["choose"]) if raw.get("choose") else None,
-            str(raw.get("data", "data/medqa")),
+            str(raw.get("data", paths.SEED_DATA)),
             [QuestionSet(**item) for item in raw.get("sets") or []],
         )
     except (KeyError, TypeError) as err:

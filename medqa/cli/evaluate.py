@@ -1,0 +1,71 @@
+"""Base against tuned on the run's held-out split and on each set of people's questions (make eval): both models
+answer every question (eval/generate.py, a process each, with the decoding the merged model ships with), the answers
+are scored against the references with paired differences (eval/score.py), and RUN/eval/report.md gets a table per
+set (eval/report.py).
+
+    python scripts/evaluate.py outputs/<run> [--split test] [--n N] [--people data/mediqa data/liveqa]
+        [--people-split test]
+
+Answers go to RUN/eval/<split>/ and RUN/eval/<folder>-<split>/. A set of people's questions left at its default is
+left out, with a note, where `make data` has not prepared it; one that is named must be there.
+"""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from medqa import paths
+from medqa.cli import command
+from medqa.errors import UserError
+from medqa.runs import Run
+
+
+def step(argv: list[str]) -> None:
+    """One command in a process of its own, as make ran it; its one-line failure ends this one with its code."""
+    code = subprocess.run([sys.executable, "-m", *argv]).returncode
+    if code:
+        sys.exit(code)
+
+
+@command
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="run folder written by make finetune")
+    parser.add_argument("--split", default="test", help="the run's own split to answer (default test)")
+    parser.add_argument("--n", type=int, default=None, help="the first N questions of each set (default all)")
+    parser.add_argument(
+        "--people",
+        type=Path,
+        nargs="*",
+        default=None,
+        help=f"prepared sets of people's questions (default {' '.join(map(str, paths.PEOPLE))}; none: no set)",
+    )
+    parser.add_argument("--people-split", default="test", help="their split (default test)")
+    args = parser.parse_args()
+    run = Run.open(args.run)
+    run.adapter  # noqa: B018  (an unfinished run: one line, before anything runs)
+    people = []
+    for folder in paths.PEOPLE if args.people is None else args.people:
+        if (folder / f"{args.people_split}.jsonl").is_file():
+            people.append(folder)
+        elif args.people is None:
+            print(f"note: {folder / (args.people_split + '.jsonl')} not there: those people's questions left out "
+                  "(make data prepares them)")  # fmt: skip
+        else:
+            raise UserError(folder / f"{args.people_split}.jsonl", "no such file (a folder from make data)")
+    sets = [(run.path / "eval" / args.split, [], args.split)]
+    sets += [
+        (run.path / "eval" / f"{f.name}-{args.people_split}", ["--data", str(f)], args.people_split) for f in people
+    ]
+    n = ["--n", str(args.n)] if args.n else []
+    for out, data, split in sets:
+        for model in ("base", "tuned"):
+            step(["medqa.cli.generate", str(run.path), "--model", model, *data, "--split", split, *n,
+                  "--out", str(out / f"{model}.jsonl")])  # fmt: skip
+        step(["medqa.cli.score", str(out / "tuned.jsonl"), "--baseline", str(out / "base.jsonl"), "--out", str(out)])
+    step(["medqa.cli.report", *(str(out) for out, _, _ in sets), "--run", str(run.path)])
+
+
+if __name__ == "__main__":
+    main()

@@ -20,9 +20,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medqa import cleaning
+from medqa import cleaning, prompts
 from medqa.errors import UserError, first_line
-from medqa.fsutil import atomic_dir
+from medqa.fsutil import atomic_dir, atomic_write_text
 from medqa.prompts import messages
 
 SPLITS = ("train", "val", "test")
@@ -536,6 +536,23 @@ def prepare_questions(source, out: Path, split: str = "val", name=None, license=
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
+
+
+def write_seed_text(folder: Path) -> dict[str, int]:
+    """A prepared folder's train and val rows as the seed notebook's single `text` column (FOLDER/train_text.jsonl,
+    val_text.jsonl), for Axolotl's `type: completion`: the rows plain Axolotl's baseline and the seed's bench train
+    on. Returns the rows written a split."""
+    template, written = prompts.SEED_TEXT.read_text(), {}
+    for split in ("train", "val"):
+        rows = read_jsonl(Path(folder) / f"{split}.jsonl")
+        text = "".join(
+            json.dumps({"id": r["id"], "text": prompts.render(template, r["question"], r["answer"], eos_token="")},
+                       ensure_ascii=False) + "\n"
+            for r in rows
+        )  # fmt: skip
+        atomic_write_text(Path(folder) / f"{split}_text.jsonl", text)
+        written[split] = len(rows)
+    return written
 
 
 def read_jsonl(path: Path) -> list[dict]:

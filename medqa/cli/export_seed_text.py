@@ -6,13 +6,10 @@ Used by recipes/smollm2-135m/baselines/: plain Axolotl, loss on the whole text, 
 """
 
 import argparse
-import json
 from pathlib import Path
 
 from medqa.cli import command
-from medqa.data import read_jsonl
-from medqa.fsutil import atomic_write_text
-from medqa.prompts import SEED_TEXT, render
+from medqa.data import write_seed_text
 
 
 @command
@@ -20,18 +17,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path)
     args = parser.parse_args()
-    template = SEED_TEXT.read_text()
-    for split in ("train", "val"):
-        rows = read_jsonl(args.data / f"{split}.jsonl")
-        text = "".join(
-            json.dumps(
-                {"id": r["id"], "text": render(template, r["question"], r["answer"], eos_token="")}, ensure_ascii=False
-            )
-            + "\n"
-            for r in rows
-        )
-        atomic_write_text(args.data / f"{split}_text.jsonl", text)
-        print(f"{args.data / f'{split}_text.jsonl'}: {len(rows)} rows")
+    for split, n in write_seed_text(args.data).items():
+        print(f"{args.data / f'{split}_text.jsonl'}: {n} rows")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ Llama-2 tokenizer cannot be had offline). Writes bench/<date>-<gpu>.json and .md
 
 import argparse
 import datetime
-import subprocess
 import sys
 from pathlib import Path
 
 from medqa import paths
 from medqa.cli import command
+from medqa.data import write_seed_text
 from medqa.errors import UserError
 from medqa.paths import FLAGSHIP
 from medqa_lab.bench.contenders import SWITCHES, run_contender, training_table
@@ -41,7 +41,7 @@ def main():
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument(
         "--runs",
-        default="seed,axolotl-example,recipe",
+        default="seed,axolotl-example,recipe,recipe+sequence_len=8192",
         help="comma-separated: seed, axolotl-example, recipe, recipe+LEVER[+LEVER]; a lever is KEY=VALUE or "
         + ", ".join(SWITCHES),
     )
@@ -55,7 +55,7 @@ def main():
         make_model(args.make_model, args.model)
     if not (args.model / "config.json").is_file():
         raise UserError(args.model, "no model here (use --make-model llama2-7b)")
-    subprocess.check_call([sys.executable, "scripts/export_seed_text.py", str(args.data)], stdout=subprocess.DEVNULL)
+    write_seed_text(args.data)  # the seed's and Axolotl's example's rows
     work = args.work or args.out / "work"
     runs = []
     for name in args.runs.split(","):

@@ -1,8 +1,8 @@
 """Levers: train and evaluate variants of a recipe side by side, one change at a time (medqa_lab/levers/).
 
-    python eval/levers.py run recipes/smollm2-135m/levers/round-4.yml [--parallel 16] [--deadline SECONDS]
+    python eval/levers.py run [results/smollm2-135m/levers/round-8.yml] [--parallel 16] [--deadline SECONDS]
         [--only JOB,...] [--data DIR] [--work DIR]
-    python eval/levers.py table recipes/smollm2-135m/levers/round-4.yml
+    python eval/levers.py table [results/smollm2-135m/levers/round-8.yml]
 
 The spec names its data folder (`data:`, default data/medqa; --data overrides it); runs, answers and logs go to
 --work, by default outputs/levers/SPEC-NAME. `run` trains every lever that needs its own model (scripts/finetune.py;
@@ -20,9 +20,11 @@ import json
 from pathlib import Path
 
 from medqa.cli import command
+from medqa.data import write_seed_text
 from medqa.errors import UserError
 from medqa.fsutil import atomic_write_text
 from medqa_lab.levers import lever_table, load_spec, plan, run_jobs, table_markdown
+from medqa_lab.levers.spec import LATEST, seed_text_folders
 
 
 def gpu_count() -> int:
@@ -35,10 +37,10 @@ def gpu_count() -> int:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("run", "table"))
-    parser.add_argument("spec", type=Path)
+    parser.add_argument("spec", type=Path, nargs="?", default=LATEST, help=f"default {LATEST}")
     parser.add_argument("--work", type=Path, default=None, help="default: outputs/levers/SPEC-NAME")
     parser.add_argument("--data", type=Path, default=None, help="default: the spec's data: (data/medqa)")
-    parser.add_argument("--parallel", type=int, default=4, help="jobs at a time (a 135M run needs ~2 GiB)")
+    parser.add_argument("--parallel", type=int, default=16, help="jobs at a time (a 135M run needs ~2 GiB)")
     parser.add_argument("--deadline", type=float, default=None, help="stop running jobs after this many seconds")
     parser.add_argument("--only", default=None, help="comma-separated job names (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="table: OUT.json and OUT.md (default: beside the spec)")
@@ -52,6 +54,8 @@ def main():
     spec = load_spec(args.spec)
     work, data = args.work or spec.work, args.data or Path(spec.data)
     if args.command == "run":
+        for folder in seed_text_folders(spec):  # plain Axolotl's rows, written from the prepared folder
+            write_seed_text(folder)
         jobs = plan(spec, work, data)
         only = set(args.only.split(",")) if args.only else None
         unknown = sorted((only or set()) - {j.name for j in jobs})

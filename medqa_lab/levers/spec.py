@@ -37,6 +37,7 @@ from medqa.preference import RULES
 from medqa.recipe import load_recipe
 
 BASE = "base"
+LATEST = paths.RESULTS / "smollm2-135m" / "levers" / "round-8.yml"  # make levers' default: the latest round
 
 
 @dataclass
@@ -209,3 +210,15 @@ def load_spec(path: str | Path) -> Spec:
             if name not in names:
                 raise UserError(path, f"choose: {name!r} is not a lever")
     return spec
+
+
+def seed_text_folders(spec: Spec) -> list[Path]:
+    """The prepared folders whose seed text (`*_text.jsonl`, medqa.data.write_seed_text) a lever trains on and that
+    is not written yet."""
+    folders = []
+    for lv in spec.levers:
+        for entry in {**spec.train, **lv.set}.get("datasets") or []:
+            path = Path(str(entry["path"]))
+            if path.name.endswith("_text.jsonl") and not path.is_file() and (path.parent / "train.jsonl").is_file():
+                folders.append(path.parent)
+    return list(dict.fromkeys(folders))

@@ -418,34 +418,51 @@ def test_scores_against_cleaned_references_leave_link_lists_out(tmp_path):
     assert score(path)["metrics"]["rougeL"]["mean"] < 0.8  # as published, "What causes foo?" is in the reference
 
 
-def test_make_eval_answers_and_scores_every_set_of_peoples_questions_apart(tmp_path):
-    """make eval (its commands as make would run them): the run's split and each prepared set of people's questions
-    answered by both models and scored in a folder of its own, one report over all; a set named on the command line
-    that is not there is one line and exit 2, a default one missing is a note."""
+def test_make_eval_answers_and_scores_every_set_of_peoples_questions_apart(tmp_path, tiny_run, monkeypatch, capsys):
+    """make eval (eval/evaluate.py, its steps recorded instead of run): the run's split and each prepared set of
+    people's questions answered by both models and scored in a folder of its own, one report over all; a set named
+    on the command line that is not there is one line and exit 2, a default one missing is a note."""
     import subprocess
+
+    import medqa.cli.evaluate as evaluate
 
     sets = []
     for name in ("mediqa", "liveqa"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "test.jsonl").write_text("{}\n")
         sets.append(str(tmp_path / name))
-    out = subprocess.run(["make", "--no-print-directory", "-n", "eval", "RUN=outputs/r", f"CONSUMER={' '.join(sets)}"],
-                         capture_output=True, text=True, cwd=REPO)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    for name, data in (("test", ""), ("mediqa-test", f"--data {sets[0]}"), ("liveqa-test", f"--data {sets[1]}")):
-        folder = f"outputs/r/eval/{name}"
-        assert any(f"--model base {data}".replace("  ", " ") in " ".join(x.split()) and f"{folder}/base.jsonl" in x
-                   for x in lines), name  # fmt: skip
-        assert any("--model tuned" in x and f"{folder}/tuned.jsonl" in x for x in lines), name
-        assert any(x.startswith(".venv/bin/python eval/score.py") and f"--out {folder}" in x for x in lines), name
-    report = next(x for x in lines if "eval/report.py" in x)
-    assert report.split()[2:6] == ["outputs/r/eval/test", "outputs/r/eval/mediqa-test", "outputs/r/eval/liveqa-test",
-                                   "--run"]  # fmt: skip
-    missing = subprocess.run(["make", "--no-print-directory", "-n", "eval", "RUN=outputs/r",
-                              f"CONSUMER={tmp_path / 'none'}"],
-                             capture_output=True, text=True, cwd=REPO)  # fmt: skip
-    assert f"error: {tmp_path / 'none'}/test.jsonl: no such file" in missing.stdout  # make -n shows the line
+    made = subprocess.run(["make", "--no-print-directory", "-n", "eval", "RUN=outputs/r", f"PEOPLE={' '.join(sets)}"],
+                          capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    words = " ".join(w for w in made.stdout.split() if w != "\\")  # one command, continued over lines
+    assert made.returncode == 0 and f"eval/evaluate.py outputs/r --people {' '.join(sets)}" in words
+
+    steps = []
+    monkeypatch.setattr(evaluate, "step", steps.append)
+    monkeypatch.setattr("sys.argv", ["eval/evaluate.py", str(tiny_run), "--people", *sets])
+    evaluate.main()
+    for name, data in (("test", []), ("mediqa-test", ["--data", sets[0]]), ("liveqa-test", ["--data", sets[1]])):
+        folder = str(tiny_run / "eval" / name)
+        for model in ("base", "tuned"):
+            assert ["medqa.cli.generate", str(tiny_run), "--model", model, *data] == steps[0][: 4 + len(data)], name
+            assert steps.pop(0)[-2:] == ["--out", f"{folder}/{model}.jsonl"]
+        assert steps.pop(0) == ["medqa.cli.score", f"{folder}/tuned.jsonl", "--baseline", f"{folder}/base.jsonl",
+                                "--out", folder]  # fmt: skip
+    assert steps.pop(0)[:4] == ["medqa.cli.report", *(str(tiny_run / "eval" / n) for n in ("test", "mediqa-test",
+                                                                                           "liveqa-test"))]  # fmt: skip
+    assert steps == []
+
+    monkeypatch.setattr("sys.argv", ["eval/evaluate.py", str(tiny_run), "--people", str(tmp_path / "none")])
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main()
+    assert (
+        stop.value.code == 2
+        and capsys.readouterr().err
+        == f"error: {tmp_path / 'none'}/test.jsonl: no such file (a folder from make data)\n"
+    )
+    monkeypatch.chdir(tmp_path)  # no data/mediqa, data/liveqa here: the defaults are left out with a note
+    monkeypatch.setattr("sys.argv", ["eval/evaluate.py", str(tiny_run)])
+    evaluate.main()
+    assert "note: data/mediqa/test.jsonl not there" in capsys.readouterr().out
 
 
 def test_the_rehearsal_set_keeps_the_base_answers_that_hold_up():

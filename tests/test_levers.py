@@ -17,11 +17,11 @@ from medqa.launch import resolve
 from medqa.recipe import load_recipe
 from medqa_lab.levers import Job, load_spec, plan, run_jobs
 
-SPEC = REPO / "recipes" / "smollm2-135m" / "levers" / "round-1-2.yml"
-ROUND3 = REPO / "recipes" / "smollm2-135m" / "levers" / "round-3.yml"
-ROUND4 = REPO / "recipes" / "smollm2-135m" / "levers" / "round-4.yml"
-ROUND5 = REPO / "recipes" / "smollm2-135m" / "levers" / "round-5.yml"
-SPECS = sorted((REPO / "recipes").glob("*/levers/round-*.yml"))
+SPEC = REPO / "results" / "smollm2-135m" / "levers" / "round-1-2.yml"
+ROUND3 = REPO / "results" / "smollm2-135m" / "levers" / "round-3.yml"
+ROUND4 = REPO / "results" / "smollm2-135m" / "levers" / "round-4.yml"
+ROUND5 = REPO / "results" / "smollm2-135m" / "levers" / "round-5.yml"
+SPECS = sorted((REPO / "results").glob("*/levers/round-*.yml"))
 
 
 def jobs_by_name(spec, work=Path("w"), data=Path("d")):

@@ -77,7 +77,7 @@ def test_smollm2_prompt_is_the_seed_text_ended_by_its_own_end_of_turn_token(toke
 
 
 def test_lever_reference_prompt_is_the_chat_template_with_the_medical_system_prompt(tokenizer):
-    tok = recipe_tokenizer(offline(REPO / "recipes" / "smollm2-135m" / "levers" / "before-round-1.yml"))
+    tok = recipe_tokenizer(offline(REPO / "results" / "smollm2-135m" / "levers" / "before-round-1.yml"))
     system = "You are a medical assistant. Answer the question accurately and concisely."
     assert prompts.prompt_text(tok, QUESTION) == tokenizer.apply_chat_template(
         [{"role": "system", "content": system}, {"role": "user", "content": QUESTION}],

@@ -14,8 +14,8 @@
   model ended itself, that does not loop, stop mid-sentence or have another fault of shape and states no fact its
   reference does not, over one with such problems; then the one that addresses more of what the question asks
   (medqa.coverage, by its terms); then the one that states more of its reference's facts. The best is chosen and
-  the worst rejected where the best has no such problem and they differ. Unlike facttune, which favours the answer with the fewest facts, it does
-  not reward saying less.
+  the worst rejected where the best has no such problem and they differ. Unlike facttune, which favours the answer
+  with the fewest facts, it does not reward saying less.
 
 Rows hold the prompt and both answers as the run's chat template writes them, as text (TRL tokenises prompt +
 answer as one text, so a pair's tokens are those of the run's own training examples).

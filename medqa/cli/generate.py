@@ -7,9 +7,9 @@ trained: for a QLoRA run, the adapter merged into the dequantised NF4 weights it
 4bit` keeps the 4-bit layers and the adapter apart, as in training: slower, the same model); `--epoch E`: the
 checkpoint saved at the end of epoch E. `--model base` is the base model as published, asked in its own chat
 template (`--base-prompt run`: in the run's). Decoding: the options below, from medqa.decoding.GenerationSettings
-(by default the decoding a merged model ships with: nothing cut after the fact), batches of similar-length prompts. Writes JSONL rows
-{"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "stop", "model", "settings"} and,
-beside them, FILE.meta.json with the reference answers' perplexity and the timing.
+(by default the decoding a merged model ships with: nothing cut after the fact), batches of similar-length prompts.
+Writes JSONL rows {"id", "question", "reference", "prediction", "new_tokens", "hit_max_new_tokens", "stop", "model",
+"settings"} and, beside them, FILE.meta.json with the reference answers' perplexity and the timing.
 """
 
 import argparse

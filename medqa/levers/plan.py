@@ -94,11 +94,13 @@ def plan(spec: Spec, work: Path, data: Path) -> list[Job]:
         epochs = float(overrides.get("num_epochs", load_recipe(lv.recipe).get("num_epochs", 1)))
         name = f"train-{lv.name}"
         jobs[name] = Job(name, argv, run_dir(work, lv.name) / ADAPTER_WEIGHTS, after, epochs)
-    # (name of the question set, its folders, split, questions, levers)
-    sets = [(spec.split, [data], spec.split, spec.n, spec.answered(spec.split))]
+    # (name of the question set, its folders, split, questions, levers): the spec's own sets first (people's
+    # questions, where a round asks them), then its split and the test split; a runner stopped at its deadline has
+    # answered those first
+    sets = [(q.name, [Path(d) for d in q.data], q.split, q.n, spec.answered(q.name)) for q in spec.sets]
+    sets.append((spec.split, [data], spec.split, spec.n, spec.answered(spec.split)))
     if spec.test_n:
         sets.append(("test", [data], "test", spec.test_n, spec.answered("test")))
-    sets += [(q.name, [Path(d) for d in q.data], q.split, q.n, spec.answered(q.name)) for q in spec.sets]
     for split, folders, data_split, n, names in sets:
         for name in names:
             lv = spec.lever(name)

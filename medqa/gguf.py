@@ -127,8 +127,8 @@ ollama run medqa "What are the symptoms of gout?"
 
 LM Studio reads the GGUF's chat template itself: load the file, set the temperature to 0.
 
-make eval also ends an answer where it starts to loop (a rule of this project's decoding, not a llama.cpp or
-Ollama setting): the same model there may run on after the point where `make eval` would have cut it.
+The Modelfile's parameters are the decoding `make eval` scored the model with and the merged model's
+generation_config.json holds: the answers scored are the answers these runtimes give.
 """
 
 

@@ -19,11 +19,13 @@ rule off.
   before it stays; an answer that is nothing else is dropped.
 - `link_list`: an answer that is only a list of resources ("These resources address the diagnosis or management of
   X: - Gene Review: ... - Genetic Testing Registry: ..."): dropped, since it answers nothing.
-- `long_answer`: an answer longer than ANSWER_WORDS words is cut where a sentence or a list item ends, the last such
-  place within the budget, so that every training example ends as an answer does, with the end-of-turn token after
-  it. Whole pages (MEDIQA's are thousands of words) are otherwise cut by the trainer at `sequence_len`, which drops
-  the end-of-turn token, and a small model trained on them learns answers that run until something stops them. Only
-  this rule has a parameter (`make data ANSWER_WORDS=N`), and only this one is never applied to references.
+- `long_answer`: with a budget of words (`make data ANSWER_WORDS=N`; off by default), an answer longer than it is cut
+  where a sentence or a list item ends, the last such place within the budget, so that every training example ends
+  as an answer does, with the end-of-turn token after it. Whole pages (MEDIQA's are thousands of words) are otherwise
+  cut by the trainer at `sequence_len`, which drops the end-of-turn token, and a small model trained on them learns
+  answers that run until something stops them. It is round 8's lever (results/smollm2-135m/levers/round-8.yml, 150
+  words) and stays off until that round has measured it on the recipe. Only this rule has a parameter, and only this
+  one is never applied to references.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def link_list(question: str, answer: str) -> str | None:
     return answer
 
 
-ANSWER_WORDS = 150  # long_answer's budget: about 200 tokens of SmolLM2's or Llama-2's tokenizer
+ANSWER_WORDS = None  # long_answer's budget: off until given (150 words: about 200 tokens of SmolLM2's tokenizer)
 # where a sentence ends: its mark (and any closing quote or bracket), then a space; or where a list item starts
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*(?=\s+\S)")
 _ITEM_BREAK = re.compile(r"(?=\s+(?:[-*\u2022]|\d{1,2}[.)])\s+\S)")
@@ -169,7 +171,7 @@ _ITEM_BREAK = re.compile(r"(?=\s+(?:[-*\u2022]|\d{1,2}[.)])\s+\S)")
 _NOT_AN_END = re.compile(r"(?:\b(?:e\.g|i\.e|vs|approx|etc|Dr|Mr|Mrs|Ms|St|No|Fig|al|[A-Z])|(?:^|\s)\d{1,2})\.$")
 
 
-def cut_answer(answer: str, words: int = ANSWER_WORDS) -> str:
+def cut_answer(answer: str, words: int) -> str:
     """The answer up to the last place within `words` words where a sentence or a list item ends (not after a
     colon or a comma, which leads into more); an answer with no such place within the budget is cut after its first
     sentence, if that is at most twice the budget, else left whole. An answer within the budget is left whole."""
@@ -188,9 +190,10 @@ def cut_answer(answer: str, words: int = ANSWER_WORDS) -> str:
     return answer
 
 
-def long_answer(question: str, answer: str, words: int = ANSWER_WORDS) -> str:
-    """A training answer cut to its budget where a sentence or a list item ends (cut_answer)."""
-    return cut_answer(answer, words)
+def long_answer(question: str, answer: str, words: int | None = ANSWER_WORDS) -> str:
+    """A training answer cut to its budget where a sentence or a list item ends (cut_answer); without a budget,
+    left whole."""
+    return answer if words is None else cut_answer(answer, words)
 
 
 RULES: dict[str, Callable[[str, str], str | None]] = {

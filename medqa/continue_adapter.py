@@ -5,7 +5,7 @@ Axolotl gives TRL's DPOTrainer a fresh LoRA config for `rl: dpo` and ignores `lo
 either starts a new adapter on the base (whose reference is the base, not the first stage) or needs the first stage
 merged into full-precision weights (recipes/smollm2-135m/dpo.yml): about 14 GB at 7B, which no 16 GB card holds
 beside its activations, and quantising the merged weights again rounds most of the first stage away (round 3,
-recipes/smollm2-135m/README.md). This plugin loads the weights of `lora_model_dir` (the first stage's run) into the
+results/smollm2-135m/README.md). This plugin loads the weights of `lora_model_dir` (the first stage's run) into the
 adapter TRL made, once the trainer exists and before its first step, and adds a frozen copy named "ref", which TRL
 uses for the reference pass (its own way for a model that already holds an adapter):
 

@@ -412,7 +412,7 @@ def prepare(
     Every change and every dropped row is counted by rule and source in the manifest. `twins`: people's questions
     sent twice (question_twins) stay in one split; `merge_references`: a held-out question answered by several
     rows becomes one row with every answer as a reference (one_row_per_question); `answer_words`: the long_answer
-    rule's budget (default: medqa.cleaning.ANSWER_WORDS)."""
+    rule's budget (default: off)."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise UserError("options", "--val-fraction and --test-fraction must be in [0, 1) and sum below 1")
     if limit is not None and limit < 1:
@@ -480,7 +480,7 @@ def prepare(
             "off": list(keep),
             "split": "train",
             "counts": cleaning_counts,
-            **({"answer_words": words} if "long_answer" in rules else {}),
+            **({"answer_words": words} if "long_answer" in rules and words else {}),
         },
         "sources": by_source(parts),
     }

@@ -75,7 +75,7 @@ class GenerationSettings:
         metadata={
             "help": "how a GPU runs the static cache's decoding step: 'inductor' (transformers' default: compiled "
             "kernels in CUDA graphs, kept in a compile cache that outlives the process), 'cudagraphs' (the eager "
-            "kernels in CUDA graphs: nothing to compile; measured on SmolLM2 only, bench/2026-11-30), 'off'",
+            "kernels in CUDA graphs: nothing to compile; measured on SmolLM2 only, results/bench/2026-11-30), 'off'",
             "choices": COMPILES,
         },
     )

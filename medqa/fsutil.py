@@ -158,12 +158,3 @@ def atomic_write_text(path: Path, text: str, what: str | None = None) -> None:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-
-
-def report_stem(gpu: str, date: str | None = None) -> str:
-    """bench/<date>-<gpu>: the file name of a benchmark report, e.g. 2026-11-27-nvidia-h200."""
-    import datetime
-    import re
-
-    date = date or datetime.date.today().isoformat()
-    return f"{date}-{re.sub(r'[^A-Za-z0-9]+', '-', gpu).strip('-').lower()}"

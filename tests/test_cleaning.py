@@ -265,7 +265,7 @@ def test_a_long_answer_is_cut_where_a_sentence_or_a_list_item_ends_within_the_bu
     assert cut_answer(first, 10) == first.split(" Then")[0]  # no end within the budget: the first sentence
 
 
-def test_make_data_cuts_long_training_answers_only_counts_them_and_a_budget_can_be_set(tmp_path):
+def test_make_data_cuts_long_training_answers_to_a_budget_given_and_counts_them(tmp_path):
     rows = [
         {"question": f"What is condition {i} ?", "answer": " ".join(["It is a rare condition."] * (10 + i)),
          "source": "S", "document_id": str(i)}
@@ -285,6 +285,9 @@ def test_make_data_cuts_long_training_answers_only_counts_them_and_a_budget_can_
     assert held_out and all(len(r["answer"].split()) > 30 for r in held_out)  # references stay whole
     whole = prepare(src, tmp_path / "whole", seed=0, keep=("long_answer",))
     assert "long_answer" not in whole["cleaning"]["counts"] and "answer_words" not in whole["cleaning"]
+    default = prepare(src, tmp_path / "default", seed=0)  # no budget: the rule is off, every answer whole
+    assert not any(default["cleaning"]["counts"]["long_answer"]["changed"].values())
+    assert "answer_words" not in default["cleaning"]
     result = run_script("scripts/prepare_data.py", str(src), "--out", str(tmp_path / "bad"), "--answer-words", "0")
     assert result.returncode == 2 and result.stderr.strip() == "error: --answer-words: must be 1 or more, got 0"
     assert not (tmp_path / "bad").exists()

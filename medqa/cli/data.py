@@ -15,7 +15,7 @@ cleaned source's training answers (medqa/cleaning.py).
 import argparse
 from pathlib import Path
 
-from medqa.cleaning import ANSWER_WORDS, RULES
+from medqa.cleaning import RULES
 from medqa.cli import command
 from medqa.cli.prepare_data import keep_rules, say
 from medqa.data import SEED, looks_like_hub_id, prepare, prepare_questions
@@ -34,7 +34,12 @@ def main():
     parser.add_argument(
         "--keep", action="append", default=[], metavar="RULE", help=f"cleaning rules to turn off ({', '.join(RULES)})"
     )
-    parser.add_argument("--answer-words", type=int, default=None, help=f"long_answer's budget (default {ANSWER_WORDS})")
+    parser.add_argument(
+        "--answer-words",
+        type=int,
+        default=None,
+        help="long_answer's budget of words (default: off, answers kept whole)",
+    )
     for source in sources():
         if source.people:
             parser.add_argument(f"--{source.name}", default=None, help=f"{source.title} (default {source.input})")

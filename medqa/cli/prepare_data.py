@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from medqa.cleaning import ANSWER_WORDS, RULES
+from medqa.cleaning import RULES
 from medqa.cli import command
 from medqa.data import SEED, prepare, prepare_questions
 
@@ -43,7 +43,7 @@ def main():
         "--answer-words",
         type=int,
         default=None,
-        help=f"long_answer's budget: training answers cut where a sentence ends within it (default {ANSWER_WORDS})",
+        help="long_answer's budget: training answers cut where a sentence ends within it (default: off)",
     )
     parser.add_argument(
         "--questions-only",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medqa.fsutil import atomic_write_text, report_stem
+from medqa.fsutil import atomic_write_text
 
 HEADINGS = {
     "training": "Training",
@@ -47,3 +47,12 @@ def read_tables(md: Path) -> dict[str, str]:
 def sections(report: dict) -> dict:
     """A report's sections, whether written by write_section or before it (training figures at the top level)."""
     return report if "training" in report or "runs" not in report else {**report, "training": report}
+
+
+def report_stem(gpu: str, date: str | None = None) -> str:
+    """results/bench/<date>-<gpu>: the file name of a benchmark report, e.g. 2026-11-27-nvidia-h200."""
+    import datetime
+    import re
+
+    date = date or datetime.date.today().isoformat()
+    return f"{date}-{re.sub(r'[^A-Za-z0-9]+', '-', gpu).strip('-').lower()}"

@@ -1,12 +1,12 @@
 """Benchmark the flagship 7B QLoRA recipe against the seed notebook's setup and Axolotl's example config.
 
-    python scripts/bench.py --make-model llama2-7b --model /tmp/llama2-7b-random --data data/medqa --out bench
+    python scripts/bench.py --make-model llama2-7b --model /tmp/llama2-7b-random --data data/medqa
 
 Every contender trains the same 5,000 prepared rows on one card, in its own process, for --steps optimizer
 steps; `medqa_lab.bench.meter.Meter` counts the non-padding tokens of each batch trained on and times the steps after
 a warm-up. Speed and memory do not depend on weight values, so the model is Llama-2-7B-shaped with random
 weights, its vocabulary sized to the tokenizer used (the embedded SmolLM2 tokenizer, 49,152 tokens: the
-Llama-2 tokenizer cannot be had offline). Writes bench/<date>-<gpu>.json and .md.
+Llama-2 tokenizer cannot be had offline). Writes results/bench/<date>-<gpu>.json and .md.
 """
 
 import argparse

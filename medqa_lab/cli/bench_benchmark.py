@@ -1,12 +1,12 @@
 """How long `make benchmark` takes at the flagship's shape: lm-evaluation-harness on the nine leaderboard tasks, for a
 base and a tuned model, on a Llama-2-7B-shaped model with random weights (the time does not depend on them).
 
-    python scripts/bench_benchmark.py --make-model llama2-7b --out bench [--run outputs/<SmolLM2 run>]
+    python scripts/bench_benchmark.py --make-model llama2-7b [--run outputs/<SmolLM2 run>]
 
 The model is built on the GPU in bf16 with the embedded SmolLM2 tokenizer (vocabulary 49,152; the Llama-2 tokenizer
 cannot be had offline) and evaluated twice, as make benchmark evaluates the base and the merged tuned model: the
 same tasks (eval/tasks/ offline), lm-eval's automatic batch size. With --run, that run's own RUN/benchmark timings
-(make benchmark on it) are added beside. Writes the "benchmark" section of bench/<date>-<gpu>.{json,md}.
+(make benchmark on it) are added beside. Writes the "benchmark" section of results/bench/<date>-<gpu>.{json,md}.
 """
 
 import argparse
@@ -23,9 +23,11 @@ from medqa import (
 )
 from medqa.cli import command  # noqa: E402
 from medqa.errors import UserError
-from medqa.fsutil import report_stem  # noqa: E402
 from medqa_lab.bench.random_model import SHAPES, build_model  # noqa: E402
-from medqa_lab.bench.report import write_section  # noqa: E402
+from medqa_lab.bench.report import (
+    report_stem,  # noqa: E402
+    write_section,  # noqa: E402
+)
 
 
 def table(rows: list[dict]) -> str:

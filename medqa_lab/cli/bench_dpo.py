@@ -1,11 +1,11 @@
 """Benchmark the preference stage (make dpo) at a model's shape, random weights: FactTune's pairs and DPO.
 
-    python scripts/bench_dpo.py --make-model llama2-7b --model /tmp/medqa-llama2-7b-random --out bench
+    python scripts/bench_dpo.py --make-model llama2-7b --model /tmp/medqa-llama2-7b-random
 
 A first stage of the model's first recipe is made on the random model (medqa_lab/bench/preference.py); its pairs are
 timed with scripts/pairs.py on --questions training questions (FactTune: 4 answers sampled each), and the model's
 preference recipe (recipes/<model>/dpo.yml) trains --steps DPO steps from it as make dpo starts it, metered (steps
-a second, peak memory). Writes the `preference` section of bench/<date>-<gpu>.json and .md.
+a second, peak memory). Writes the `preference` section of results/bench/<date>-<gpu>.json and .md.
 """
 
 import argparse

@@ -1,11 +1,11 @@
 """Generation speed of the flagship's shape: `make eval`'s path against the others tried
 (medqa_lab/bench/generation.py).
 
-    python scripts/bench_generation.py --make-model llama2-7b --model /tmp/medqa-llama2-7b-random --out bench
+    python scripts/bench_generation.py --make-model llama2-7b --model /tmp/medqa-llama2-7b-random
 
 The model is Llama-2-7B-shaped with random weights and the embedded SmolLM2 tokenizer (vocabulary 49,152; the
 Llama-2 tokenizer cannot be had offline), asked in the recipe's prompt with a random adapter of the recipe's
-shape. Adds the rows under "generation" to bench/<date>-<gpu>.json and a section to the .md beside it.
+shape. Adds the rows under "generation" to results/bench/<date>-<gpu>.json and a section to the .md beside it.
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """Check the flagship recipe on several GPUs: 1 GPU, DDP and DeepSpeed ZeRO-2 on one machine, and two machines
 simulated on one (a process per GPU, each a "machine" that talks to the other through sockets).
 
-    python scripts/scale_check.py --model /tmp/medqa-llama2-7b-random --data data/medqa --gpus 2 --out bench
+    python scripts/scale_check.py --model /tmp/medqa-llama2-7b-random --data data/medqa --gpus 2
         [--runs 1gpu,ddp,zero2,nodes]
 
 Each run is `scripts/finetune.py recipes/llama2-7b/qlora.yml [--gpus N [--dist zero2]]` on a
@@ -9,7 +9,7 @@ Llama-2-7B-shaped model with random weights (made once, as in make bench), for -
 checkpoint every --save-steps, metered by medqa_lab.bench.meter.Meter (tokens summed over the GPUs). Then each
 multi-GPU run is resumed as after a crash: its final adapter and any checkpoint after the first are
 removed and the same command runs again, which must load the first checkpoint and finish. Writes
-bench/<date>-<gpu>-scaling.json and .md: tokens/s, scaling vs 1 GPU, peak memory per GPU, losses,
+results/bench/<date>-<gpu>-scaling.json and .md: tokens/s, scaling vs 1 GPU, peak memory per GPU, losses,
 checkpoints, resume.
 """
 

@@ -129,8 +129,7 @@ def test_generation_bench_times_each_path_and_marks_make_evals(tmp_path, tiny_mo
 def test_one_writer_keeps_the_other_sections(tmp_path):
     """bench/<date>-<gpu>.{json,md}: writing one section (training, generation) keeps the others, also in a report
     written before sections (training figures at the top level, its table first)."""
-    from medqa_lab.bench.report import report_stem
-    from medqa_lab.bench.report import sections, write_section
+    from medqa_lab.bench.report import report_stem, sections, write_section
 
     stem = tmp_path / report_stem("NVIDIA H200")
     stem.with_suffix(".json").write_text(json.dumps({"runs": [{"name": "recipe"}]}))

@@ -188,3 +188,6 @@ def test_prepare_train_checkpoint_load_generate(tmp_path, tiny_model):
     assert {"report.md", "metrics.png", "loss.png", "lengths.png"} <= {p.name for p in (ev / "report").iterdir()}
     summary = (run / "eval" / "report.md").read_text()
     assert summary.count("| metric | base | tuned |") == 2 and "| near_empty |" in summary
+    # how the answers end, for base and tuned alike, each with its CI: a table a set
+    assert summary.count("| how the answer ends | base [95% CI] | tuned [95% CI] | delta [95% CI] |") == 2
+    assert "| ends mid-sentence |" in summary and "Decoding, base and tuned alike: greedy, at most" in summary

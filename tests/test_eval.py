@@ -431,14 +431,14 @@ def test_make_eval_answers_and_scores_every_set_of_peoples_questions_apart(tmp_p
         (tmp_path / name).mkdir()
         (tmp_path / name / "test.jsonl").write_text("{}\n")
         sets.append(str(tmp_path / name))
-    made = subprocess.run(["make", "--no-print-directory", "-n", "eval", "RUN=outputs/r", f"PEOPLE={' '.join(sets)}"],
+    made = subprocess.run(["make", "--no-print-directory", "-n", "eval", "RUN=outputs/r", f"CONSUMER={' '.join(sets)}"],
                           capture_output=True, text=True, cwd=REPO)  # fmt: skip
     words = " ".join(w for w in made.stdout.split() if w != "\\")  # one command, continued over lines
-    assert made.returncode == 0 and f"eval/evaluate.py outputs/r --people {' '.join(sets)}" in words
+    assert made.returncode == 0 and f"eval/evaluate.py outputs/r --consumer {' '.join(sets)}" in words
 
     steps = []
     monkeypatch.setattr(evaluate, "step", steps.append)
-    monkeypatch.setattr("sys.argv", ["eval/evaluate.py", str(tiny_run), "--people", *sets])
+    monkeypatch.setattr("sys.argv", ["eval/evaluate.py", str(tiny_run), "--consumer", *sets])
     evaluate.main()
     for name, data in (("test", []), ("mediqa-test", ["--data", sets[0]]), ("liveqa-test", ["--data", sets[1]])):
         folder = str(tiny_run / "eval" / name)
@@ -451,7 +451,7 @@ def test_make_eval_answers_and_scores_every_set_of_peoples_questions_apart(tmp_p
                                                                                            "liveqa-test"))]  # fmt: skip
     assert steps == []
 
-    monkeypatch.setattr("sys.argv", ["eval/evaluate.py", str(tiny_run), "--people", str(tmp_path / "none")])
+    monkeypatch.setattr("sys.argv", ["eval/evaluate.py", str(tiny_run), "--consumer", str(tmp_path / "none")])
     with pytest.raises(SystemExit) as stop:
         evaluate.main()
     assert (

@@ -3,8 +3,8 @@ answer every question (eval/generate.py, a process each, with the decoding the m
 are scored against the references with paired differences (eval/score.py), and RUN/eval/report.md gets a table per
 set (eval/report.py).
 
-    python scripts/evaluate.py outputs/<run> [--split test] [--n N] [--people data/mediqa data/liveqa]
-        [--people-split test]
+    python eval/evaluate.py outputs/<run> [--split test] [--n N] [--consumer data/mediqa data/liveqa]
+        [--consumer-split test]
 
 Answers go to RUN/eval/<split>/ and RUN/eval/<folder>-<split>/. A set of people's questions left at its default is
 left out, with a note, where `make data` has not prepared it; one that is named must be there.
@@ -35,28 +35,28 @@ def main():
     parser.add_argument("--split", default="test", help="the run's own split to answer (default test)")
     parser.add_argument("--n", type=int, default=None, help="the first N questions of each set (default all)")
     parser.add_argument(
-        "--people",
+        "--consumer",
         type=Path,
         nargs="*",
         default=None,
         help=f"prepared sets of people's questions (default {' '.join(map(str, paths.PEOPLE))}; none: no set)",
     )
-    parser.add_argument("--people-split", default="test", help="their split (default test)")
+    parser.add_argument("--consumer-split", default="test", help="their split (default test)")
     args = parser.parse_args()
     run = Run.open(args.run)
     run.adapter  # noqa: B018  (an unfinished run: one line, before anything runs)
     people = []
-    for folder in paths.PEOPLE if args.people is None else args.people:
-        if (folder / f"{args.people_split}.jsonl").is_file():
+    for folder in paths.PEOPLE if args.consumer is None else args.consumer:
+        if (folder / f"{args.consumer_split}.jsonl").is_file():
             people.append(folder)
-        elif args.people is None:
-            print(f"note: {folder / (args.people_split + '.jsonl')} not there: those people's questions left out "
+        elif args.consumer is None:
+            print(f"note: {folder / (args.consumer_split + '.jsonl')} not there: those people's questions left out "
                   "(make data prepares them)")  # fmt: skip
         else:
-            raise UserError(folder / f"{args.people_split}.jsonl", "no such file (a folder from make data)")
+            raise UserError(folder / f"{args.consumer_split}.jsonl", "no such file (a folder from make data)")
     sets = [(run.path / "eval" / args.split, [], args.split)]
     sets += [
-        (run.path / "eval" / f"{f.name}-{args.people_split}", ["--data", str(f)], args.people_split) for f in people
+        (run.path / "eval" / f"{f.name}-{args.consumer_split}", ["--data", str(f)], args.consumer_split) for f in people
     ]
     n = ["--n", str(args.n)] if args.n else []
     for out, data, split in sets:

@@ -18,7 +18,7 @@ from medqa_lab.bench.preference import data_pairs, dpo_table, first_stage, time_
 from medqa_lab.bench.random_model import BENCH_MODEL, SHAPES, make_model
 from medqa_lab.bench.report import write_section
 
-RECIPES = {"llama2-7b": "recipes/llama2-7b", "smollm2-135m": "recipes/smollm2-135m"}
+RECIPES = {shape: paths.RECIPES / shape for shape in ("llama2-7b", "smollm2-135m")}
 
 
 @command

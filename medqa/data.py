@@ -387,6 +387,11 @@ def by_source(parts: dict[str, list[dict]]) -> dict:
     return {src: {s: sum(r["source"] == src for r in parts[s]) for s in SPLITS} for src in sources}
 
 
+def described(source, table: Table, name, license) -> dict:
+    """A manifest's first keys: the data's name and licence (for model cards), and what was read."""
+    return {"name": name, "license": license, "input": str(source), "input_kind": table.kind, "sha256": table.sha256}
+
+
 def prepare(
     source,
     out: Path,
@@ -451,11 +456,7 @@ def prepare(
             + " / ".join(f"--{name}-fraction" for name in empty),
         )
     manifest = {
-        "name": name,
-        "license": license,
-        "input": str(source),
-        "input_kind": table.kind,
-        "sha256": table.sha256,
+        **described(source, table, name, license),
         "columns": cleaned.columns,
         "options": {
             "limit": limit,
@@ -522,11 +523,7 @@ def prepare_questions(source, out: Path, split: str = "val", name=None, license=
     if not rows:
         raise UserError(table.source, "no questions")
     manifest = {
-        "name": name,
-        "license": license,
-        "input": str(source),
-        "input_kind": table.kind,
-        "sha256": table.sha256,
+        **described(source, table, name, license),
         "questions_only": True,
         "rows": {"read": len(table.rows), "kept": len(rows), split: len(rows)},
         "dropped": dict(sorted(dropped.items())),

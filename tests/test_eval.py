@@ -437,7 +437,7 @@ def test_make_eval_answers_and_scores_every_set_of_peoples_questions_apart(tmp_p
     assert made.returncode == 0 and f"eval/evaluate.py outputs/r --consumer {' '.join(sets)}" in words
 
     steps = []
-    monkeypatch.setattr(evaluate, "step", steps.append)
+    monkeypatch.setattr(evaluate, "run_module", steps.append)
     monkeypatch.setattr("sys.argv", ["eval/evaluate.py", str(tiny_run), "--consumer", *sets])
     evaluate.main()
     for name, data in (("test", []), ("mediqa-test", ["--data", sets[0]]), ("liveqa-test", ["--data", sets[1]])):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,3 +56,11 @@ def command(main):
             sys.exit(128 + (err.signum if isinstance(err, Interrupted) else signal.SIGINT))
 
     return wrapper
+
+
+def run_module(argv: list[str]) -> None:
+    """One step of a command in a process of its own (`python -m MODULE ...`), as make would run it; its failure,
+    said in its own one line, ends this command with its exit code."""
+    code = subprocess.run([sys.executable, "-m", *argv]).returncode
+    if code:
+        sys.exit(code)

@@ -10,13 +10,11 @@ settings below that make it short.
 
 import argparse
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from medqa import paths
-from medqa.cli import command
+from medqa.cli import command, run_module
 from medqa.cli.prepare_data import say
 from medqa.data import prepare, read_jsonl
 from medqa.decoding import GenerationSettings, add_arguments, from_arguments
@@ -56,9 +54,7 @@ def main():
         "--output-dir",
         str(paths.DEMO_RUN),
     ]
-    code = subprocess.run([sys.executable, "-m", *argv, *(a for kv in DEMO_SET for a in ("--set", kv))]).returncode
-    if code:
-        sys.exit(code)
+    run_module([*argv, *(a for kv in DEMO_SET for a in ("--set", kv))])
     side_by_side(Run.open(paths.DEMO_RUN), paths.DEMO_DATA, args.n, from_arguments(args))
 
 

@@ -15,13 +15,11 @@ own, as `make merge`, `scripts/pairs.py` and `make finetune` would; the time of 
 """
 
 import argparse
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from medqa import paths
-from medqa.cli import command
+from medqa.cli import command, run_module
 from medqa.errors import UserError
 from medqa.integrity import read_json
 from medqa.lock import run_lock
@@ -43,12 +41,12 @@ def preference_recipe(base_model: str) -> Path:
 
 
 def step(name: str, argv: list[str], times: dict) -> None:
-    """Run one step as its own process; its failure, said in its own one line, ends this command with its code."""
+    """Run one step as its own process (medqa.cli.run_module), timed."""
     start = time.time()
-    code = subprocess.run([sys.executable, "-m", *argv]).returncode
-    times[name] = time.time() - start
-    if code:
-        sys.exit(code)
+    try:
+        run_module(argv)
+    finally:
+        times[name] = time.time() - start
 
 
 @command

@@ -11,21 +11,12 @@ left out, with a note, where `make data` has not prepared it; one that is named 
 """
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
 
 from medqa import paths
-from medqa.cli import command
+from medqa.cli import command, run_module
 from medqa.errors import UserError
 from medqa.runs import Run
-
-
-def step(argv: list[str]) -> None:
-    """One command in a process of its own, as make ran it; its one-line failure ends this one with its code."""
-    code = subprocess.run([sys.executable, "-m", *argv]).returncode
-    if code:
-        sys.exit(code)
 
 
 @command
@@ -61,10 +52,12 @@ def main():
     n = ["--n", str(args.n)] if args.n else []
     for out, data, split in sets:
         for model in ("base", "tuned"):
-            step(["medqa.cli.generate", str(run.path), "--model", model, *data, "--split", split, *n,
+            run_module(["medqa.cli.generate", str(run.path), "--model", model, *data, "--split", split, *n,
                   "--out", str(out / f"{model}.jsonl")])  # fmt: skip
-        step(["medqa.cli.score", str(out / "tuned.jsonl"), "--baseline", str(out / "base.jsonl"), "--out", str(out)])
-    step(["medqa.cli.report", *(str(out) for out, _, _ in sets), "--run", str(run.path)])
+        run_module(
+            ["medqa.cli.score", str(out / "tuned.jsonl"), "--baseline", str(out / "base.jsonl"), "--out", str(out)]
+        )
+    run_module(["medqa.cli.report", *(str(out) for out, _, _ in sets), "--run", str(run.path)])
 
 
 if __name__ == "__main__":

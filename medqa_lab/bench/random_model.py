@@ -7,6 +7,7 @@ the vocabulary is sized to it (49,152; Llama-2's is 32,000).
 from pathlib import Path
 
 from medqa import paths
+from medqa.errors import UserError
 
 TOKENIZER = paths.MODEL  # the embedded model `make setup` builds
 BENCH_MODEL = Path("/tmp/medqa-llama2-7b-random")  # make bench's model: written where a GPU machine has room
@@ -65,3 +66,24 @@ def make_model(shape: str, out: Path, tokenizer: Path = TOKENIZER) -> None:
     del model
     if torch.cuda.is_available():  # the bench's processes measure the card: give this process's share back
         torch.cuda.empty_cache()
+
+
+def add_model_arguments(parser) -> None:
+    """--model and --make-model, as make bench's commands take them."""
+    parser.add_argument("--model", type=Path, default=BENCH_MODEL, help=f"model folder (default {BENCH_MODEL})")
+    parser.add_argument(
+        "--make-model",
+        choices=[*sorted(SHAPES), "none"],
+        default="llama2-7b",
+        help="the shape of random model to make at --model where none is there (none: use --model as it is)",
+    )
+
+
+def model_from(args) -> str | None:
+    """The model the options name, made (random weights) where it is not there yet; the shape made, or None."""
+    shape = None if args.make_model == "none" else args.make_model
+    if shape and not (args.model / "config.json").is_file():
+        make_model(shape, args.model)
+    if not (args.model / "config.json").is_file():
+        raise UserError(args.model, "no model here (use --make-model llama2-7b)")
+    return shape

@@ -20,20 +20,14 @@ from medqa.data import write_seed_text
 from medqa.errors import UserError
 from medqa.paths import FLAGSHIP
 from medqa_lab.bench.contenders import SWITCHES, run_contender, training_table
-from medqa_lab.bench.random_model import BENCH_MODEL, SHAPES, make_model
+from medqa_lab.bench.random_model import add_model_arguments, model_from
 from medqa_lab.bench.report import write_section
 
 
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=BENCH_MODEL, help=f"model folder (default {BENCH_MODEL})")
-    parser.add_argument(
-        "--make-model",
-        choices=[*sorted(SHAPES), "none"],
-        default="llama2-7b",
-        help="the shape of random model to make at --model where none is there (none: use --model as it is)",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--recipe", type=Path, default=FLAGSHIP, help=f"the recipe to bench (default {FLAGSHIP})")
     parser.add_argument("--data", type=Path, default=paths.SEED_DATA)
     parser.add_argument("--out", type=Path, default=paths.BENCH_RESULTS)
@@ -47,14 +41,10 @@ def main():
     )
     parser.add_argument("--reuse", action="store_true", help="keep figures already in the work folder")
     args = parser.parse_args()
-    args.make_model = None if args.make_model == "none" else args.make_model
 
     if not (args.data / "train.jsonl").is_file():
         raise UserError(args.data / "train.jsonl", "no such file (run `make data` first)")
-    if args.make_model and not (args.model / "config.json").is_file():
-        make_model(args.make_model, args.model)
-    if not (args.model / "config.json").is_file():
-        raise UserError(args.model, "no model here (use --make-model llama2-7b)")
+    made = model_from(args)
     write_seed_text(args.data)  # the seed's and Axolotl's example's rows
     work = args.work or args.out / "work"
     runs = []
@@ -69,7 +59,7 @@ def main():
     gpu = next((r["gpu"] for r in by_name.values()), "none")
     report = {
         "date": datetime.date.today().isoformat(),
-        "model": f"{args.make_model or args.model} (random weights)",
+        "model": f"{made or args.model} (random weights)",
         "tokenizer": "SmolLM2-135M-Instruct (vocab 49,152)",
         "steps": args.steps,
         "runs": [

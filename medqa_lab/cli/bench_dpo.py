@@ -15,7 +15,7 @@ from medqa import paths
 from medqa.cli import command
 from medqa.errors import UserError
 from medqa_lab.bench.preference import data_pairs, dpo_table, first_stage, time_dpo, time_pairs
-from medqa_lab.bench.random_model import BENCH_MODEL, SHAPES, make_model
+from medqa_lab.bench.random_model import add_model_arguments, model_from
 from medqa_lab.bench.report import write_section
 
 RECIPES = {shape: paths.RECIPES / shape for shape in ("llama2-7b", "smollm2-135m")}
@@ -24,13 +24,7 @@ RECIPES = {shape: paths.RECIPES / shape for shape in ("llama2-7b", "smollm2-135m
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=BENCH_MODEL, help=f"model folder (default {BENCH_MODEL})")
-    parser.add_argument(
-        "--make-model",
-        choices=[*sorted(SHAPES), "none"],
-        default="llama2-7b",
-        help="the shape of random model to make at --model where none is there (none: use --model as it is)",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--shape", choices=sorted(RECIPES), default="llama2-7b", help="whose recipes to run")
     parser.add_argument("--data", type=Path, default=paths.ALL_DATA)
     parser.add_argument("--out", type=Path, default=paths.BENCH_RESULTS)
@@ -40,14 +34,9 @@ def main():
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    args.make_model = None if args.make_model == "none" else args.make_model
     if not (args.data / "train.jsonl").is_file():
         raise UserError(args.data / "train.jsonl", "no such file (run `make data` first)")
-    shape = args.make_model or args.shape
-    if args.make_model and not (args.model / "config.json").is_file():
-        make_model(args.make_model, args.model)
-    if not (args.model / "config.json").is_file():
-        raise UserError(args.model, "no model here (use --make-model llama2-7b)")
+    shape = model_from(args) or args.shape
     import torch
     from transformers import AutoTokenizer
 

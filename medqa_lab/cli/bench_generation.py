@@ -16,20 +16,14 @@ from medqa.cli import command
 from medqa.errors import UserError
 from medqa.recipe import load_recipe
 from medqa_lab.bench.generation import PATHS, generation_table, make_adapter, run_paths
-from medqa_lab.bench.random_model import BENCH_MODEL, SHAPES, make_model
+from medqa_lab.bench.random_model import add_model_arguments, model_from
 from medqa_lab.bench.report import write_section
 
 
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=BENCH_MODEL, help=f"model folder (default {BENCH_MODEL})")
-    parser.add_argument(
-        "--make-model",
-        choices=[*sorted(SHAPES), "none"],
-        default="llama2-7b",
-        help="the shape of random model to make at --model where none is there (none: use --model as it is)",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--recipe", type=Path, default=paths.FLAGSHIP)
     parser.add_argument("--data", type=Path, default=paths.SEED_DATA, help="questions: DATA/test.jsonl")
     parser.add_argument("--out", type=Path, default=paths.BENCH_RESULTS)
@@ -37,7 +31,6 @@ def main():
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--paths", default=",".join(p.name for p in PATHS), help="comma-separated path names")
     args = parser.parse_args()
-    args.make_model = None if args.make_model == "none" else args.make_model
     known = {p.name: p for p in PATHS}
     chosen = [known[name] for name in args.paths.split(",") if name in known]
     if not chosen:
@@ -45,10 +38,7 @@ def main():
     questions = args.data / "test.jsonl"
     if not questions.is_file():
         raise UserError(questions, "no such file (run `make data` first)")
-    if args.make_model and not (args.model / "config.json").is_file():
-        make_model(args.make_model, args.model)
-    if not (args.model / "config.json").is_file():
-        raise UserError(args.model, "no model here (use --make-model llama2-7b)")
+    made = model_from(args)
     recipe = load_recipe(args.recipe)
     adapter = args.model.with_name(args.model.name + "-adapter")
     if not (adapter / "adapter_config.json").is_file():
@@ -60,7 +50,7 @@ def main():
         print(generation_table([row]).splitlines()[-1], flush=True)
     gpu = next((r["gpu"] for r in rows if "gpu" in r), "none")
     data = {
-        "model": f"{args.make_model or args.model} (random weights) + random LoRA in {args.recipe}'s shape",
+        "model": f"{made or args.model} (random weights) + random LoRA in {args.recipe}'s shape",
         "tokenizer": "SmolLM2-135M-Instruct (vocab 49,152)",
         "answers": args.n,
         "max_new_tokens": args.max_new_tokens,

@@ -278,3 +278,31 @@ def test_twins_stay_in_one_split_and_a_held_out_question_is_one_row_with_every_a
     leaked = {s: {number.search(x)[1] for x in (tmp_path / "plain" / f"{s}.jsonl").read_text().splitlines()}
               for s in ("train", "test")}  # fmt: skip
     assert plain["options"]["twins"] is False and leaked["train"] & leaked["test"]  # without it, twins leak
+
+
+def test_make_data_prepares_every_source_and_skips_people_s_sets_it_does_not_find(tmp_path, monkeypatch):
+    """make data (scripts/data.py) where the shared data is not beside the checkout: the Q/A file given is prepared
+    twice (the seed's rows uncleaned, every row cleaned) with the same held-out questions, each set of people's
+    questions is skipped with a note, and one named that is not there is one line with nothing written."""
+    from conftest import run_main
+
+    demo = tmp_path / "qa.csv"
+    with open(demo, "w", newline="") as f:
+        csv.writer(f).writerows(
+            [("question", "answer", "document_id")]
+            + [
+                (f"What is condition {i} ?", f"Condition {i} is a rare disorder of organ {i}.", str(i))
+                for i in range(200)
+            ]
+        )
+    monkeypatch.chdir(tmp_path)  # the library's default paths are relative to where make runs
+    result = run_main(REPO / "scripts" / "data.py", "--input", demo, "--limit", "40")
+    assert result.returncode == 0, result.stderr
+    seed, every = (json.loads((tmp_path / "data" / d / "manifest.json").read_text()) for d in ("medqa", "medqa-all"))
+    assert seed["rows"]["train"] == 40 and every["rows"]["train"] > 40 and seed["cleaning"]["rules"] == []
+    assert (tmp_path / "data/medqa/test.jsonl").read_text() == (tmp_path / "data/medqa-all/test.jsonl").read_text()
+    assert seed["name"] is None  # a file of the user's: no name or licence made up for it
+    for title in ("TREC 2017 LiveQA-Med", "MEDIQA 2019 QA", "K-QA patients' questions"):
+        assert f"skipped {title}: ../shared/data/consumer/" in result.stdout
+    missing = run_main(REPO / "scripts" / "data.py", "--input", demo, "--kqa", tmp_path / "none.jsonl")
+    assert missing.returncode == 2 and missing.stderr == f"error: {tmp_path / 'none.jsonl'}: no such file\n"

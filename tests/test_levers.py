@@ -141,13 +141,6 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
     lever that trains and one that answers from an earlier epoch: the plan tests above (the epoch's checkpoint:
     test_end_to_end)."""
     data = prepare_demo_data(tmp_path / "data", "--limit", "48")
-    questions = tmp_path / "questions.jsonl"  # a set without answers, as K-QA's patients' questions are
-    questions.write_text("".join(json.dumps({"id": f"k{i}", "question": q}) + "\n" for i, q in enumerate(
-        ["Is it contagious?", "Can I take ibuprofen with it?", "Is it contagious?"])))  # fmt: skip
-    assert (
-        run_main("scripts/prepare_data.py", questions, "--out", tmp_path / "kqa", "--questions-only", "val").returncode
-        == 0
-    )
     work = tmp_path / "work"
     shutil.copytree(tiny_run, work / "runs" / "reference")  # as an earlier call of the driver left it
     spec = {
@@ -156,7 +149,6 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
         "n": 3,
         "train": {"sequence_len": 128, "eval_strategy": "no", "eval_steps": None, "test_datasets": None},
         "decode": {"max_new_tokens": 4, "batch_size": 4},
-        "sets": [{"name": "kqa", "data": [str(tmp_path / "kqa")], "split": "val", "levers": ["dpo"]}],
         "levers": [
             {"name": "reference", "about": "the recipe"},
             {
@@ -180,7 +172,7 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
     result = run_main("eval/levers.py", "run", path, "--data", data, "--work", work, "--parallel", "2")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     jobs = json.loads((work / "jobs.json").read_text())
-    assert set(jobs) == {"merge-reference", "pairs-reference-spin", "train-dpo", "generate-val-dpo", "generate-kqa-dpo"}
+    assert set(jobs) == {"merge-reference", "pairs-reference-spin", "train-dpo", "generate-val-dpo"}
     assert all(j["rc"] == 0 for j in jobs.values()) and earlier.done.read_text() == answered  # not answered again
     pairs = [json.loads(x) for x in (work / "pairs" / "reference-spin" / "train.jsonl").read_text().splitlines()]
     assert len(pairs) == 8 and set(pairs[0]) == {"id", "prompt", "chosen", "rejected", "rule"}
@@ -196,20 +188,17 @@ def test_driver_runs_a_preference_stage_answers_and_tabulates(tmp_path, tiny_run
     table = json.loads(out.with_suffix(".json").read_text())
     assert [r["name"] for r in table["rows"]] == ["reference", "dpo"] and not table["missing"]
     assert table["rows"][1]["compared_with"] == "reference" and table["rows"][1]["n"] == 3
-    kqa = json.loads(out.with_name("levers-kqa.json").read_text())  # two questions: the repeated one dropped
-    assert [r["name"] for r in kqa["rows"]] == ["dpo"] and kqa["rows"][0]["n"] == 2
-    measured = kqa["rows"][0]["metrics"]
-    assert measured["rougeL"]["mean"] is None and measured["ended"]["mean"] is not None  # what needs no reference
-    assert "| dpo | preference stage | – | – |" in out.with_name("levers-kqa.md").read_text()
 
 
-def answers(path, predictions, questions=("What is asthma?", "What causes gout?", "Is flu spread by air?")):
-    """An answer file as eval/generate.py writes it, with these predictions."""
+def answers(path, predictions, questions=("What is asthma?", "What causes gout?", "Is flu spread by air?"), refs=True):
+    """An answer file as eval/generate.py writes it, with these predictions (refs=False: questions without answers,
+    as K-QA's)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [
-        {"id": f"q{i}", "question": q, "reference": f"{q.split()[-1][:-1]} is a common condition.", "prediction": p}
+        {"id": f"q{i}", "question": q, "reference": f"{q.split()[-1][:-1]} is a common condition." if refs else "",
+         "prediction": p}
         for i, (q, p) in enumerate(zip(questions, predictions, strict=True))
-    ]
+    ]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -227,6 +216,7 @@ def test_table_compares_each_lever_and_chooses_the_decoding_by_rule(tmp_path):
         ],
         "choose": {"greedy": "reference", "candidates": ["reference", "rep", "sampled"], "max_loop_rate": 1.0},
         "test": {"n": 3, "levers": ["reference"]},
+        "sets": [{"name": "kqa", "data": ["data/kqa"], "split": "val", "levers": ["rep"]}],  # no references
     }
     path = tmp_path / "spec.yml"
     path.write_text(yaml.safe_dump(spec))
@@ -236,6 +226,11 @@ def test_table_compares_each_lever_and_chooses_the_decoding_by_rule(tmp_path):
     answers(work / "preds" / "val" / "rep.jsonl", [same[0], "Gout is a common condition.", same[2]])
     answers(work / "preds" / "val" / "sampled.jsonl", ["Asthma affects 30 in 100 people.", *same[1:]])
     answers(work / "preds" / "test" / "reference.jsonl", same)
+    answers(
+        work / "preds" / "kqa" / "rep.jsonl",
+        ["Yes. It spreads by droplets.", "It is", "Flu is common. " * 5],
+        refs=False,
+    )
     out = tmp_path / "table" / "levers"
     result = run_main("eval/levers.py", "table", path, "--work", work, "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -252,6 +247,11 @@ def test_table_compares_each_lever_and_chooses_the_decoding_by_rule(tmp_path):
     assert "| rep | repetition penalty | reference |" in md and "Decoding chosen by rule" in md
     test = json.loads((tmp_path / "table" / "levers-test.json").read_text())
     assert [r["name"] for r in test["rows"]] == ["reference"] and "choice" not in test
+    kqa = json.loads((tmp_path / "table" / "levers-kqa.json").read_text())  # K-QA's: questions without answers
+    [row] = kqa["rows"]
+    assert row["metrics"]["rougeL"]["mean"] is None and row["metrics"]["loop_rate"]["mean"] == pytest.approx(1 / 3)
+    assert row["metrics"]["mid_sentence"]["mean"] == pytest.approx(1 / 3)  # "It is"
+    assert "| rep | repetition penalty | – | – | – |" in (tmp_path / "table" / "levers-kqa.md").read_text()
 
 
 BOOKKEEPING = {

@@ -51,10 +51,10 @@ $(VENV)/.model: $(VENV)/.installed
 	$(PY) scripts/build_base_model.py
 	touch $@
 
-data: setup  ## [INPUT=file|hub-id LIMIT= SEED= KEEP=rule,... ANSWER_WORDS= LIVEQA= MEDIQA= KQA=]: every source the recipes read -> data/
+data: setup  ## [INPUT=file|hub-id LIMIT= SEED= KEEP=rule,... ANSWER_WORDS= LIVEQA= MEDIQA= KQA= KQA_GOLDEN=]: every source the recipes read -> data/
 	$(PY) scripts/data.py $(call opt,INPUT,--input) $(call opt,DATA_NAME,--name) $(call opt,DATA_LICENSE,--license) \
 	    $(call opt,LIMIT,--limit) $(call opt,SEED,--seed) $(call opt,KEEP,--keep) $(call opt,ANSWER_WORDS,--answer-words) \
-	    $(call opt,LIVEQA,--liveqa) $(call opt,MEDIQA,--mediqa) $(call opt,KQA,--kqa)
+	    $(call opt,LIVEQA,--liveqa) $(call opt,MEDIQA,--mediqa) $(call opt,KQA,--kqa) $(call opt,KQA_GOLDEN,--kqa-golden)
 
 plan: setup  ## [RECIPE=recipes/... DATA=folder SET="key=value ..."]: recipe + data checked; rows, tokens, steps, checkpoints, disk
 	$(PY) scripts/plan.py $(call opt,RECIPE,) $(call opt,DATA,--data) $(sets)

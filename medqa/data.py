@@ -2,8 +2,10 @@
 
 Accepted input: CSV (also .csv.gz, .tsv), JSONL (also .jsonl.gz), or a hub dataset id. Question and
 answer columns are found case-insensitively; extra columns are ignored, except `document_id` (else
-`focus`), which keeps a source document's rows in one split. The seed notebook's single `text`
-column (`<s>[INST] <<SYS>> ... <</SYS>> {question} [/INST] {answer} </s>`) is accepted too.
+`focus`), which keeps a source document's rows in one split, and `must_have` / `nice_to_have`, a row's statements
+(K-QA's: what a physician says a good answer must contain, and what adds to it; a JSON list of strings), which the
+row keeps for scoring. The seed notebook's single `text` column (`<s>[INST] <<SYS>> ... <</SYS>> {question} [/INST]
+{answer} </s>`) is accepted too.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ NA_VALUES = {"", "nan", "NaN"}  # cells read as missing
 SEED_TEXT = re.compile(r"^\s*(?:<s>)?\s*\[INST\]\s*<<SYS>>.*?<</SYS>>(?P<q>.*?)\[/INST\](?P<a>.*?)(?:</s>)?\s*$", re.S)
 SEED = 42  # the seed of every split and of --limit's sample
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+STATEMENTS = ("must_have", "nice_to_have")  # a row's statements (K-QA): what an answer must contain, what adds to it
+MAX_STATEMENT_WORDS = 150  # a statement is one claim; longer is a whole answer pasted into the wrong column
 
 
 @dataclass
@@ -214,6 +218,50 @@ def _references(table: Table, value, row_number: int) -> list[str]:
     return [text for item in items if (text := clean_text(item))]
 
 
+def _statements(source, column: str, value, row_number: int, dropped: Counter) -> list[str] | None:
+    """A cell of statements: a JSON list of strings (a list as JSONL gives it, or its JSON text in a CSV cell); None
+    where the cell or the list is empty (K-QA gives `nice_to_have: []`): a row without statements is scored on
+    everything else. An empty statement (K-QA has one) is left out and counted in `dropped`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    items = value
+    if isinstance(value, str):
+        try:
+            items = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            raise UserError(source, f"row {row_number}: {column} is not a JSON list of statements") from None
+    if not isinstance(items, list):
+        raise UserError(source, f"row {row_number}: {column} must be a list of statements, got {type(items).__name__}")
+    if not items:
+        return None
+    out = []
+    for k, item in enumerate(items, 1):
+        if not isinstance(item, str):
+            raise UserError(source, f"row {row_number}: {column} statement {k} is a {type(item).__name__}, not text")
+        text = clean_text(item)
+        if not text:
+            dropped[f"empty {column} statement"] += 1
+            continue
+        if len(text.split()) > MAX_STATEMENT_WORDS:
+            raise UserError(
+                source,
+                f"row {row_number}: {column} statement {k} has {len(text.split())} words (a statement is one claim, "
+                f"at most {MAX_STATEMENT_WORDS})",
+            )
+        out.append(text)
+    return out or None
+
+
+def statements(table: Table, raw: dict, row_number: int, dropped: Counter) -> dict:
+    """A raw row's statements, by column (STATEMENTS), where it has them; empty statements counted in `dropped`."""
+    found = {}
+    for name in STATEMENTS:
+        column = _find_column(table, name)
+        if column is not None and (items := _statements(table.source, name, raw.get(column), row_number, dropped)):
+            found[name] = items
+    return found
+
+
 def clean(table: Table, split_column: str | None = None, references_column: str | None = None) -> Cleaned:
     """Rows `{"id", "question", "answer", "group", "source"}` (with `split` where `split_column` names the split of
     each row, and `references` where `references_column` holds several reference answers); every dropped row is
@@ -260,6 +308,7 @@ def clean(table: Table, split_column: str | None = None, references_column: str 
             "answer": answer,
             "group": clean_text(raw.get(group_col)) if group_col else "",
             "source": clean_text(raw.get(source_col)) if source_col else default_source,
+            **statements(table, raw, i, dropped),
         }
         if split_col:
             name = SPLIT_NAMES.get(clean_text(raw.get(split_col)).lower())
@@ -280,6 +329,7 @@ def clean(table: Table, split_column: str | None = None, references_column: str 
         "source": source_col,
         **({"split": split_col} if split_col else {}),
         **({"references": refs_col} if refs_col else {}),
+        **{name: c for name in STATEMENTS if (c := _find_column(table, name))},
     }
     return Cleaned(rows, dropped, columns)
 
@@ -497,13 +547,15 @@ def prepare(
 
 
 def prepare_questions(source, out: Path, split: str = "val", name=None, license=None) -> dict:
-    """Questions without answers (K-QA's patients' questions), for the measures that need no reference (how an
-    answer ends, loops, its shape, coverage of the question): `out/{split}.jsonl` rows {"id", "question", "answer":
-    "", "source"} and `out/manifest.json`, atomically. Empty and repeated questions are dropped and counted."""
+    """Questions held out whole, for evaluation only: K-QA's patients' questions (no answers: the measures that need
+    no reference, how an answer ends, loops, its shape, coverage of the question) or its physician-answered ones
+    (the physician's answer as the reference, and the `must_have` / `nice_to_have` statements). `out/{split}.jsonl`
+    rows {"id", "question", "answer" (the reference, or ""), "source"} (+ the statements) and `out/manifest.json`,
+    atomically. Empty and repeated questions are dropped and counted."""
     if split not in SPLITS:
         raise UserError("--questions-only", f"a split is one of {', '.join(SPLITS)}, got {split!r}")
     table = read_table(source)
-    q_col, id_col = _find_column(table, "question"), _find_column(table, "id")
+    q_col, a_col, id_col = (_find_column(table, c) for c in ("question", "answer", "id"))
     if not q_col:
         raise UserError(table.source, f"no question column; found: {', '.join(table.columns) or 'none'}")
     default_source = source_name(table.source)
@@ -518,14 +570,22 @@ def prepare_questions(source, out: Path, split: str = "val", name=None, license=
             continue
         seen.add(normalise(question))
         row_id = clean_text(raw.get(id_col)) if id_col else ""
-        rows.append({"id": row_id or f"{default_source}-{i}", "question": question, "answer": "",
-                     "source": default_source})  # fmt: skip
+        answer = clean_text(raw.get(a_col)) if a_col else ""
+        rows.append({"id": row_id or f"{default_source}-{i}", "question": question, "answer": answer,
+                     "source": default_source, **statements(table, raw, i, dropped)})  # fmt: skip
     if not rows:
         raise UserError(table.source, "no questions")
+    with_statements = sum("must_have" in r for r in rows)
     manifest = {
         **described(source, table, name, license),
-        "questions_only": True,
-        "rows": {"read": len(table.rows), "kept": len(rows), split: len(rows)},
+        "held_out": split,
+        "rows": {
+            "read": len(table.rows),
+            "kept": len(rows),
+            split: len(rows),
+            "with_answer": sum(bool(r["answer"]) for r in rows),
+            "with_must_have": with_statements,
+        },
         "dropped": dict(sorted(dropped.items())),
     }
     with atomic_dir(Path(out)) as tmp:

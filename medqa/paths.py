@@ -19,6 +19,7 @@ ALL_DATA = DATA / "medqa-all"  # every MedQuAD row, cleaned: what the recipes tr
 LIVEQA = DATA / "liveqa"
 MEDIQA = DATA / "mediqa"
 KQA = DATA / "kqa"
+KQA_GOLDEN = DATA / "kqa-golden"
 PEOPLE = (MEDIQA, LIVEQA)
 DEMO_INPUT = DATA / "sample" / "medqa_demo.csv"  # the project's own demo set (not medical advice)
 DEMO_DATA = DATA / "demo"  # the sets of people's questions `make eval` answers beside the run's own split
@@ -28,6 +29,7 @@ MEDQUAD_FILE = SHARED / "medquad" / "medquad_qa.csv"
 LIVEQA_FILE = SHARED / "consumer" / "liveqa_train.csv"
 MEDIQA_FILE = SHARED / "consumer" / "mediqa_qa.csv"
 KQA_FILE = SHARED / "consumer" / "kqa_questions.jsonl"
+KQA_GOLDEN_FILE = SHARED / "consumer" / "kqa_golden_dev.jsonl"
 BENCHMARKS = SHARED / "benchmarks"
 
 OUTPUTS = Path("outputs")

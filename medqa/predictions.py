@@ -1,14 +1,15 @@
 """The predictions format, one JSON object a line, as `make eval`'s generation writes it and everything after reads
 it (the scorer, the report, the loop cut, the lever tables): FIELDS first, then what generation knows of the answer
 (new_tokens, hit_max_new_tokens, stop: "end", "length" or "loop"), the model and its decoding settings; a question
-with several reference answers carries them all in `references`."""
+with several reference answers carries them all in `references`, and one with statements (K-QA's) carries them as
+`must_have` and `nice_to_have` (medqa.data.STATEMENTS), so that a predictions file is scored on its own."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from medqa.data import read_jsonl
+from medqa.data import STATEMENTS, read_jsonl
 from medqa.errors import UserError
 
 FIELDS = ("id", "question", "reference", "prediction")
@@ -24,6 +25,7 @@ def prediction_lines(rows: list[dict], answers: list, model: str, settings: dict
                 "question": r["question"],
                 "reference": r["answer"],
                 **({"references": r["references"]} if r.get("references") else {}),
+                **{k: r[k] for k in STATEMENTS if r.get(k)},
                 "prediction": a.text,
                 "new_tokens": a.new_tokens,
                 "hit_max_new_tokens": a.hit_max_new_tokens,
@@ -51,6 +53,12 @@ def load_predictions(path: Path) -> list[dict]:
         refs = row.get("references")
         if refs is not None and (not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs)):
             raise UserError(path, f"row {i}: references must be a non-empty list of strings")
+        for key in STATEMENTS:
+            items = row.get(key)
+            if items is not None and (
+                not isinstance(items, list) or not items or not all(isinstance(t, str) and t.strip() for t in items)
+            ):
+                raise UserError(path, f"row {i}: {key} must be a non-empty list of statements (non-empty strings)")
     ids = [r["id"] for r in rows]
     if len(set(ids)) != len(ids):
         raise UserError(path, "duplicate ids")

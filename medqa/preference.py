@@ -16,6 +16,11 @@
   (medqa.coverage, by its terms); then the one that states more of its reference's facts. The best is chosen and
   the worst rejected where the best has no such problem and they differ. Unlike facttune, which favours the answer
   with the fewest facts, it does not reward saying less.
+- `covers` (on-policy, as ends): the same samples and the same chosen answer (clean, by `ending_score`, and of those
+  the one that addresses the most of what the question asks), but the rejected one is the answer that addresses the
+  least of it (a problem breaks the tie): a pair where the chosen covers more, or covers as much without the
+  rejected one's problems. Where `ends` teaches above all to end cleanly, `covers` teaches to answer all of the
+  question, never at the price of ending badly or stating an unsupported fact.
 
 Rows hold the prompt and both answers as the run's chat template writes them, as text (TRL tokenises prompt +
 answer as one text, so a pair's tokens are those of the run's own training examples).
@@ -31,8 +36,8 @@ from medqa.facts import check
 from medqa.loops import cut_loop, has_loop
 from medqa.shape import faults
 
-RULES = ("spin", "fidelity", "facttune", "shape", "ends")
-SAMPLED = ("facttune", "ends")  # the rules that rank several sampled answers per question
+RULES = ("spin", "fidelity", "facttune", "shape", "ends", "covers")
+SAMPLED = ("facttune", "ends", "covers")  # the rules that rank several sampled answers per question
 DEFAULT_RULE = "ends"  # make dpo's
 PAIR_QUESTIONS = 1000  # make dpo's questions: the whole stage in under 4 minutes on one H100 (SmolLM2)
 MIN_KEPT = 8  # words an answer keeps, ended early, to stand as the chosen one
@@ -104,12 +109,17 @@ def make_pairs(tokenizer, rule: str, rows: list[dict], answers: list[list]) -> t
             better = ended_before_trouble(own[0].text, q, ref)
             if better is not None:
                 out.append(_pair(tokenizer, row, better, own[0].text, rule))
-        elif rule == "ends":
-            scored = sorted(own, key=lambda a: ending_score(a.text, a.stop, q, ref))
-            worst, best = scored[0], scored[-1]
-            top = ending_score(best.text, best.stop, q, ref)
-            if top[0] == 0 and top[:2] > ending_score(worst.text, worst.stop, q, ref)[:2]:  # a clean answer wins
-                out.append(_pair(tokenizer, row, best.text, worst.text, rule))
+        elif rule in ("ends", "covers"):
+            scores = [ending_score(a.text, a.stop, q, ref) for a in own]
+            best = max(reversed(range(len(own))), key=lambda i: scores[i])  # the last of equals, as a stable sort
+            if rule == "ends":
+                worst = min(range(len(own)), key=lambda i: scores[i])
+                differ = scores[best][:2] > scores[worst][:2]
+            else:  # the least of the question addressed; of those, the one with the most problems
+                worst = min(range(len(own)), key=lambda i: (scores[i][1], scores[i][0]))
+                differ = (scores[best][1], scores[best][0]) > (scores[worst][1], scores[worst][0])
+            if scores[best][0] == 0 and differ:  # a clean answer wins
+                out.append(_pair(tokenizer, row, own[best].text, own[worst].text, rule))
         else:
             ranked = sorted(own, key=lambda a: fidelity_score(a.text, a.stop, q, ref))
             worst, best = ranked[0], ranked[-1]

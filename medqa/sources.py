@@ -13,14 +13,14 @@ SEED_ROWS = 5000  # the seed notebook's MedQuAD rows (data/medqa)
 
 @dataclass
 class Source:
-    name: str  # what `make data` calls it, and its option's name (--liveqa FILE)
+    name: str  # what `make data` calls it, and its option's name (--liveqa FILE, --kqa-golden FILE)
     out: Path
     input: Path  # the default file (a user's file or Hub id replaces it)
     title: str | None = None  # the data's name, for model cards
     license: str | None = None
     options: dict = field(default_factory=dict)  # medqa.data.prepare's keyword arguments
     cleaned: bool = True  # the cleaning rules apply to its training answers (make data KEEP=, ANSWER_WORDS=)
-    questions_only: bool = False  # questions without answers, all in the validation split
+    questions_only: bool = False  # held out whole, all in the validation split (answered or not; with statements)
     people: bool = False  # people's questions: prepared only where its file is there or a file is named
 
 
@@ -48,4 +48,13 @@ def sources() -> list[Source]:
             people=True,
         ),
         Source("kqa", paths.KQA, paths.KQA_FILE, "K-QA patients' questions", "mit", questions_only=True, people=True),
+        Source(
+            "kqa-golden",
+            paths.KQA_GOLDEN,
+            paths.KQA_GOLDEN_FILE,
+            "K-QA physician-answered questions",
+            "mit",
+            questions_only=True,
+            people=True,
+        ),
     ]

@@ -94,6 +94,26 @@ def test_the_ends_rule_prefers_an_answer_that_ends_and_answers_over_a_short_or_c
     assert bad == [] and none == 1  # no clean answer among the samples: no pair that teaches another fault
 
 
+def test_the_covers_rule_rejects_the_answer_that_leaves_most_of_the_question_unanswered(tok):
+    row = {
+        "id": "row-2",
+        "question": "What causes Marfan syndrome? How is it treated?",
+        "answer": ROW["answer"] + " Treatment includes beta blockers and surgery to repair the aorta.",
+    }
+    both = GOOD + " It is treated with beta blockers, and surgery repairs the aorta."
+    cause_only = GOOD  # clean, but leaves the treatment unanswered
+    cut = "Marfan syndrome is treated with beta blockers, and surgery may be needed to repair the"
+    samples = [Answer(cause_only, 30, "end"), Answer(both, 40, "end"), Answer(cut, 256, "length")]
+    covers, none = make_pairs(tok, "covers", [row], [samples])
+    assert none == 0 and covers[0]["rule"] == "covers"
+    assert covers[0]["chosen"] == f" {both}<|im_end|>"  # clean and addresses both parts: what ends would choose too
+    assert covers[0]["rejected"] == f" {cause_only}<|im_end|>"  # one part of two; ends rejects the cut one
+    ends, _ = make_pairs(tok, "ends", [row], [samples])
+    assert ends[0]["chosen"] == covers[0]["chosen"] and ends[0]["rejected"] == f" {cut}<|im_end|>"
+    flawed, none = make_pairs(tok, "covers", [row], [[Answer(cut, 256, "length"), Answer(cut + " aorta", 256, "length")]])
+    assert flawed == [] and none == 1  # no clean answer: no pair
+
+
 def test_pair_questions_are_taken_in_turn_from_each_source():
     from medqa.cli.pairs import in_turn
 

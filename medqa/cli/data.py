@@ -1,11 +1,12 @@
 """Prepare every source the recipes read (make data): MedQuAD twice, as the seed's 5,000 rows uncleaned (data/medqa)
 and every row cleaned (data/medqa-all), with the same validation and test questions; then the sets of people's
 questions, LiveQA-Med (data/liveqa, grouped by question and twin), MEDIQA 2019 (data/mediqa, its own split) and K-QA's
-patients' questions without answers (data/kqa). Each source, its folder and the options that read it are in
+patients' questions without answers (data/kqa) and its physician-answered ones with their must-have statements
+(data/kqa-golden). Each source, its folder and the options that read it are in
 medqa/sources.py.
 
     python scripts/data.py [--input FILE|HUB-ID] [--limit 5000] [--seed 42] [--keep RULE,...] [--answer-words N]
-        [--liveqa FILE] [--mediqa FILE] [--kqa FILE] [--name NAME --license ID]
+        [--liveqa FILE] [--mediqa FILE] [--kqa FILE] [--kqa-golden FILE] [--name NAME --license ID]
 
 A set of people's questions is prepared where its file is there beside the checkout (../shared/data/consumer/), or
 where one is named; a named file that is not there is an error. --keep and --answer-words set the cleaning of every
@@ -42,7 +43,9 @@ def main():
     )
     for source in sources():
         if source.people:
-            parser.add_argument(f"--{source.name}", default=None, help=f"{source.title} (default {source.input})")
+            parser.add_argument(
+                f"--{source.name}", dest=source.name, default=None, help=f"{source.title} (default {source.input})"
+            )
     args = parser.parse_args()
     keep = keep_rules(args.keep)
     seed = SEED if args.seed is None else args.seed

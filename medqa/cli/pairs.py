@@ -3,10 +3,11 @@ each of the first N training questions of the run's sources, taken in turn from 
 people's questions are all asked beside MedQuAD's many), by one rule:
 
     python scripts/pairs.py outputs/smollm2-135m/qlora --out outputs/smollm2-135m/qlora/pairs-ends
-        [--rule ends|facttune|spin|fidelity|shape] [--n 1000] [--samples 4] [--temperature T] [--data DIR ...]
+        [--rule ends|covers|facttune|spin|fidelity|shape] [--n 1000] [--samples 4] [--temperature T] [--data DIR ...]
 
-ends (the default) and facttune: --samples answers sampled at --temperature (ends 0.7, facttune 1.0, its paper's),
-ranked by the rule, the best chosen and the worst rejected; spin: the reference chosen, the run's greedy answer
+ends (the default), covers and facttune: --samples answers sampled at --temperature (0.7; facttune 1.0, its
+paper's), ranked by the rule, the best chosen and the worst rejected (covers: the one that addresses the least of the
+question); spin: the reference chosen, the run's greedy answer
 rejected; fidelity: where the greedy answer loops or states an unsupported fact, that answer rejected and the same
 answer ended before its trouble (else the reference) chosen; shape: a greedy answer with a fault of shape rejected,
 the reference chosen. Writes OUT/train.jsonl (rows {"id", "prompt", "chosen", "rejected", "rule"}, in the run's chat
@@ -41,9 +42,9 @@ def main():
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--rule", choices=RULES, default=DEFAULT_RULE)
     parser.add_argument("--n", type=int, default=PAIR_QUESTIONS, help="training questions to make pairs of")
-    parser.add_argument("--samples", type=int, default=4, help="ends, facttune: answers sampled per question")
+    parser.add_argument("--samples", type=int, default=4, help="sampled rules: answers sampled per question")
     parser.add_argument(
-        "--temperature", type=float, default=None, help="ends, facttune: sampling temperature (0.7; facttune 1.0)"
+        "--temperature", type=float, default=None, help="sampled rules: sampling temperature (0.7; facttune 1.0)"
     )
     parser.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens)
     args = parser.parse_args()

@@ -7,8 +7,8 @@ an answer or a source document land in one split only (or --split-column names e
 cleaning rules (medqa/cleaning.py: page_title, restated_question, boilerplate, link_list, long_answer) clean the
 training answers (held-out answers are references); `--keep RULE` turns one off, `--answer-words N` sets
 long_answer's budget. Dropped rows and changed answers are counted in the manifest, by rule and source, and printed.
-`--questions-only SPLIT`: questions without answers (K-QA's), all into one split, for the measures that need no
-reference.
+`--questions-only SPLIT`: questions held out whole (K-QA's), all into one split, for evaluation only: without answers
+(the measures that need no reference), or with a reference answer and `must_have` / `nice_to_have` statements.
 """
 
 import argparse
@@ -49,8 +49,8 @@ def main():
         "--questions-only",
         metavar="SPLIT",
         default=None,
-        help="questions without answers (K-QA's): all of them into SPLIT.jsonl, for the measures that need no "
-        "reference; no split, no cleaning",
+        help="questions held out whole (K-QA's), all of them into SPLIT.jsonl, with their reference answer and "
+        "must_have / nice_to_have statements where the file has them; no split, no cleaning",
     )
     parser.add_argument(
         "--split-column", default=None, help="a column that names each row's split (train/validation/test)"
@@ -102,10 +102,14 @@ def say(source, out, manifest: dict) -> None:
     """What was read, kept, dropped and cleaned, and the columns found."""
     rows = manifest["rows"]
     dropped = ", ".join(f"{n} {reason}" for reason, n in manifest["dropped"].items()) or "none"
-    if manifest.get("questions_only"):
-        split = next(k for k in rows if k not in ("read", "kept"))
+    if manifest.get("held_out"):
+        answered, statements = rows["with_answer"], rows["with_must_have"]
         print(f"{source}: {rows['read']} rows read; dropped: {dropped}")
-        print(f"{out}: {split} {rows['kept']} questions, no answers")
+        print(
+            f"{out}: {manifest['held_out']} {rows['kept']} questions, "
+            + (f"{answered} with a reference answer" if answered else "no answers")
+            + (f", {statements} with must-have statements" if statements else "")
+        )
         return
     print(f"{source}: {rows['read']} rows read, {rows['kept']} kept; dropped: {dropped}")
     merged = rows.get("held_out_answers")

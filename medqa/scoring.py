@@ -34,12 +34,14 @@ from pathlib import Path
 import numpy as np
 
 from medqa.coverage import coverage
+from medqa.data import STATEMENTS
 from medqa.errors import UserError
 from medqa.facts import check as check_facts
 from medqa.facts import question_type
 from medqa.loops import has_loop  # the loop the scorer counts is one that generation stops at
 from medqa.predictions import load_predictions
 from medqa.shape import SHAPES
+from medqa.statements import statement_scores
 
 QUALITY = (
     "rougeL",
@@ -193,14 +195,28 @@ def summarise(values: np.ndarray, seed: int = 0) -> dict:
     }
 
 
-def per_row(rows: list[dict], encoder, memo: dict | None = None) -> dict:
-    """Each metric per row. `memo` ({(question, prediction, reference): scores}) carries scores from one call to
-    the next, so that a file compared with many others is scored once."""
-    keys = [(r["question"], r["prediction"], tuple(r.get("references") or [r["reference"]])) for r in rows]
+def per_row(rows: list[dict], encoder, memo: dict | None = None, judge=None) -> dict:
+    """Each metric per row (with the statement measures of medqa.statements, by `judge` where one is given). `memo`
+    ({(question, prediction, references, statements): scores}) carries scores from one call to the next, so that a
+    file compared with many others is scored once."""
+    keys = [
+        (
+            r["question"],
+            r["prediction"],
+            tuple(r.get("references") or [r["reference"]]),
+            tuple(tuple(r.get(k) or ()) for k in STATEMENTS),
+        )
+        for r in rows
+    ]
     memo = {} if memo is None else memo
     todo = [k for k in dict.fromkeys(keys) if k not in memo]
     if todo:
-        fresh = per_example([p for _, p, _ in todo], [ref for _, _, ref in todo], encoder, [q for q, _, _ in todo])
+        fresh = per_example([k[1] for k in todo], [k[2] for k in todo], encoder, [k[0] for k in todo])
+        said = [
+            {"question": q, "prediction": p, **{k: list(items) for k, items in zip(STATEMENTS, st, strict=True)}}
+            for q, p, _, st in todo
+        ]
+        fresh.update(statement_scores(said, encoder, judge))
         for i, key in enumerate(todo):
             memo[key] = {m: v[i] for m, v in fresh.items()}
     per = {m: np.array([memo[k][m] for k in keys]) for m in memo[keys[0]]}
@@ -227,16 +243,23 @@ def with_clean_references(rows: list[dict]) -> list[dict]:
 
 
 def score(
-    pred_path: Path, baseline_path: Path | None = None, seed: int = 0, encoder=None, memo=None, clean_refs=False
+    pred_path: Path,
+    baseline_path: Path | None = None,
+    seed: int = 0,
+    encoder=None,
+    memo=None,
+    clean_refs=False,
+    judge=None,
 ) -> dict:
     """Scores of a predictions file, and with a baseline the paired differences; `clean_refs`: against the references
-    as the cleaning rules leave them (with_clean_references; "left_out" says how many rows that drops)."""
+    as the cleaning rules leave them (with_clean_references; "left_out" says how many rows that drops); `judge`: an
+    NLI judge of the rows' statements (medqa.statements.NLIJudge)."""
     rows = load_predictions(pred_path)
     read = len(rows)
     if clean_refs:
         rows = with_clean_references(rows)
     encoder = encoder or embedder()
-    per = per_row(rows, encoder, memo)
+    per = per_row(rows, encoder, memo, judge)
     refs = [r["reference"] for r in rows]
     result = {
         "n": len(rows),
@@ -259,7 +282,7 @@ def score(
         missing = [r["id"] for r in rows if r["id"] not in base_rows]
         if missing:
             raise UserError(baseline_path, f"{len(missing)} ids of {pred_path} are missing (first: {missing[0]})")
-        base_per = per_row([base_rows[r["id"]] for r in rows], encoder, memo)
+        base_per = per_row([base_rows[r["id"]] for r in rows], encoder, memo, judge)
         shared = [m for m in per if m in base_per]
         result["baseline"] = {
             "predictions": str(baseline_path),

@@ -347,6 +347,29 @@ def test_ended_counts_answers_the_model_ended_itself(tmp_path):
             "What are the symptoms of gout?",
             ["mid_sentence"],
         ),
+        (
+            "Scabies spreads by: - Close contact with an infested person - Sharing clothes, towels or bedding - "
+            "Sleeping in the same bed as someone who has it - Avoiding using towels or blankets when sitting on your feet",
+            "How does scabies spread?",
+            [],  # the last item of a long list: the item is whole, however long the list before it
+        ),
+        (
+            "Treatment may include: - Rest - Surgery to repair the torn ligament when rest, ice and physical therapy "
+            "have not helped over several months of treatment and the knee still gives way",
+            "How is a torn ligament treated?",
+            ["mid_sentence"],  # an "item" of over 20 words is a sentence, and a sentence ends with its mark
+        ),
+        (
+            "Rest and fluids help most colds. I hope you feel better soon! \U0001f60a\U0001f44d",
+            "How do I treat a cold?",
+            [],  # emoji after the full stop
+        ),
+        (
+            "Adults need a flu shot every year and a tetanus booster every ten years; the CDC lists the others at "
+            "https://www.cdc.gov/vaccines/adults",
+            "Which vaccines do adults need?",
+            [],  # a link ends whole
+        ),
     ],
 )
 def test_answer_shapes(answer, question, faults):

@@ -202,12 +202,15 @@ def table_markdown(table: dict, title: str) -> str:
         "that stop where no sentence or list item ends (medqa.shape). same: answers word for "
         "word those of `vs`. echo / short / none known: share of answers that open by saying the question again, "
         "of under 12 words, that open by saying nothing is known or there is none (medqa.shape). coverage: share "
-        "of the things a question asks that the answer addresses (medqa.coverage).",
+        "of the things a question asks that the answer addresses (medqa.coverage). must-have: share of a question's "
+        "must-have statements (K-QA's, where the set has them) that the answer states (medqa.statements); "
+        "contradicted: share of its statements that the answer contradicts, where an NLI judge scored them.",
         "",
         "| lever | change | vs | ROUGE-L | Δ ROUGE-L [95% CI] | P / R | Δ ROUGE-2 | Δ token F1 | Δ embed "
-        "| coverage | Δ coverage | unsupported | Δ unsupported [95% CI] | fact P | invented | Δ invented [95% CI] "
+        "| coverage | Δ coverage | must-have | Δ must-have [95% CI] | contradicted | unsupported "
+        "| Δ unsupported [95% CI] | fact P | invented | Δ invented [95% CI] "
         "| ended | loop | cap | mid-sentence | echo | short | none known | words | same |",
-        "|" + "---|" * 25,
+        "|" + "---|" * 28,
     ]
     for row in table["rows"]:
         m, d = row["metrics"], row["delta"] or {}
@@ -231,6 +234,9 @@ def table_markdown(table: dict, title: str) -> str:
                     *(delta(k, 3, ci=False) for k in ("rouge2", "token_f1", "embed_sim")),
                     mean("coverage", ".2f"),
                     delta("coverage", 3, ci=False),
+                    mean("must_have", ".1%"),
+                    delta("must_have", 3, pct=True),
+                    mean("contradicted", ".1%"),
                     mean("unsupported_facts", ".1%"),
                     delta("unsupported_facts", 3, pct=True),
                     mean("fact_precision", ".2f"),

@@ -67,7 +67,7 @@ finetune: setup  ## [RECIPE= DATA= OUT= SET="key=value ..." GO_ON=1] [GPUS=N DIS
 demo: setup  ## [INPUT=file]: the demo set -> a short 4-bit QLoRA run -> base vs tuned answers side by side (CPU)
 	$(PY) scripts/demo.py $(call opt,INPUT,--input)
 
-eval: setup  ## RUN=outputs/... [SPLIT=test N= CONSUMER_SPLIT=test CONSUMER="data/mediqa data/liveqa"]: base vs tuned, scored -> RUN/eval/report.md
+eval: setup  ## RUN=outputs/... [SPLIT=test N= CONSUMER_SPLIT=test CONSUMER="data/mediqa data/liveqa data/kqa-golden data/kqa"]: base vs tuned, scored -> RUN/eval/report.md
 	$(NEED_RUN)
 	$(PY) eval/evaluate.py $(RUN) $(call opt,SPLIT,--split) $(call opt,N,--n) \
 	    $(if $(filter-out undefined,$(origin CONSUMER)),--consumer $(CONSUMER)) $(call opt,CONSUMER_SPLIT,--consumer-split)

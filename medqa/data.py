@@ -1,6 +1,7 @@
 """Data rules: read a question/answer dataset, clean it, split it without leakage, write it.
 
-Accepted input: CSV (also .csv.gz, .tsv), JSONL (also .jsonl.gz), or a hub dataset id. Question and
+Accepted input: CSV (also .csv.gz, .tsv), JSONL (also .jsonl.gz; a .json file may hold one array of objects), Parquet,
+or a hub dataset id; text in UTF-8, or UTF-16 / UTF-32 with a byte-order mark. Question and
 answer columns are found case-insensitively; extra columns are ignored, except `document_id` (else
 `focus`), which keeps a source document's rows in one split, and `must_have` / `nice_to_have`, a row's statements
 (K-QA's: what a physician says a good answer must contain, and what adds to it; a JSON list of strings), which the
@@ -10,6 +11,7 @@ row keeps for scoring. The seed notebook's single `text` column (`<s>[INST] <<SY
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -25,6 +27,7 @@ from pathlib import Path
 from medqa import cleaning, prompts
 from medqa.errors import UserError, first_line
 from medqa.fsutil import atomic_dir, atomic_write_text
+from medqa.integrity import parse_json
 from medqa.prompts import messages
 
 SPLITS = ("train", "val", "test")
@@ -63,17 +66,28 @@ def _read_bytes(path: Path) -> tuple[bytes, str]:
     return raw, digest
 
 
+# a byte-order mark says the encoding (spreadsheets save "Unicode text" as UTF-16 with one); without one, UTF-8
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"), (codecs.BOM_UTF8, "utf-8-sig"))  # fmt: skip
+
+
 def _decode(path: Path, raw: bytes) -> str:
-    if not raw.strip():
-        raise UserError(path, "empty file")
-    if b"\x00" in raw[:65536]:
-        raise UserError(path, "binary data, not a text CSV or JSONL file")
+    encoding = next((name for bom, name in BOMS if raw.startswith(bom)), "utf-8")
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode(encoding)
     except UnicodeDecodeError as err:
+        if encoding == "utf-8" and b"\x00" in raw[:65536]:
+            raise UserError(path, "binary data, not a text CSV or JSONL file") from None
         raise UserError(
-            path, f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); save the file as UTF-8"
+            path,
+            f"not {encoding.upper().removesuffix('-SIG')} text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+            "save the file as UTF-8",
         ) from None
+    if not text.strip():
+        raise UserError(path, "empty file")
+    if "\x00" in text[:65536]:
+        raise UserError(path, "binary data, not a text CSV or JSONL file")
+    return text
 
 
 def _read_csv(path: Path, text: str, sep: str) -> tuple[list[dict], list[str]]:
@@ -105,15 +119,38 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[dict], list[str]]:
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(path, f"line {lineno}: not valid JSON ({err.msg})") from None
+        row = parse_json(line, path, f"line {lineno}: ")
         if not isinstance(row, dict):
             raise UserError(path, f"line {lineno}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
         columns.update(dict.fromkeys(row))
     return rows, list(columns)
+
+
+def _read_json_array(path: Path, text: str) -> tuple[list[dict], list[str]]:
+    """A .json file holding one array of objects (what many tools export), or JSON Lines."""
+    if not text.lstrip().startswith("["):
+        return _read_jsonl(path, text)
+    rows = parse_json(text, path)
+    if not isinstance(rows, list):
+        raise UserError(path, "expected an array of JSON objects")
+    columns = {}
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise UserError(path, f"item {i}: expected a JSON object, got {type(row).__name__}")
+        columns.update(dict.fromkeys(row))
+    return rows, list(columns)
+
+
+def _read_parquet(path: Path, raw: bytes) -> tuple[list[dict], list[str]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(raw))
+        return table.to_pylist(), list(table.column_names)
+    except (pa.ArrowException, OSError, ValueError, TypeError, IndexError, MemoryError) as err:
+        raise UserError(path, f"not a readable Parquet file ({first_line(err, 120)})") from None
 
 
 def _read_hub(dataset_id: str) -> Table:
@@ -155,11 +192,16 @@ def read_table(source: str | Path) -> Table:
     if path.is_dir():
         raise UserError(path, "is a folder; give a CSV or JSONL file")
     raw, digest = _read_bytes(path)
-    text = _decode(path, raw)
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     ext = suffixes[-1] if suffixes else ""
+    if ext == ".parquet":
+        rows, columns = _read_parquet(path, raw)
+        if not rows:
+            raise UserError(path, "no data rows")
+        return Table(str(source), "parquet", digest, rows, columns)
+    text = _decode(path, raw)
     if ext in (".jsonl", ".json", ".ndjson"):
-        rows, columns = _read_jsonl(path, text)
+        rows, columns = _read_json_array(path, text) if ext == ".json" else _read_jsonl(path, text)
         kind = "jsonl"
     else:
         rows, columns = _read_csv(path, text, "\t" if ext == ".tsv" else ",")
@@ -177,6 +219,14 @@ def clean_text(value) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     return " ".join(str(value).split())
+
+
+def cell_text(source, value, column: str, row_number: int) -> str:
+    """A cell that must hold text (a question, an answer, an id): text or a number, cleaned; a list, a mapping or a
+    true/false is a one-line error naming the row."""
+    if isinstance(value, (list, dict, bool, bytes)):
+        raise UserError(source, f"row {row_number}: {column} is a {type(value).__name__}, not text")
+    return clean_text(value)
 
 
 def normalise(text: str) -> str:
@@ -211,7 +261,7 @@ def _references(table: Table, value, row_number: int) -> list[str]:
     else:
         try:
             items = json.loads(value) if value else []
-        except (TypeError, json.JSONDecodeError):
+        except (TypeError, ValueError, RecursionError):
             items = [value]
     if not isinstance(items, list):
         raise UserError(table.source, f"row {row_number}: references must be a JSON list of answers")
@@ -226,10 +276,7 @@ def _statements(source, column: str, value, row_number: int, dropped: Counter) -
         return None
     items = value
     if isinstance(value, str):
-        try:
-            items = json.loads(value)
-        except (json.JSONDecodeError, RecursionError):
-            raise UserError(source, f"row {row_number}: {column} is not a JSON list of statements") from None
+        items = parse_json(value, source, f"row {row_number}: {column}: ")
     if not isinstance(items, list):
         raise UserError(source, f"row {row_number}: {column} must be a list of statements, got {type(items).__name__}")
     if not items:
@@ -285,7 +332,8 @@ def clean(table: Table, split_column: str | None = None, references_column: str 
     dropped, seen, rows = Counter(), set(), []
     for i, raw in enumerate(table.rows, 1):
         if q_col and a_col:
-            question, answer = clean_text(raw.get(q_col)), clean_text(raw.get(a_col))
+            question = cell_text(table.source, raw.get(q_col), q_col, i)
+            answer = cell_text(table.source, raw.get(a_col), a_col, i)
         else:
             match = SEED_TEXT.match(str(raw.get(text_col) or ""))
             if not match:
@@ -306,12 +354,12 @@ def clean(table: Table, split_column: str | None = None, references_column: str 
             "id": f"row-{i}",
             "question": question,
             "answer": answer,
-            "group": clean_text(raw.get(group_col)) if group_col else "",
-            "source": clean_text(raw.get(source_col)) if source_col else default_source,
+            "group": cell_text(table.source, raw.get(group_col), group_col, i) if group_col else "",
+            "source": cell_text(table.source, raw.get(source_col), source_col, i) if source_col else default_source,
             **statements(table, raw, i, dropped),
         }
         if split_col:
-            name = SPLIT_NAMES.get(clean_text(raw.get(split_col)).lower())
+            name = SPLIT_NAMES.get(cell_text(table.source, raw.get(split_col), split_col, i).lower())
             if name is None:
                 raise UserError(table.source, f"row {i}: split {raw.get(split_col)!r} is not train, validation or test")
             row["split"] = name
@@ -561,7 +609,7 @@ def prepare_questions(source, out: Path, split: str = "val", name=None, license=
     default_source = source_name(table.source)
     dropped, seen, rows = Counter(), set(), []
     for i, raw in enumerate(table.rows, 1):
-        question = clean_text(raw.get(q_col))
+        question = cell_text(table.source, raw.get(q_col), q_col, i)
         if not question:
             dropped["empty question"] += 1
             continue
@@ -569,8 +617,8 @@ def prepare_questions(source, out: Path, split: str = "val", name=None, license=
             dropped["repeated question"] += 1
             continue
         seen.add(normalise(question))
-        row_id = clean_text(raw.get(id_col)) if id_col else ""
-        answer = clean_text(raw.get(a_col)) if a_col else ""
+        row_id = cell_text(table.source, raw.get(id_col), id_col, i) if id_col else ""
+        answer = cell_text(table.source, raw.get(a_col), a_col, i) if a_col else ""
         rows.append({"id": row_id or f"{default_source}-{i}", "question": question, "answer": answer,
                      "source": default_source, **statements(table, raw, i, dropped)})  # fmt: skip
     if not rows:

@@ -12,6 +12,12 @@ class UserError(Exception):
         self.where, self.problem = str(where), problem
 
 
+def one_line(text: str) -> str:
+    """The text with every character that is not printable (line breaks, form feeds, NUL: what a file's own column
+    names or values may hold) written as its escape, so that an error is one line whatever it quotes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def first_line(err: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (or its class name): for a one-line error about a library's failure."""
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]

@@ -22,6 +22,17 @@ CHECKPOINT_FILES = ("trainer_state.json", "adapter_config.json", "adapter_model.
                     "scheduler.pt")  # fmt: skip
 
 
+def parse_json(text: str | bytes, where, what: str = ""):
+    """JSON text's value; malformed, or nested deeper than the parser can follow ([[[[...]]]] thousands deep), one
+    line naming `where` (`what` says which part of it: "line 3: ")."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UserError(where, f"{what}JSON nested too deeply to read") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(where, f"{what}not valid JSON ({getattr(err, 'msg', None) or first_line(err, 80)})") from None
+
+
 def read_json(path: Path, fix: str = "") -> dict | list:
     """A JSON file's content; missing, empty or malformed: one line."""
     path = Path(path)
@@ -32,7 +43,7 @@ def read_json(path: Path, fix: str = "") -> dict | list:
         raise UserError(path, "empty" + (f": {fix}" if fix else ""))
     try:
         return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         tail = f": {fix}" if fix else ""
         raise UserError(path, f"not valid JSON, cut short or damaged ({first_line(err, 80)}){tail}") from None
 

@@ -20,7 +20,7 @@ LIVEQA = DATA / "liveqa"
 MEDIQA = DATA / "mediqa"
 KQA = DATA / "kqa"
 KQA_GOLDEN = DATA / "kqa-golden"
-PEOPLE = (MEDIQA, LIVEQA)
+PEOPLE = (MEDIQA, LIVEQA, KQA_GOLDEN, KQA)  # make eval's sets of people's questions
 DEMO_INPUT = DATA / "sample" / "medqa_demo.csv"  # the project's own demo set (not medical advice)
 DEMO_DATA = DATA / "demo"  # the sets of people's questions `make eval` answers beside the run's own split
 

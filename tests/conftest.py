@@ -153,3 +153,12 @@ def tiny_run(tmp_path_factory, tiny_model):
 
     lora = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
     return finished_run(tmp_path_factory.mktemp("tiny-run"), "recipes/smollm2-135m/qlora.yml", tiny_model, lora)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """make fuzz: the table of what each reader met (docs/robustness.md), from this run's tally."""
+    if os.environ.get("MEDQA_FUZZ_REPORT"):
+        from fuzzing import TALLY, write_table
+
+        if TALLY:
+            write_table(Path(os.environ["MEDQA_FUZZ_REPORT"]))

@@ -115,7 +115,7 @@ def test_score_reports_must_have_statements_and_its_paired_difference(tmp_path):
         ('"Ivermectin"', "must_have must be a list of statements, got str"),
         ("[1, 2]", "must_have statement 1 is a int, not text"),
         ("[[\"nested\"]]", "must_have statement 1 is a list, not text"),
-        ("{not json", "must_have is not a JSON list of statements"),
+        ("{not json", "must_have: not valid JSON"),
         (json.dumps([" ".join(["word"] * 2000)]), "must_have statement 1 has 2000 words"),
     ],
 )

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medqa.errors import UserError
+from medqa.errors import UserError, one_line
 from medqa.fsutil import write_error
 
 
@@ -42,14 +42,14 @@ def command(main):
         try:
             return main(*args, **kwargs)
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {one_line(str(err))}", file=sys.stderr)
             sys.exit(2)
         except OSError as err:  # a write the machine refused outside medqa.fsutil's writers: still one line
             folder = Path(err.filename).parent if getattr(err, "filename", None) else Path.cwd()
             problem = write_error(err, folder, Path(err.filename).name if err.filename else "a file")
             if problem is None:
                 raise
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {one_line(str(problem))}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt as err:
             print("error: interrupted (nothing half-written is left; run the command again)", file=sys.stderr)

@@ -1,0 +1,96 @@
+"""What the generated bad-input suite (test_fuzz.py) needs: hypothesis's settings for `make test` and `make fuzz`, the
+contract every case must keep, and a tally of what each reader met, which `make fuzz` writes to docs/robustness.md.
+
+The contract: a command given any input ends in one of two ways, exit 0 with its whole output, or exit 2 with one line
+on stderr, `error: <the file>: <the problem>`; never a traceback, another exit code or a partial output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+
+# make test tries a few dozen cases a reader; make fuzz (MEDQA_FUZZ=1) a thousand or more
+FUZZ = os.environ.get("MEDQA_FUZZ") == "1"
+settings.register_profile(
+    "suite",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,  # make test tries the same cases every run
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+    database=None,
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("MEDQA_FUZZ_EXAMPLES", "1000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
+PROFILE = "fuzz" if FUZZ else "suite"
+
+TALLY: dict[str, Counter] = defaultdict(Counter)  # reader -> {outcome: cases}
+PROBLEMS: dict[str, Counter] = defaultdict(Counter)  # reader -> {the start of an error's problem: cases}
+_ERROR = re.compile(r"^error: (?P<where>.+?): (?P<problem>.+)$")
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files a write leaves behind (medqa.fsutil's `.NAME.tmp-*` and `.NAME.old-*`)."""
+    return [p for p in Path(folder).rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def keeps_contract(reader: str, result, outputs: list[Path], names: list[str], whole=None, work: Path | None = None):
+    """Check one case against the contract and count it under `reader`: `outputs` are the command's outputs (none
+    may exist after an error), `names` the strings of which one must appear in the error line (the input's path or
+    name), `whole(outputs)` says whether outputs written are whole, `work` the folder no temporary file may remain
+    in."""
+    outcome = f"exit {result.returncode}"
+    try:
+        if result.returncode == 0:
+            missing = [str(p) for p in outputs if not Path(p).exists()]
+            assert not missing, f"exit 0 without its output: {missing}"
+            assert whole is None or whole(outputs), "exit 0 with an output that is not whole"
+            outcome = "exit 0, output whole"
+        else:
+            assert result.returncode == 2, f"exit {result.returncode}:\n{result.stderr[-3000:]}"
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            assert len(lines) == 1, f"{len(lines)} lines on stderr:\n{result.stderr[-3000:]}"
+            match = _ERROR.match(lines[0])
+            assert match, f"not `error: <file>: <problem>`: {lines[0]}"
+            assert "Traceback" not in result.stderr
+            assert any(n in lines[0] for n in names), f"the error does not name the file ({names}): {lines[0]}"
+            written = [str(p) for p in outputs if Path(p).exists()]
+            assert not written, f"an error left output behind: {written}"
+            outcome = "exit 2, one line"
+            PROBLEMS[reader][re.sub(r"\d+", "N", match["problem"])[:48]] += 1
+        if work is not None:
+            left = leftovers(work)
+            assert not left, f"temporary files left: {left}"
+    except AssertionError:
+        TALLY[reader]["FAILED"] += 1
+        raise
+    TALLY[reader][outcome] += 1
+
+
+def write_table(path: Path) -> None:
+    """docs/robustness.md from the tally of this run (make fuzz)."""
+    lines = [
+        "# Generated bad input: what each reader met",
+        "",
+        "Written by `make fuzz` (tests/test_fuzz.py with MEDQA_FUZZ=1), not by hand: for each reader and the command",
+        "that reads it, the cases hypothesis generated in that run and how each ended. The contract: exit 0 with the",
+        "whole output, or exit 2 with one line naming the file and the problem; never a traceback, another exit code,",
+        "or a partial output. `make test` tries the same readers with 40 cases each.",
+        "",
+        "| reader (command) | cases | exit 0, output whole | exit 2, one line | failed |",
+        "|---|---|---|---|---|",
+    ]
+    for reader in sorted(TALLY):
+        t = TALLY[reader]
+        total = sum(t.values())
+        lines.append(f"| {reader} | {total} | {t['exit 0, output whole']} | {t['exit 2, one line']} | {t['FAILED']} |")
+    Path(path).write_text("\n".join(lines) + "\n")
+    Path(path).with_suffix(".json").write_text(json.dumps({k: dict(v) for k, v in TALLY.items()}, indent=2) + "\n")

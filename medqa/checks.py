@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from medqa.errors import UserError, first_line
+from medqa.recipe import setting
 
 LORA_KERNELS = ("lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel")
 
@@ -96,7 +97,7 @@ def estimated_steps(cfg: dict) -> int:
     import json
     import math
 
-    seq_len = int(cfg.get("sequence_len", 2048))
+    seq_len = int(setting(cfg, "sequence_len"))
     rows = tokens = 0
     for entry in cfg.get("datasets") or []:
         path = Path(str(entry["path"]))
@@ -108,9 +109,9 @@ def estimated_steps(cfg: dict) -> int:
                 chars = sum(len(str(row.get(k, ""))) for k in ("question", "answer", "text", "prompt", "chosen"))
                 rows += 1
                 tokens += min(seq_len, int(chars / CHARS_PER_TOKEN) + TEMPLATE_TOKENS)
-    per_step = int(cfg.get("micro_batch_size", 1)) * int(cfg.get("gradient_accumulation_steps", 1))
+    per_step = int(setting(cfg, "micro_batch_size")) * int(setting(cfg, "gradient_accumulation_steps"))
     steps = math.ceil((tokens / seq_len if cfg.get("sample_packing") else rows) / per_step)
-    return int(cfg.get("max_steps") or math.ceil(steps * float(cfg.get("num_epochs", 1))))
+    return int(cfg.get("max_steps") or math.ceil(steps * float(setting(cfg, "num_epochs"))))
 
 
 def lora_parameters(cfg: dict) -> int | None:
@@ -151,7 +152,7 @@ def disk_needs(cfg: dict, steps: int | None = None) -> dict | None:
     save = int(cfg.get("save_steps") or 0)
     saves = len(range(save, steps, save)) if save else 0
     if cfg.get("saves_per_epoch"):
-        saves = max(saves, int(cfg["saves_per_epoch"]) * math.ceil(float(cfg.get("num_epochs", 1))) - 1)
+        saves = max(saves, int(cfg["saves_per_epoch"]) * math.ceil(float(setting(cfg, "num_epochs"))) - 1)
     if cfg.get("save_strategy") == "no":
         saves = 0
     kept = min(saves, int(cfg["save_total_limit"])) if cfg.get("save_total_limit") else saves
@@ -168,7 +169,7 @@ def space_problem(cfg: dict, needs: dict | None) -> str | None:
 
     if needs is None:
         return None
-    out = Path(cfg["output_dir"])
+    out = Path(setting(cfg, "output_dir"))
     there = sum(p.stat().st_size for p in out.rglob("checkpoint-*/*") if p.is_file()) if out.is_dir() else 0
     free = free_bytes(out)
     wanted = max(0, needs["bytes"] - there)

@@ -20,7 +20,7 @@ from pathlib import Path
 from medqa import paths, quiet
 from medqa.checks import cuda_needs, for_cpu
 from medqa.errors import UserError
-from medqa.recipe import apply_overrides, is_run_recipe, load_recipe, load_run_recipe, validate
+from medqa.recipe import apply_overrides, is_run_recipe, load_recipe, load_run_recipe, setting, validate
 
 ACCELERATE_DIR = paths.ACCELERATE
 CONFIGS = {
@@ -175,7 +175,7 @@ def disk_advice(cfg: dict) -> str:
     from medqa.integrity import checkpoint_problem
     from medqa.runs import checkpoints
 
-    out = Path(cfg["output_dir"])
+    out = Path(setting(cfg, "output_dir"))
     lost = [c for c in checkpoints(out) if checkpoint_problem(c)]
     for folder in lost:
         shutil.rmtree(folder, ignore_errors=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medqa.data import read_jsonl
 from medqa.prompts import encode_example, recipe_tokenizer
+from medqa.recipe import setting
 
 
 def _lengths(tokenizer, rows: list[dict]) -> list[int]:
@@ -21,7 +22,7 @@ def describe(cfg: dict, where: str) -> dict:
     """Rows and tokens (cut at sequence_len) of each source the recipe names (a file named twice counts twice, as
     Axolotl reads it twice), truncated rows, steps per epoch and in all, checkpoint steps."""
     tokenizer = recipe_tokenizer(cfg, where)
-    seq_len = int(cfg.get("sequence_len", 2048))
+    seq_len = int(setting(cfg, "sequence_len"))
     sources: dict[str, dict] = {}
     for entry in cfg["datasets"]:
         path = str(entry["path"])
@@ -38,14 +39,14 @@ def describe(cfg: dict, where: str) -> dict:
         }
     rows = sum(s["rows"] * s["times"] for s in sources.values())
     tokens = sum(s["tokens"] * s["times"] for s in sources.values())
-    per_step = int(cfg["micro_batch_size"]) * int(cfg.get("gradient_accumulation_steps", 1))
+    per_step = int(setting(cfg, "micro_batch_size")) * int(setting(cfg, "gradient_accumulation_steps"))
     if cfg.get("sample_packing"):
         steps = math.ceil(tokens / (seq_len * per_step))
         how = f"packed into {seq_len}-token sequences, {per_step} a step (at least; packing is never perfect)"
     else:
         steps = math.ceil(rows / per_step)
         how = f"{per_step} rows a step"
-    total = int(cfg.get("max_steps") or steps * float(cfg.get("num_epochs", 1)))
+    total = int(cfg.get("max_steps") or steps * float(setting(cfg, "num_epochs")))
     save = int(cfg.get("save_steps") or 0)
     return {
         "sources": list(sources.values()),

@@ -56,16 +56,62 @@ def load_run_recipe(path: Path) -> dict:
     return cfg
 
 
+def setting(cfg: dict, key: str):
+    """A recipe's value for `key`, or Axolotl's own default where the recipe leaves it out (or null): what the run
+    will use (sequence_len 512, micro_batch_size 1, output_dir ./model-out, ...)."""
+    value = cfg.get(key)
+    if value is not None:
+        return value
+    from axolotl.utils.schemas.config import AxolotlInputConfig
+    from pydantic_core import PydanticUndefined
+
+    field = AxolotlInputConfig.model_fields.get(key)
+    default = None if field is None else field.get_default(call_default_factory=True)
+    return None if default is PydanticUndefined else default
+
+
+MAX_VALUES = 100_000  # what a recipe's YAML may expand to: far above any recipe, far below an alias bomb's billions
+
+
+def expanded_size(value, limit: int = MAX_VALUES) -> int:
+    """How many values a loaded YAML document holds once its aliases are expanded (each alias counts again),
+    stopping once past `limit`: an alias bomb (9 aliases of 9 aliases, nine deep) is a few lines of YAML and a billion
+    values to anything that walks it."""
+    sizes: dict[int, int] = {}
+
+    def size(v) -> int:
+        if not isinstance(v, (list, dict)):
+            return 1
+        if id(v) in sizes:
+            return sizes[id(v)]
+        sizes[id(v)] = limit + 1  # a value that holds itself is past any limit
+        children = v.values() if isinstance(v, dict) else v
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        sizes[id(v)] = total
+        return total
+
+    return size(value)
+
+
 def load_recipe(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(path, "no such recipe file")
     try:
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise UserError(path, f"not valid YAML: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise UserError(path, "not valid YAML: nested too deeply to read") from None
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, TypeError, OverflowError) as err:
+        # a YAML error, or a tag whose value its constructor refuses (!!float nope, !!int 1.5)
+        raise UserError(path, f"not valid YAML: {' '.join(str(err).split())[:300]}") from None
     if not isinstance(cfg, dict):
         raise UserError(path, "a recipe is a YAML mapping of Axolotl keys")
+    if expanded_size(cfg) > MAX_VALUES:
+        raise UserError(path, f"its YAML aliases expand to more than {MAX_VALUES:,} values (an alias bomb?)")
     return cfg
 
 

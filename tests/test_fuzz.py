@@ -176,3 +176,88 @@ def test_data_files(file, options, chance):
                        work)  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- recipes (make plan)
+
+WRONG = st.one_of(JSON_LEAF, st.lists(JSON_LEAF, max_size=3), st.dictionaries(WORDS, JSON_LEAF, max_size=3),
+                  st.sampled_from([-1, 0, 10**30, 1e308, -0.0, "", "auto", "none", [], {}]))  # fmt: skip
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+TAGS = ["!!python/object/apply:os.system ['true']", "!!binary aGVsbG8=", "!!set {a, b}", "!!timestamp 2026-12-07",
+        "!custom value", "!!float nope", "!!int 1.5", "!!omap [a: 1]", "!!str", "!!null x"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    from conftest import EMBEDDED_MODEL, prepare_demo_data
+    from fuzzing import small_model
+
+    root = tmp_path_factory.mktemp("fuzz-small")
+    return small_model(root / "model", EMBEDDED_MODEL), prepare_demo_data(root / "data")
+
+
+def base_recipe(model: Path, data: Path) -> dict:
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "recipes/smollm2-135m/qlora.yml").read_text())
+    cfg["base_model"] = str(model)
+    cfg["datasets"] = [{**cfg["datasets"][0], "path": str(data / "train.jsonl")}]
+    cfg["test_datasets"] = [{**cfg["test_datasets"][0], "path": str(data / "val.jsonl")}]
+    cfg["chat_template_jinja"] = str(REPO / cfg["chat_template_jinja"])
+    return cfg
+
+
+@st.composite
+def recipe_texts(draw, cfg: dict):
+    """A recipe's text: the base recipe, or with a key removed, given a value of another type (at the top or in a
+    dataset entry), a key it does not know, a path that is not there, a YAML tag, an alias bomb or broken syntax."""
+    import yaml
+
+    cfg = json.loads(json.dumps(cfg))
+    change = draw(st.sampled_from(["none", "remove", "wrong", "wrong", "dataset", "unknown", "path", "tag", "bomb",
+                                   "syntax", "top"]))  # fmt: skip
+    key = draw(st.sampled_from(sorted(cfg)))
+    if change == "remove":
+        cfg.pop(key)
+    elif change == "wrong":
+        cfg[key] = draw(WRONG)
+    elif change == "dataset":
+        entry = cfg["datasets"][0]
+        entry[draw(st.sampled_from(sorted(entry) + ["split", "name", "type"]))] = draw(WRONG)
+    elif change == "unknown":
+        cfg[draw(WORDS) or "x"] = draw(WRONG)
+    elif change == "path":
+        target = draw(st.sampled_from(["base_model", "datasets", "chat_template_jinja", "test_datasets"]))
+        missing = "/nonexistent/" + draw(st.text("abc/", min_size=1, max_size=8))
+        if target in ("datasets", "test_datasets"):
+            cfg[target][0]["path"] = missing
+        else:
+            cfg[target] = missing
+    text = yaml.safe_dump(cfg, sort_keys=False)
+    if change == "tag":
+        text += f"{draw(st.sampled_from(sorted(cfg)))}: {draw(st.sampled_from(TAGS))}\n"
+    elif change == "bomb":
+        text = BOMB + text
+    elif change == "syntax":
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(["", ":", "\t", "- ", "[", "{", "'", '"', "&a", "*a", "\x00",
+                                                 "\n  bad: [", "%YAML 9\n---\n"])) + text[at:]  # fmt: skip
+        text = text[: draw(st.integers(0, len(text)))] if draw(CHANCE) > 0.5 else text
+    elif change == "top":
+        text = yaml.safe_dump(draw(st.one_of(JSON_LEAF, st.lists(JSON_LEAF, max_size=3))))
+    return text
+
+
+@given(st.data())
+def test_recipes(small, data):
+    model, prepared = small
+    work = Path(tempfile.mkdtemp(prefix="fuzz-recipe-"))
+    try:
+        recipe = work / "recipe.yml"
+        recipe.write_text(data.draw(recipe_texts(base_recipe(model, prepared))), encoding="utf-8", errors="replace")
+        result = run_main("scripts/plan.py", recipe)
+        names = [str(recipe), "/nonexistent/", str(model), str(prepared)]
+        keeps_contract("recipe (make plan, scripts/plan.py)", result, [], names, work=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

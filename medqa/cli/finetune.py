@@ -26,7 +26,7 @@ from medqa.errors import UserError
 from medqa.fsutil import atomic_write_text, pause_point
 from medqa.launch import Topology, resolve, train
 from medqa.lock import run_lock
-from medqa.recipe import RUN_RECIPE, run_recipe_text
+from medqa.recipe import RUN_RECIPE, run_recipe_text, setting
 from medqa.runs import resume_point
 
 
@@ -78,7 +78,7 @@ def main():
     check_data(cfg, str(args.recipe))
     check_base_model(cfg)
 
-    out = Path(cfg["output_dir"])
+    out = Path(setting(cfg, "output_dir"))
     with run_lock(out):  # one writer for each run folder: a second make finetune here refuses
         short = space_problem(cfg, disk_needs(cfg))
         if short and not args.go_on:

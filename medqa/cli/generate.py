@@ -26,6 +26,7 @@ from medqa.fsutil import atomic_write_text, check_writable
 from medqa.generation import generate_answers
 from medqa.inference import WEIGHTS, answer_perplexity, load_model
 from medqa.predictions import prediction_lines
+from medqa.recipe import setting
 from medqa.runs import Run
 
 
@@ -100,7 +101,7 @@ def main():
     refs = [{"question": r["question"], "reference": r["answer"]} for r in rows if r["answer"].strip()]
     if refs and not args.no_perplexity:  # questions without answers (K-QA's) have none to measure
         meta["reference_perplexity"] = answer_perplexity(
-            model, tokenizer, refs, max_len=int(run.recipe.get("sequence_len", 1024))
+            model, tokenizer, refs, max_len=int(setting(run.recipe, "sequence_len"))
         )
     atomic_write_text(args.out, lines)
     atomic_write_text(args.out.with_suffix(".meta.json"), json.dumps(meta, indent=2) + "\n")

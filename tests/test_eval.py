@@ -349,7 +349,8 @@ def test_ended_counts_answers_the_model_ended_itself(tmp_path):
         ),
         (
             "Scabies spreads by: - Close contact with an infested person - Sharing clothes, towels or bedding - "
-            "Sleeping in the same bed as someone who has it - Avoiding using towels or blankets when sitting on your feet",
+            "Sleeping in the same bed as someone who has it - "
+            "Avoiding using towels or blankets when sitting on your feet",
             "How does scabies spread?",
             [],  # the last item of a long list: the item is whole, however long the list before it
         ),

@@ -78,7 +78,8 @@ def table_rows(draw):
 @st.composite
 def data_files(draw):
     """(name, bytes) of a data file: CSV, TSV, JSONL, gzip or parquet, well formed or not, in any encoding."""
-    kind = draw(st.sampled_from(["csv"] * 4 + ["tsv", "jsonl", "jsonl", "gz", "parquet", "bytes", "deep", "huge", "empty"]))
+    kinds = ["csv"] * 4 + ["tsv", "jsonl", "jsonl", "gz", "parquet", "bytes", "deep", "huge", "empty"]
+    kind = draw(st.sampled_from(kinds))
     columns, rows = draw(table_rows())
     if kind == "bytes":
         suffix = draw(st.sampled_from([".csv", ".jsonl", ".tsv", ".csv.gz", ".parquet", ".txt", ""]))
@@ -99,9 +100,13 @@ def data_files(draw):
     if kind in ("csv", "tsv", "gz"):
         out = io.StringIO()
         sep = "\t" if kind == "tsv" else draw(st.sampled_from([",", ",", ";", "|"]))
-        writer = csv.writer(out, delimiter=sep, quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_NONE,
-                                                                              csv.QUOTE_ALL])),  # fmt: skip
-                            escapechar="\\", lineterminator=draw(st.sampled_from(["\n", "\r\n", "\r"])))
+        writer = csv.writer(
+            out,
+            delimiter=sep,
+            quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_NONE, csv.QUOTE_ALL])),  # fmt: skip
+            escapechar="\\",
+            lineterminator=draw(st.sampled_from(["\n", "\r\n", "\r"])),
+        )
         try:
             writer.writerow(columns)
             for row in rows:
@@ -183,7 +188,9 @@ def test_data_files(file, options, chance):
 WRONG = st.one_of(JSON_LEAF, st.lists(JSON_LEAF, max_size=3), st.dictionaries(WORDS, JSON_LEAF, max_size=3),
                   st.sampled_from([-1, 0, 10**30, 1e308, -0.0, "", "auto", "none", [], {}]))  # fmt: skip
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
 TAGS = ["!!python/object/apply:os.system ['true']", "!!binary aGVsbG8=", "!!set {a, b}", "!!timestamp 2026-12-07",
         "!custom value", "!!float nope", "!!int 1.5", "!!omap [a: 1]", "!!str", "!!null x"]  # fmt: skip
 

@@ -110,7 +110,8 @@ def test_the_covers_rule_rejects_the_answer_that_leaves_most_of_the_question_una
     assert covers[0]["rejected"] == f" {cause_only}<|im_end|>"  # one part of two; ends rejects the cut one
     ends, _ = make_pairs(tok, "ends", [row], [samples])
     assert ends[0]["chosen"] == covers[0]["chosen"] and ends[0]["rejected"] == f" {cut}<|im_end|>"
-    flawed, none = make_pairs(tok, "covers", [row], [[Answer(cut, 256, "length"), Answer(cut + " aorta", 256, "length")]])
+    capped = [Answer(cut, 256, "length"), Answer(cut + " aorta", 256, "length")]
+    flawed, none = make_pairs(tok, "covers", [row], [capped])
     assert flawed == [] and none == 1  # no clean answer: no pair
 
 

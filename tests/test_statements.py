@@ -72,8 +72,9 @@ def tiny_nli(folder, verdict: str):
 
 
 def test_an_nli_judge_reads_entailment_and_contradiction_by_its_labels(tmp_path, encoder):
-    rows = [{"question": QUESTION, "prediction": "Ivermectin by mouth. A cream on the skin.", "must_have": MUST,
-             "nice_to_have": ["Wash bedding in hot water"]}, {"question": "q", "prediction": "no statements"}]  # fmt: skip
+    said = {"question": QUESTION, "prediction": "Ivermectin by mouth. A cream on the skin.", "must_have": MUST,
+            "nice_to_have": ["Wash bedding in hot water"]}  # fmt: skip
+    rows = [said, {"question": "q", "prediction": "no statements"}]
     entails = statement_scores(rows, encoder, NLIJudge(str(tiny_nli(tmp_path / "yes", "ENTAILMENT"))))
     assert entails["must_have"][0] == 1.0 and entails["contradicted"][0] == 0.0
     against = statement_scores(rows, encoder, NLIJudge(str(tiny_nli(tmp_path / "no", "CONTRADICTION"))))
@@ -114,7 +115,7 @@ def test_score_reports_must_have_statements_and_its_paired_difference(tmp_path):
     [
         ('"Ivermectin"', "must_have must be a list of statements, got str"),
         ("[1, 2]", "must_have statement 1 is a int, not text"),
-        ("[[\"nested\"]]", "must_have statement 1 is a list, not text"),
+        ('[["nested"]]', "must_have statement 1 is a list, not text"),
         ("{not json", "must_have: not valid JSON"),
         (json.dumps([" ".join(["word"] * 2000)]), "must_have statement 1 has 2000 words"),
     ],

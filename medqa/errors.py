@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 class UserError(Exception):
     """A problem with something the user gave us (a file, a recipe, an option)."""
@@ -27,3 +29,18 @@ def last_line(output: str, limit: int = 300) -> str:
     """The last line a failed process wrote (where its error is), or "no output"."""
     lines = [line for line in output.strip().splitlines() if line.strip()]
     return (lines or ["no output"])[-1][:limit]
+
+
+@contextmanager
+def loading(where, what: str):
+    """Around a library reading files the user gave (a run folder's tokenizer, config and adapter): whatever the
+    library raises, where the files parse but do not hold what it expects (a value of another type, a key missing),
+    is one line naming them. A machine fault (disk full, read-only) is left to the command's wrapper."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:  # each library raises its own classes; every one here means "cannot be loaded"
+        if isinstance(err, OSError) and err.errno is not None:
+            raise
+        raise UserError(where, f"{what}: {first_line(err)}") from None

@@ -177,7 +177,7 @@ def _check_type(where, key: str, value, annotation) -> None:
     from pydantic import TypeAdapter, ValidationError
 
     try:
-        TypeAdapter(annotation).validate_python(value)
+        TypeAdapter(annotation).validate_python(copy.deepcopy(value))  # its validators fill in nested keys in place
     except ValidationError as err:
         wants = getattr(annotation, "__name__", None) or re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(annotation))
         raise UserError(where, f"{key}: {_first_problem(err)} (it takes {wants})") from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medqa import prompts
-from medqa.errors import UserError, first_line
+from medqa.errors import UserError, loading
 from medqa.integrity import check_folder, checkpoint_problem, problem, read_json
 from medqa.recipe import RUN_RECIPE, load_run_recipe
 
@@ -55,7 +55,8 @@ class Run:
         from transformers import AutoTokenizer
 
         if (self.path / "tokenizer_config.json").is_file():
-            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            with loading(self.path, f"the run's tokenizer cannot be loaded ({REPAIR})"):
+                tokenizer = AutoTokenizer.from_pretrained(self.path)
             try:
                 prompts.answer_frame(tokenizer)
             except ValueError as err:
@@ -100,12 +101,8 @@ class Run:
         quantized = bool(self.recipe.get("load_in_4bit"))
         bnb = self.recipe.get("bnb_config_kwargs")
         adapter = adapter or self.adapter
-        try:
+        with loading(adapter, "the model cannot be loaded with this adapter"):  # files that do not fit together
             model, tokenizer = load_model(self.base_model, adapter, weights, self.dtype, quantized, bnb)
-        except UserError:
-            raise
-        except (OSError, ValueError, RuntimeError, KeyError) as err:  # files that parse but do not fit together
-            raise UserError(adapter, f"the model cannot be loaded with this adapter: {first_line(err)}") from None
         tokenizer.chat_template = self.tokenizer().chat_template  # the prompt the run was trained with
         return model, tokenizer
 

@@ -2,7 +2,8 @@
 contract every case must keep, and a tally of what each reader met, which `make fuzz` writes to docs/robustness.md.
 
 The contract: a command given any input ends in one of two ways, exit 0 with its whole output, or exit 2 with one line
-on stderr, `error: <the file>: <the problem>`; never a traceback, another exit code or a partial output."""
+on stderr, `error: <the file>: <the problem>` (the progress bars of work done before it aside); never a traceback,
+another exit code or a partial output."""
 
 from __future__ import annotations
 
@@ -35,6 +36,19 @@ PROFILE = "fuzz" if FUZZ else "suite"
 TALLY: dict[str, Counter] = defaultdict(Counter)  # reader -> {outcome: cases}
 PROBLEMS: dict[str, Counter] = defaultdict(Counter)  # reader -> {the start of an error's problem: cases}
 _ERROR = re.compile(r"^error: (?P<where>.+?): (?P<problem>.+)$")
+# a progress bar of work done before the error (tqdm's "generate: 100%|####| 8/8 [00:01<00:00, 4.8it/s]", redrawn
+# with carriage returns): output of the work, not a second message
+_PROGRESS = re.compile(r"^[^\r]*\d+%\|[^|]*\|\s*\d+/\d+ \[[^\]]*\]\s*$")
+
+
+def _messages(stderr: str) -> list[str]:
+    """The lines of stderr that say something: progress bars left out."""
+    out = []
+    for line in stderr.splitlines():
+        parts = [p for p in line.split("\r") if p.strip()]
+        if parts and not all(_PROGRESS.match(p) for p in parts):
+            out.append(line)
+    return out
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -56,7 +70,7 @@ def keeps_contract(reader: str, result, outputs: list[Path], names: list[str], w
             outcome = "exit 0, output whole"
         else:
             assert result.returncode == 2, f"exit {result.returncode}:\n{result.stderr[-3000:]}"
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            lines = _messages(result.stderr)
             assert len(lines) == 1, f"{len(lines)} lines on stderr:\n{result.stderr[-3000:]}"
             match = _ERROR.match(lines[0])
             assert match, f"not `error: <file>: <problem>`: {lines[0]}"

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import medqa  # noqa: F401, I001  (first, as every command imports it: its quiet settings)
 import pytest
 from conftest import REPO, run_main
 from fuzzing import PROFILE, keeps_contract
@@ -268,3 +269,192 @@ def test_recipes(small, data):
         keeps_contract("recipe (make plan, scripts/plan.py)", result, [], names, work=work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- predictions (eval/score.py)
+
+PRED_FIELDS = ["id", "question", "reference", "prediction", "references", "must_have", "nice_to_have",
+               "hit_max_new_tokens", "stop", "new_tokens"]  # fmt: skip
+
+
+def good_predictions(n: int, seed: int) -> list[dict]:
+    return [{"id": f"q{i}", "question": f"What causes condition {i}? How is it treated?",
+             "reference": f"Condition {i} is caused by gene G{i}. It is treated with rest.",
+             "prediction": f"Condition {i} comes from gene G{i + seed % 3}. Rest helps." if i % 4 else "",
+             "must_have": [f"Gene G{i} causes condition {i}"], "hit_max_new_tokens": bool(i % 2),
+             "stop": "length" if i % 2 else "end", "new_tokens": 12} for i in range(n)]  # fmt: skip
+
+
+@st.composite
+def prediction_files(draw):
+    """(bytes of the predictions, bytes of the baseline or None): valid rows, some fields taken away or of another
+    type, ids repeated or missing from the baseline, lines that are not JSON, or bytes of any kind."""
+    kind = draw(st.sampled_from(["rows"] * 6 + ["bytes", "deep", "empty"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=300)), None
+    if kind == "deep":
+        return ("[" * 50000 + "]" * 50000).encode(), None
+    if kind == "empty":
+        return draw(st.sampled_from([b"", b"\n", b"{}\n"])), None
+    rows = good_predictions(draw(st.integers(1, 12)), draw(st.integers(0, 5)))
+    for _ in range(draw(st.integers(0, 3))):
+        row = draw(st.sampled_from(rows))
+        field = draw(st.sampled_from(PRED_FIELDS))
+        if draw(CHANCE) > 0.7:
+            row.pop(field, None)
+        else:
+            row[field] = draw(WRONG)
+    if draw(CHANCE) > 0.85:
+        rows.append(dict(rows[0]))  # an id twice
+    lines = [json.dumps(r) for r in rows]
+    if draw(CHANCE) > 0.85:
+        at = draw(st.integers(0, len(lines) - 1))
+        lines[at] = lines[at][: draw(st.integers(0, len(lines[at])))]
+    baseline = None
+    if draw(st.booleans()):
+        base = good_predictions(draw(st.integers(0, 12)), 7)
+        baseline = "".join(json.dumps(r) + "\n" for r in base).encode()
+    return "\n".join(lines).encode(), baseline
+
+
+def metrics_whole(outputs) -> bool:
+    metrics = json.loads(Path(outputs[0]).read_text())
+    return isinstance(metrics["n"], int) and "rougeL" in metrics["metrics"]
+
+
+@given(prediction_files())
+def test_predictions(files):
+    preds, baseline = files
+    work = Path(tempfile.mkdtemp(prefix="fuzz-preds-"))
+    try:
+        (work / "tuned.jsonl").write_bytes(preds)
+        args = ["eval/score.py", work / "tuned.jsonl", "--out", work / "out"]
+        if baseline is not None:
+            (work / "base.jsonl").write_bytes(baseline)
+            args += ["--baseline", work / "base.jsonl"]
+        result = run_main(*args)
+        names = [str(work / "tuned.jsonl"), str(work / "base.jsonl")]
+        keeps_contract("predictions (eval/score.py)", result, [work / "out" / "metrics.json"], names, metrics_whole,
+                       work)  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- run folders (ask, merge, eval, gguf, dpo)
+
+
+@pytest.fixture(scope="module")
+def small_run(small, tmp_path_factory):
+    """A finished run of the embedded recipe on the small model (LoRA r 8 on every linear layer), its data beside."""
+    from conftest import finished_run
+    from peft import LoraConfig
+
+    model, data = small
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
+    run = finished_run(tmp_path_factory.mktemp("fuzz-run") / "run", "recipes/smollm2-135m/qlora.yml", model, lora)
+    recipe = (run / "recipe.yml").read_text().replace("data/medqa-all/train.jsonl", str(data / "train.jsonl"))
+    (run / "recipe.yml").write_text(recipe.replace("data/medqa-all/val.jsonl", str(data / "val.jsonl")))
+    return run, data
+
+
+@st.composite
+def damage(draw, files: list[str]):
+    """(file, how, where, what): one of a run folder's files removed, emptied, cut short, garbled, made a folder, or
+    (a JSON file) one of its values given another type."""
+    name = draw(st.sampled_from(files))
+    how = draw(st.sampled_from(["remove", "empty", "cut", "cut", "garble", "garble", "folder", "json"]))
+    return name, how, draw(CHANCE), draw(st.binary(min_size=1, max_size=16)), draw(WRONG)
+
+
+def apply_damage(run: Path, case) -> Path:
+    name, how, where, what, wrong = case
+    path = run / name
+    raw = path.read_bytes()
+    at = int(where * len(raw))
+    if how == "remove":
+        path.unlink()
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "cut":
+        path.write_bytes(raw[:at])
+    elif how == "garble":
+        path.write_bytes(raw[:at] + what + raw[at + len(what) :])
+    elif how == "folder":
+        path.unlink()
+        path.mkdir()
+    elif how == "json" and path.suffix == ".json":
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return path
+        if isinstance(value, dict) and value:
+            keys = sorted(value)
+            value[keys[min(int(where * len(keys)), len(keys) - 1)]] = wrong
+            path.write_text(json.dumps(value))
+    return path
+
+
+def in_process_steps(monkeypatch, skip: tuple[str, ...] = ()):
+    """A command's steps (medqa.cli.run_module) run in this process, as their own main() with its wrapper, the
+    modules in `skip` (Axolotl's training) recorded and not run."""
+    import runpy
+    import sys
+
+    import medqa.cli
+
+    ran = []
+
+    def run_module(argv):
+        ran.append(argv)
+        if argv[0] in skip:
+            return
+        old = sys.argv
+        try:
+            sys.argv = [argv[0], *map(str, argv[1:])]
+            runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+        except SystemExit as stop:
+            if stop.code:
+                sys.exit(stop.code)
+        finally:
+            sys.argv = old
+
+    for module in ("medqa.cli", "medqa.cli.dpo", "medqa.cli.evaluate"):
+        monkeypatch.setattr(sys.modules.get(module) or __import__(module, fromlist=["x"]), "run_module", run_module)
+    return ran
+
+
+RUN_COMMANDS = {
+    "ask": lambda run, data, out: (["scripts/ask.py", run, "-q", "What causes gout?", "--max-new-tokens", "6"], []),
+    "merge": lambda run, data, out: (["scripts/merge.py", run, "--out", out], [out]),
+    "eval": lambda run, data, out: (["eval/generate.py", run, "--data", data, "--split", "test", "--n", "2",
+                                     "--max-new-tokens", "6", "--out", out / "tuned.jsonl"], [out / "tuned.jsonl"]),
+    "gguf": lambda run, data, out: (["scripts/export_gguf.py", run, "--out", out], [out]),
+    "dpo": lambda run, data, out: (["scripts/dpo.py", run, "--recipe", "recipes/smollm2-135m/dpo.yml", "--n", "2",
+                                    "--out", out], [run / "pairs-ends" / "train.jsonl"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", sorted(RUN_COMMANDS))
+def test_run_folders(small_run, command, monkeypatch):
+    """A damaged copy of a finished run for each command that reads one: exit 0 with its output, or one line."""
+    source, data = small_run
+    files = sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())
+
+    @given(damage(files))
+    def case(hurt):
+        work = Path(tempfile.mkdtemp(prefix=f"fuzz-run-{command}-"))
+        try:
+            run = work / "run"
+            shutil.copytree(source, run)
+            path = apply_damage(run, hurt)
+            out = work / "out"
+            argv, outputs = RUN_COMMANDS[command](run, data, out)
+            if command == "dpo":
+                in_process_steps(monkeypatch, skip=("medqa.cli.finetune",))
+            result = run_main(*argv)
+            names = [str(path), str(run), str(path.parent)]
+            keeps_contract(f"run folder ({command})", result, outputs, names, work=work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    case()

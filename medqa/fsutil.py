@@ -96,7 +96,11 @@ def check_writable(folder: Path, what: str) -> None:
     folder = Path(folder)
     with writing(folder, what):
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        for stale in folder.glob(".write-check-*-*"):  # a probe of a check that was killed
+            pid = stale.name.split("-")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                stale.unlink(missing_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".write-check-{os.getpid()}-", dir=folder)
         os.close(fd)
         os.unlink(probe)
 
@@ -113,6 +117,36 @@ def writing(folder: Path, what: str, needs: int | None = None):
         raise problem from None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def recover(out: Path) -> None:
+    """What a writer of `out` killed with SIGKILL (or by a lost machine) left beside it, cleaned up before the next
+    write: its temporary copy (`.NAME.tmp-PID-*`) removed, and an old output it had moved aside (`.NAME.old-PID`)
+    put back where the new one never arrived, else removed. Only a dead writer's: the process id is in the name."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return
+    for leftover in out.parent.glob(f".{out.name}.*-*"):
+        kind, _, rest = leftover.name[len(out.name) + 2 :].partition("-")
+        pid = rest.split("-")[0]
+        if kind not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "old" and not out.exists():
+            os.replace(leftover, out)
+        elif leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_dir(out: Path, what: str | None = None, needs: int | None = None):
     """Yield a temporary folder; on success it replaces `out` (any old `out` goes only then). `what` names the output
@@ -120,8 +154,9 @@ def atomic_dir(out: Path, what: str | None = None, needs: int | None = None):
     out = Path(out)
     what = what or out.name
     with writing(out.parent, what, needs):
+        recover(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         with writing(out.parent, what, needs):
             yield tmp
@@ -146,8 +181,9 @@ def atomic_write_text(path: Path, text: str, what: str | None = None) -> None:
     path = Path(path)
     data = text.encode("utf-8")
     with writing(path.parent, what or path.name, len(data)):
+        recover(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

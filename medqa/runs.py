@@ -57,10 +57,10 @@ class Run:
         if (self.path / "tokenizer_config.json").is_file():
             with loading(self.path, f"the run's tokenizer cannot be loaded ({REPAIR})"):
                 tokenizer = AutoTokenizer.from_pretrained(self.path)
-            try:
+            with loading(self.path, f"the run's tokenizer does not work ({REPAIR})"):
+                prompts.encode_prompt(tokenizer, "Is it working?")  # settings that load but break encoding
+            with loading(self.path, "chat template"):  # the template renders with this tokenizer's tokens
                 prompts.answer_frame(tokenizer)
-            except ValueError as err:
-                raise UserError(self.path, f"chat template: {err}") from None
             return tokenizer
         return prompts.recipe_tokenizer(self.recipe, str(self.path / RUN_RECIPE))
 

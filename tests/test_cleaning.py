@@ -285,9 +285,12 @@ def test_make_data_cuts_long_training_answers_to_a_budget_given_and_counts_them(
     assert held_out and all(len(r["answer"].split()) > 30 for r in held_out)  # references stay whole
     whole = prepare(src, tmp_path / "whole", seed=0, keep=("long_answer",))
     assert "long_answer" not in whole["cleaning"]["counts"] and "answer_words" not in whole["cleaning"]
-    default = prepare(src, tmp_path / "default", seed=0)  # no budget: the rule is off, every answer whole
-    assert not any(default["cleaning"]["counts"]["long_answer"]["changed"].values())
-    assert "answer_words" not in default["cleaning"]
+    default = prepare(src, tmp_path / "default", seed=0)  # the default budget, 150 words
+    assert default["cleaning"]["answer_words"] == 150
+    trained = [json.loads(x) for x in (tmp_path / "default" / "train.jsonl").read_text().splitlines()]
+    assert all(len(r["answer"].split()) <= 150 for r in trained)
+    longer = sum(len(r.get("answer_original", r["answer"]).split()) > 150 for r in trained)
+    assert longer and sum(default["cleaning"]["counts"]["long_answer"]["changed"].values()) == longer
     result = run_script("scripts/prepare_data.py", str(src), "--out", str(tmp_path / "bad"), "--answer-words", "0")
     assert result.returncode == 2 and result.stderr.strip() == "error: --answer-words: must be 1 or more, got 0"
     assert not (tmp_path / "bad").exists()

@@ -320,6 +320,27 @@ def test_a_run_is_trained_only_while_answers_still_need_it(tmp_path):
     assert run_jobs(jobs, tmp_path / "work", parallel=2, gpus=0) == {}  # called again, all finished: nothing starts
 
 
+def test_a_job_that_ran_out_of_gpu_memory_runs_again_with_fewer_beside_it(tmp_path, capsys):
+    """A job that failed because the card was full of the others starts again once, and from then on one job fewer
+    runs at a time; a job that failed for another reason is not started again."""
+    script = (
+        "import sys, pathlib; p = pathlib.Path(sys.argv[1]); tries = p.with_suffix('.tries'); "
+        "n = int(tries.read_text()) + 1 if tries.exists() else 1; tries.write_text(str(n)); "
+        "sys.exit(print('torch.OutOfMemoryError: CUDA out of memory.') or 1) if n == 1 and sys.argv[2] == 'oom' "
+        "else sys.exit(1) if sys.argv[2] == 'bad' else p.touch()"
+    )
+
+    def job(name, how):
+        path = tmp_path / name
+        return Job(name, [sys.executable, "-c", script, str(path), how], path)
+
+    jobs = [job("a", "oom"), job("b", "fine"), job("c", "bad")]
+    record = run_jobs(jobs, tmp_path / "work", parallel=3, gpus=0)
+    assert (tmp_path / "a").exists() and (tmp_path / "a.tries").read_text() == "2"  # again, once
+    assert record["a"]["rc"] == 0 and record["c"]["rc"] == 1 and (tmp_path / "c.tries").read_text() == "1"
+    assert "a ran out of GPU memory: again, " in capsys.readouterr().out
+
+
 def test_a_job_waits_for_the_run_of_another_runner(tmp_path):
     """Two runners on one work folder, each with its own jobs (--only) and GPUs: generating waits for the other's
     training."""

@@ -96,7 +96,9 @@ def predictions_with_statements(path, prediction):
 
 
 def test_score_reports_must_have_statements_and_its_paired_difference(tmp_path):
-    tuned = predictions_with_statements(tmp_path / "tuned.jsonl", "Ivermectin (Stromectol), taken by mouth.")
+    tuned = predictions_with_statements(
+        tmp_path / "tuned.jsonl", "Ivermectin (Stromectol) is taken by mouth for scabies."
+    )
     base = predictions_with_statements(tmp_path / "base.jsonl", "See a doctor about the rash.")
     result = run_main("eval/score.py", tuned, "--baseline", base, "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr

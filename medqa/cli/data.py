@@ -39,7 +39,7 @@ def main():
         "--answer-words",
         type=int,
         default=None,
-        help="long_answer's budget of words (default: off, answers kept whole)",
+        help="long_answer's budget of words (default 150; --keep long_answer keeps answers whole)",
     )
     for source in sources():
         if source.people:

@@ -43,7 +43,8 @@ def main():
         "--answer-words",
         type=int,
         default=None,
-        help="long_answer's budget: training answers cut where a sentence ends within it (default: off)",
+        help="long_answer's budget: training answers cut where a sentence ends within it (default 150; "
+        "--keep long_answer keeps them whole)",
     )
     parser.add_argument(
         "--questions-only",

@@ -43,6 +43,8 @@ def run_jobs(
     needed = {a for j in jobs if not j.done.exists() for a in j.after}
     pending = [j for j in pending if j.name in needed or not any(j.name in o.after for o in jobs)]
     failed: set[str] = set()
+    retried: set[str] = set()  # jobs started again after running out of GPU memory (once each)
+    offsets: dict[str, int] = {}  # where each job's log was when it started (a log is appended to by each call)
     running: dict[str, tuple[subprocess.Popen, Job, str, float]] = {}
     stop_at = time.time() + deadline if deadline else None
     devices = visible_gpus(gpus)
@@ -59,6 +61,7 @@ def run_jobs(
 
     main_thread = threading.current_thread() is threading.main_thread()  # only it may handle signals
     previous = signal.signal(signal.SIGTERM, lambda *a: (stop_all(), sys.exit(143))) if main_thread else None
+    finished = False
     try:
         while pending or running:
             for name, (proc, job, gpu, started) in list(running.items()):
@@ -66,6 +69,13 @@ def run_jobs(
                     continue
                 del running[name]
                 ok = proc.returncode == 0 and job.done.exists()
+                if not ok and name not in retried and out_of_memory(logs / f"{name}.log", offsets.get(name, 0)):
+                    # the card was full of the other jobs: once more, with one job fewer at a time from now on
+                    retried.add(name)
+                    pending.insert(0, job)
+                    parallel = max(1, min(parallel, len(running) + 1) - 1)
+                    print(f"[levers] {name} ran out of GPU memory: again, {parallel} job(s) at a time", flush=True)
+                    continue
                 if not ok:
                     failed.add(name)
                 ran[name] = {"rc": proc.returncode, "seconds": round(time.time() - started, 1), "gpu": gpu}
@@ -94,7 +104,9 @@ def run_jobs(
                 if devices:
                     env["CUDA_VISIBLE_DEVICES"] = gpu
                 log = open(logs / f"{job.name}.log", "a")  # noqa: SIM115 - closed with the process
-                proc = subprocess.Popen(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                offsets[job.name] = log.tell()
+                proc = subprocess.Popen(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                        preexec_fn=_end_with_parent)  # fmt: skip
                 running[job.name] = (proc, job, gpu, time.time())
                 print(f"[levers] start {job.name}" + (f" on GPU {gpu}" if devices else ""), flush=True)
             if stop_at and time.time() > stop_at:
@@ -103,12 +115,38 @@ def run_jobs(
                     stop_all()
                 break
             time.sleep(0.25)  # a finished job starts the next within a quarter second
+        finished = True
     finally:
+        if not finished:  # Ctrl-C (SIGINT reaches this process group only) or an error: the jobs stop with it
+            stop_all()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
         record.update(ran)
         record_path.write_text(json.dumps(record, indent=2) + "\n")
     return ran
+
+
+OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "the GPU ran out of memory")
+
+
+def out_of_memory(log: Path, offset: int) -> bool:
+    """Whether a job's log says it ran out of GPU memory, in what the job wrote there (from `offset` on)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(offset, log.stat().st_size - 20000))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return any(marker in tail for marker in OOM_MARKERS)
+
+
+def _end_with_parent() -> None:
+    """In a job's process, before it runs: a SIGTERM when the runner dies, however it dies (a SIGKILL included),
+    so that no job goes on writing, or holding a GPU, for a runner that is gone (Linux; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def with_group(proc: subprocess.Popen, sig) -> None:

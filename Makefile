@@ -19,7 +19,7 @@ sets = $(foreach kv,$(SET),--set '$(kv)')
 NEED_RUN = @test -n "$(RUN)" || { echo "error: RUN is not set: make $@ RUN=outputs/<run folder>" >&2; exit 2; }
 
 .PHONY: help setup data plan finetune dpo demo eval benchmark merge gguf ask push levers bench bench-generation \
-        bench-benchmark bench-dpo scale-check test test-fast lint format clean
+        bench-benchmark bench-dpo scale-check test test-fast fuzz lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -121,10 +121,14 @@ scale-check: setup  ## GPU (2+) [SCALE_GPUS=2]: the 7B recipe on 1 GPU, DDP and 
 
 TEST_JOBS ?= 2
 test: setup  ## the whole test suite on CPU, TEST_JOBS=2 workers (real Axolotl runs on a tiny model included)
-	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not fuzz"
 
 test-fast: setup  ## the suite without the slow end-to-end runs
-	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not slow and not fuzz"
+
+fuzz: setup  ## generated bad input (a thousand cases a reader) and a kill at every write of each command -> docs/robustness.md
+	MEDQA_FUZZ=1 MEDQA_FUZZ_REPORT=docs/robustness.md $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal \
+	    tests/test_fuzz.py tests/test_kill.py
 
 CODE = medqa medqa_lab scripts eval tests
 lint:  ## ruff check and ruff format --check

@@ -4,6 +4,7 @@ new launch resumes it, starts it, or is refused."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,17 +153,28 @@ def resume_point(cfg: dict, out: Path) -> Path | None:
     return newest_sound_checkpoint(out)
 
 
+def interrupted_save(checkpoint: Path) -> bool:
+    """A checkpoint the trainer did not finish saving (stopped mid-save: it writes trainer_state.json last)."""
+    return not (checkpoint / "trainer_state.json").exists()
+
+
 def newest_sound_checkpoint(out: Path) -> Path | None:
-    """The newest checkpoint the trainer can resume from; a damaged newer one is skipped, in one line. Checkpoints
-    that are all damaged: one line, and nothing starts."""
+    """The newest checkpoint the trainer can resume from; a damaged newer one is skipped, in one line, and a save the
+    trainer was stopped in the middle of (no trainer_state.json) is removed: the trainer writes that step again.
+    Checkpoints that are all damaged: one line, and nothing starts; all of them interrupted saves: the run starts
+    again from the beginning."""
     skipped = []
     for checkpoint in reversed(checkpoints(out)):
         why = checkpoint_problem(checkpoint)
         if why is None:
-            for bad, reason in skipped:
+            _drop_interrupted(skipped, f"resuming from {checkpoint.name} instead")
+            for bad, reason in [(bad, reason) for bad, reason in skipped if bad.exists()]:
                 print(f"note: {bad.name} is damaged ({reason}): resuming from {checkpoint.name} instead", flush=True)
             return checkpoint
         skipped.append((checkpoint, why))
+    if skipped and all(interrupted_save(bad) for bad, _ in skipped):
+        _drop_interrupted(skipped, "training from the start")
+        return None
     if skipped:
         bad, reason = skipped[0]
         raise UserError(
@@ -171,3 +183,10 @@ def newest_sound_checkpoint(out: Path) -> Path | None:
             "remove them to train from the start, or copy the folder again",
         )
     return None
+
+
+def _drop_interrupted(skipped: list, then: str) -> None:
+    for bad, _ in skipped:
+        if interrupted_save(bad):
+            print(f"note: {bad.name} is a save that was stopped before it finished: removed, {then}", flush=True)
+            shutil.rmtree(bad)

@@ -156,9 +156,20 @@ def tiny_run(tmp_path_factory, tiny_model):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """make fuzz: the table of what each reader met (docs/robustness.md), from this run's tally."""
-    if os.environ.get("MEDQA_FUZZ_REPORT"):
-        from fuzzing import TALLY, write_table
+    """make fuzz: the table of what each reader and command met (docs/robustness.md), from this run's tallies; each
+    worker leaves its own beside it, and the controller merges them."""
+    report = os.environ.get("MEDQA_FUZZ_REPORT")
+    if not report:
+        return
+    from fuzzing import merge_parts, save_part, write_table
 
-        if TALLY:
-            write_table(Path(os.environ["MEDQA_FUZZ_REPORT"]))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        save_part(Path(f"{report}.{worker}.part"))
+        return
+    parts = sorted(Path(report).parent.glob(Path(report).name + ".*.part"))
+    tally, kills = merge_parts(parts)
+    if tally or kills:
+        write_table(Path(report), tally, kills)
+    for part in parts:
+        part.unlink()

@@ -34,6 +34,7 @@ settings.register_profile(
 PROFILE = "fuzz" if FUZZ else "suite"
 
 TALLY: dict[str, Counter] = defaultdict(Counter)  # reader -> {outcome: cases}
+KILLS: dict[str, dict] = {}  # command -> {"writes": n, "killed at": [k, ...], "passed": bool} (test_kill.py)
 PROBLEMS: dict[str, Counter] = defaultdict(Counter)  # reader -> {the start of an error's problem: cases}
 _ERROR = re.compile(r"^error: (?P<where>.+?): (?P<problem>.+)$")
 # a progress bar of work done before the error (tqdm's "generate: 100%|####| 8/8 [00:01<00:00, 4.8it/s]", redrawn
@@ -89,25 +90,64 @@ def keeps_contract(reader: str, result, outputs: list[Path], names: list[str], w
     TALLY[reader][outcome] += 1
 
 
-def write_table(path: Path) -> None:
-    """docs/robustness.md from the tally of this run (make fuzz)."""
+def write_table(path: Path, tally: dict, kills: dict) -> None:
+    """docs/robustness.md from a run's tallies (make fuzz): the generated cases and the kill points."""
     lines = [
-        "# Generated bad input: what each reader met",
+        "# Generated bad input and a kill at every write: what each reader and command met",
         "",
-        "Written by `make fuzz` (tests/test_fuzz.py with MEDQA_FUZZ=1), not by hand: for each reader and the command",
-        "that reads it, the cases hypothesis generated in that run and how each ended. The contract: exit 0 with the",
-        "whole output, or exit 2 with one line naming the file and the problem; never a traceback, another exit code,",
-        "or a partial output. `make test` tries the same readers with 40 cases each.",
+        "Written by `make fuzz` (tests/test_fuzz.py and tests/test_kill.py with MEDQA_FUZZ=1), not by hand.",
+        "",
+        "## Generated input",
+        "",
+        "For each reader and the command that reads it, the cases hypothesis generated in this run and how each ended.",
+        "The contract: exit 0 with the whole output, or exit 2 with one line naming the file and the problem (the",
+        "progress bars of work done before it aside); never a traceback, another exit code, or a partial output.",
+        "`make test` tries the same readers, 40 cases each (fewer for the run folders). The run folders are a small",
+        "model's finished run, each case one of its files removed, emptied, cut short, garbled, made a folder or given",
+        "a value of another type; dpo runs its merge and pairs and stops before Axolotl's training (tests/test_kill.py",
+        "and the end-to-end tests run that).",
         "",
         "| reader (command) | cases | exit 0, output whole | exit 2, one line | failed |",
         "|---|---|---|---|---|",
     ]
-    for reader in sorted(TALLY):
-        t = TALLY[reader]
+    for reader in sorted(tally):
+        t = tally[reader]
         total = sum(t.values())
-        lines.append(f"| {reader} | {total} | {t['exit 0, output whole']} | {t['exit 2, one line']} | {t['FAILED']} |")
+        lines.append(f"| {reader} | {total} | {t.get('exit 0, output whole', 0)} | {t.get('exit 2, one line', 0)} | "
+                     f"{t.get('FAILED', 0)} |")  # fmt: skip
+    lines += [
+        "",
+        "## A kill at every write",
+        "",
+        "Each command killed with SIGKILL (its whole process group) just before its k-th write under its output",
+        "folder, for every k it has (writes counted in all its Python processes: files opened for writing, renames,",
+        "folders made or removed), then run again: what the kill left must be whole or absent, and the second run must",
+        "end with the output of a run never stopped (byte for byte; timings aside; a training run by its steps,",
+        "history and adapter, since Axolotl does not seed the LoRA initialisation).",
+        "",
+        "| command | writes | kill points tried | every one: whole or absent, then the same output |",
+        "|---|---|---|---|",
+    ]
+    for command in sorted(kills):
+        k = kills[command]
+        lines.append(f"| {command} | {k['writes']} | {len(k['killed at'])} | {'yes' if k['passed'] else 'NO'} |")
     Path(path).write_text("\n".join(lines) + "\n")
-    Path(path).with_suffix(".json").write_text(json.dumps({k: dict(v) for k, v in TALLY.items()}, indent=2) + "\n")
+
+
+def save_part(path: Path) -> None:
+    """One pytest-xdist worker's tallies, for the controller to merge (merge_parts)."""
+    Path(path).write_text(json.dumps({"tally": {k: dict(v) for k, v in TALLY.items()}, "kills": KILLS}))
+
+
+def merge_parts(parts: list[Path]) -> tuple[dict, dict]:
+    tally: dict[str, Counter] = defaultdict(Counter, {k: Counter(v) for k, v in TALLY.items()})
+    kills = dict(KILLS)
+    for part in parts:
+        data = json.loads(Path(part).read_text())
+        for reader, counts in data["tally"].items():
+            tally[reader].update(counts)
+        kills.update(data["kills"])
+    return tally, kills
 
 
 def small_model(out: Path, embedded: Path) -> Path:

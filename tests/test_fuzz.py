@@ -14,15 +14,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import medqa  # noqa: F401, I001  (first, as every command imports it: its quiet settings)
 import pytest
 from conftest import REPO, run_main
-from fuzzing import PROFILE, keeps_contract
+from fuzzing import FUZZ, PROFILE, keeps_contract
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import medqa  # noqa: F401  (its quiet settings, as every command has them)
+
 settings.load_profile(PROFILE)
-pytestmark = pytest.mark.fuzz
 
 # --------------------------------------------------------------------------- values
 
@@ -400,8 +400,6 @@ def in_process_steps(monkeypatch, skip: tuple[str, ...] = ()):
     import runpy
     import sys
 
-    import medqa.cli
-
     ran = []
 
     def run_module(argv):
@@ -434,12 +432,19 @@ RUN_COMMANDS = {
 }  # fmt: skip
 
 
+# cases a command: a case that reaches the model runs it (gguf: llama.cpp's converter, a process of ~10 s; dpo:
+# 2 x 4 answers sampled); make test tries fewer
+RUN_CASES = {"ask": 1000, "merge": 1000, "eval": 1000, "dpo": 300, "gguf": 60}
+
+
 @pytest.mark.parametrize("command", sorted(RUN_COMMANDS))
 def test_run_folders(small_run, command, monkeypatch):
     """A damaged copy of a finished run for each command that reads one: exit 0 with its output, or one line."""
     source, data = small_run
     files = sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())
+    cases = RUN_CASES[command] if FUZZ else min(15, RUN_CASES[command] // 10)
 
+    @settings(max_examples=cases)
     @given(damage(files))
     def case(hurt):
         work = Path(tempfile.mkdtemp(prefix=f"fuzz-run-{command}-"))
@@ -458,3 +463,201 @@ def test_run_folders(small_run, command, monkeypatch):
             shutil.rmtree(work, ignore_errors=True)
 
     case()
+
+
+# --------------------------------------------------------------------------- lever specs (make levers)
+
+GOOD_SPEC = {
+    "recipe": "recipes/smollm2-135m/qlora.yml", "data": "data/medqa-all", "split": "val", "n": 10,
+    "train": {"eval_strategy": "no"}, "decode": {"batch_size": 8},
+    "sets": [{"name": "people", "data": ["data/mediqa"], "split": "val"}],
+    "levers": [{"name": "ref", "about": "the recipe"}, {"name": "base-model", "about": "base", "model": "base"},
+               {"name": "rp", "about": "rp", "model": "ref", "decode": {"repetition_penalty": 1.1}},
+               {"name": "dpo", "about": "dpo", "recipe": "recipes/smollm2-135m/dpo.yml", "start": "ref",
+                "rule": "ends"}],
+    "test": {"n": 5, "levers": ["ref"]},
+}  # fmt: skip
+
+
+@st.composite
+def spec_texts(draw):
+    """A lever spec's text: a good one, or with a key removed, a value of another type (at the top, in a lever, in a
+    set), a lever naming one that is not there, a YAML tag, an alias bomb or broken syntax."""
+    import yaml
+
+    spec = json.loads(json.dumps(GOOD_SPEC))
+    change = draw(
+        st.sampled_from(["none", "remove", "wrong", "lever", "lever", "set", "name", "tag", "bomb", "syntax"])
+    )
+    if change == "remove":
+        spec.pop(draw(st.sampled_from(sorted(spec))))
+    elif change == "wrong":
+        spec[draw(st.sampled_from(sorted(spec)))] = draw(WRONG)
+    elif change == "lever":
+        lever = draw(st.sampled_from(spec["levers"]))
+        keys = ["name", "about", "model", "start", "rule", "decode", "set", "epoch", "pairs", "compare_to", "prompt",
+                "cut_from", "n", "weights", "x"]  # fmt: skip
+        lever[draw(st.sampled_from(keys))] = draw(WRONG)
+    elif change == "set":
+        spec["sets"][0][draw(st.sampled_from(["name", "data", "split", "n", "levers", "x"]))] = draw(WRONG)
+    elif change == "name":
+        spec["levers"][2]["model"] = draw(st.sampled_from(["nope", "base-model", "rp", "dpo", "base"]))
+    text = yaml.safe_dump(spec, sort_keys=False)
+    if change == "tag":
+        text += f"n: {draw(st.sampled_from(TAGS))}\n"
+    elif change == "bomb":
+        text = BOMB + text.replace("levers:\n", "levers: *i\nx:\n", 1)
+    elif change == "syntax":
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from([":", "\t", "- ", "[", "{", "'", "&a", "*a", "\x00"])) + text[at:]
+    return text
+
+
+@given(spec_texts())
+def test_lever_specs(text):
+    work = Path(tempfile.mkdtemp(prefix="fuzz-spec-"))
+    try:
+        spec = work / "round.yml"
+        spec.write_text(text, encoding="utf-8", errors="replace")
+        result = run_main("eval/levers.py", "plan", spec, "--work", work / "w")
+        keeps_contract("lever spec (make levers, eval/levers.py)", result, [], [str(spec)], work=work)
+        assert not (work / "w").exists()  # plan runs nothing and writes nothing
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- what hypothesis found, kept as plain cases
+
+
+def one_line(result, *names):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    assert all(n in lines[0] for n in names), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "name, raw, problem",
+    [
+        ("deep.jsonl", b"[" * 5000 + b"]" * 5000, "line 1: JSON nested too deeply to read"),
+        ("ff.csv", b"0\x0c0,answer,document_id\n,A.,d\n", "found: 0\\x0c0, answer, document_id"),  # one line
+        ("list.jsonl", b'{"question": ["a", "b"], "answer": "x"}\n', "row 1: question is a list, not text"),
+        ("cut.parquet", b"PAR1\x00\x01", "not a readable Parquet file"),
+        ("utf16.csv", b"\xff\xfe" + "question,answer\n".encode("utf-16-le") + b"\x00\xd8", "not UTF-16 text"),
+    ],
+)
+def test_data_files_found(tmp_path, name, raw, problem):
+    path = tmp_path / name
+    path.write_bytes(raw)
+    one_line(run_main("scripts/prepare_data.py", path, "--out", tmp_path / "out"), str(path), problem)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_utf16_file_with_its_byte_order_mark_is_read(tmp_path):
+    rows = "".join(f"What causes condition {i}?,It is caused by gene G{i}.\n" for i in range(40))
+    path = tmp_path / "unicode.csv"
+    path.write_bytes(("question,answer\n" + rows).encode("utf-16"))  # as spreadsheets save "Unicode text"
+    result = run_main("scripts/prepare_data.py", path, "--out", tmp_path / "out", "--val-fraction", "0.2",
+                      "--test-fraction", "0.2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "40 rows read, 40 kept" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("base_model: 5", "base_model: Input should be a valid string (it takes str)"),
+        ("attn_implementation: true", "attn_implementation: Input should be a valid string"),
+        ("attn_implementation: {a: 1}", "attn_implementation: Input should be a valid string"),
+        ("lora_target_modules: 3.5", "lora_target_modules: str: Input should be a valid string"),
+        ("special_tokens: [1]", "special_tokens: Input should be a valid dictionary"),
+        ("learning_rate: !!float nope", "not valid YAML"),
+        ("datasets: *nowhere", "not valid YAML"),
+    ],
+)
+def test_recipe_values_found(small, tmp_path, line, problem):
+    import yaml
+
+    model, data = small
+    cfg = base_recipe(model, data)
+    cfg.pop(line.split(":")[0], None)
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(yaml.safe_dump(cfg) + line + "\n")
+    one_line(run_main("scripts/plan.py", recipe), str(recipe), problem)
+
+
+def test_a_recipe_that_leaves_a_key_out_gets_axolotls_default(small, tmp_path):
+    import yaml
+
+    model, data = small
+    cfg = base_recipe(model, data)
+    del cfg["micro_batch_size"], cfg["sequence_len"]  # Axolotl: 1 and 512
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(yaml.safe_dump(cfg))
+    result = run_main("scripts/plan.py", recipe)
+    assert result.returncode == 0, result.stderr
+    assert "packed into 512-token sequences, 1 a step" in result.stdout
+
+
+def test_an_alias_bomb_is_refused_before_anything_walks_it(small, tmp_path):
+    import yaml
+
+    model, data = small
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(BOMB.replace("i: &i", "lora_target_modules: &i") + yaml.safe_dump(base_recipe(model, data)))
+    one_line(run_main("scripts/plan.py", recipe), str(recipe), "aliases expand to more than 100,000 values")
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"id": ["a", "b"]}, "row 1: id must be a string or a whole number, not list"),
+        ({"prediction": 3}, "row 1: question, prediction and reference must be strings"),
+        ({"stop": "eos"}, "row 1: stop must be one of end, length, loop"),
+        ({"hit_max_new_tokens": "no"}, "row 1: hit_max_new_tokens must be true or false"),
+        ({"must_have": []}, "row 1: must_have must be a non-empty list of statements"),
+    ],
+)
+def test_predictions_found(tmp_path, change, problem):
+    rows = good_predictions(2, 0)
+    rows[0].update(change)
+    path = tmp_path / "tuned.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    one_line(run_main("eval/score.py", path, "--out", tmp_path / "out"), str(path), problem)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("eos_token", None, "chat template: 'eos_token' is undefined"),
+        ("model_max_length", "", "the run's tokenizer does not work"),
+        ("unk_token", True, "Special token unk_token has to be either str or AddedToken"),
+    ],
+)
+def test_run_folders_found(small_run, tmp_path, key, value, problem):
+    source, _ = small_run
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    config = json.loads((run / "tokenizer_config.json").read_text())
+    config[key] = value
+    (run / "tokenizer_config.json").write_text(json.dumps(config))
+    one_line(run_main("scripts/ask.py", run, "-q", "What causes gout?", "--max-new-tokens", "4"), str(run), problem)
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"recipe": None}, "not a lever spec: no 'recipe'"),
+        ({"n": "ten"}, "n: Input should be a valid integer"),
+        ({"decode": {"batch_size": "8-"}}, "decode: 'auto' or a whole number, got '8-'"),
+        ({"levers": [{"name": ["x"], "about": "a"}]}, "levers[0].name: Input should be a valid string"),
+        ({"recipe": ":recipes/smollm2-135m/qlora.yml"}, "its recipe :recipes/smollm2-135m/qlora.yml is not there"),
+    ],
+)
+def test_lever_specs_found(tmp_path, change, problem):
+    import yaml
+
+    spec = tmp_path / "round.yml"
+    spec.write_text(yaml.safe_dump({**GOOD_SPEC, **change}))
+    one_line(run_main("eval/levers.py", "plan", spec, "--work", tmp_path / "w"), str(spec), problem)

@@ -3,6 +3,7 @@
     python eval/levers.py run [results/smollm2-135m/levers/round-8.yml] [--parallel 16] [--deadline SECONDS]
         [--only JOB,...] [--data DIR] [--work DIR]
     python eval/levers.py table [results/smollm2-135m/levers/round-8.yml]
+    python eval/levers.py plan [results/smollm2-135m/levers/round-8.yml]
 
 The spec names its data folder (`data:`, default data/medqa; --data overrides it); runs, answers and logs go to
 --work, by default outputs/levers/SPEC-NAME. `run` trains every lever that needs its own model (scripts/finetune.py;
@@ -10,7 +11,8 @@ a preference stage after the merge and the pairs it starts from) and answers the
 as many jobs at a time as --parallel, spread over the GPUs (CUDA_VISIBLE_DEVICES chooses which); finished jobs are
 skipped, so running it again goes on where a stop (--deadline, a kill) left off. Two runners may share a work
 folder with different --only selections (each on its own GPUs): a job waits for the other runner's jobs it needs.
-`table` scores each lever against the one it is compared with, paired by question, and writes SPEC.json and SPEC.md
+`plan` checks the spec and prints its jobs (what each waits for, whether it has finished), running nothing. `table`
+scores each lever against the one it is compared with, paired by question, and writes SPEC.json and SPEC.md
 beside the spec (SPEC-test.* for the test split, SPEC-NAME.* for each of the spec's `sets:`), or --out PATH.json
 and .md.
 """
@@ -36,7 +38,7 @@ def gpu_count() -> int:
 @command
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("run", "table"))
+    parser.add_argument("command", choices=("run", "table", "plan"))
     parser.add_argument("spec", type=Path, nargs="?", default=LATEST, help=f"default {LATEST}")
     parser.add_argument("--work", type=Path, default=None, help="default: outputs/levers/SPEC-NAME")
     parser.add_argument("--data", type=Path, default=None, help="default: the spec's data: (data/medqa)")
@@ -53,6 +55,12 @@ def main():
     args = parser.parse_args()
     spec = load_spec(args.spec)
     work, data = args.work or spec.work, args.data or Path(spec.data)
+    if args.command == "plan":
+        for job in plan(spec, work, data):
+            after = f" (after {', '.join(job.after)})" if job.after else ""
+            state = "finished" if job.done.exists() else "to run"
+            print(f"{job.name}: {state}{after}: {' '.join(job.argv[1:])}")
+        return
     if args.command == "run":
         for folder in seed_text_folders(spec):  # plain Axolotl's rows, written from the prepared folder
             write_seed_text(folder)

@@ -26,6 +26,7 @@ by `compare_to:`), paired by question.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,28 +140,64 @@ class Spec:
         return GenerationSettings(**{**self.decode, **lever.decode})
 
 
+# the keys of a spec, each with the type it takes (the levers', sets' and choice's: their dataclasses' fields)
+TOP = {"recipe": str, "data": str, "split": str, "n": int, "train": dict, "decode": dict, "levers": list, "sets": list,
+       "test": dict, "choose": dict}  # fmt: skip
+TEST = {"n": int, "levers": list[str]}
+
+
+def _typed(path: Path, where: str, kind, value):
+    """`value` as `kind` (a type, or a dataclass from a mapping), or one line naming where in the spec it is wrong and
+    what it takes; a dataclass's unknown keys are refused, not ignored."""
+    from pydantic import TypeAdapter, ValidationError
+
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise UserError(path, f"{where}: must be a mapping of keys, not {type(value).__name__}")
+        unknown = sorted(map(str, set(value) - {f.name for f in dataclasses.fields(kind)}))
+        if unknown:
+            raise UserError(path, f"{where}: unknown key(s) {', '.join(unknown)}")
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        raise UserError(path, f"{where}{'.' + loc if loc else ''}: {first.get('msg')}") from None
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as err:  # a dataclass's own check of its values
+        raise UserError(path, f"{where}: {err}") from None
+
+
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
     raw = load_recipe(path)  # a YAML mapping, read with the same one-line errors as recipes
     known = {f.name for f in dataclasses.fields(GenerationSettings)}
-    try:
-        levers = [Lever(**{"recipe": raw["recipe"], **item}) for item in raw["levers"]]
-        spec = Spec(
-            path,
-            raw["recipe"],
-            raw.get("split", "val"),
-            int(raw.get("n", 500)),
-            raw.get("train") or {},
-            raw.get("decode") or {},
-            levers,
-            int((raw.get("test") or {}).get("n", 0)),
-            list((raw.get("test") or {}).get("levers", [])),
-            Choice(**raw["choose"]) if raw.get("choose") else None,
-            str(raw.get("data", paths.SEED_DATA)),
-            [QuestionSet(**item) for item in raw.get("sets") or []],
-        )
-    except (KeyError, TypeError) as err:
-        raise UserError(path, f"not a lever spec ({err})") from None
+    unknown = sorted(map(str, set(raw) - set(TOP)))
+    if unknown:
+        raise UserError(path, f"not a lever spec: unknown key(s) {', '.join(unknown)}")
+    for key in ("recipe", "levers"):
+        if raw.get(key) is None:
+            raise UserError(path, f"not a lever spec: no {key!r}")
+    raw = {k: _typed(path, k, kind, raw[k]) for k, kind in TOP.items() if raw.get(k) is not None}
+    test = {k: _typed(path, f"test.{k}", kind, v) for k, kind in TEST.items() if (v := raw.get("test", {}).get(k))}
+    unknown = sorted(map(str, set(raw.get("test", {})) - set(TEST)))
+    if unknown:
+        raise UserError(path, f"test: unknown key(s) {', '.join(unknown)}")
+    levers = [_typed(path, f"levers[{i}]", Lever, {"recipe": raw["recipe"], **item}) if isinstance(item, dict)
+              else _typed(path, f"levers[{i}]", Lever, item) for i, item in enumerate(raw["levers"])]  # fmt: skip
+    spec = Spec(
+        path,
+        raw["recipe"],
+        raw.get("split", "val"),
+        raw.get("n", 500),
+        raw.get("train") or {},
+        raw.get("decode") or {},
+        levers,
+        test.get("n", 0),
+        list(test.get("levers", [])),
+        _typed(path, "choose", Choice, raw["choose"]) if raw.get("choose") else None,
+        raw.get("data", str(paths.SEED_DATA)),
+        [_typed(path, f"sets[{i}]", QuestionSet, item) for i, item in enumerate(raw.get("sets") or [])],
+    )
     names = [lv.name for lv in levers]
     if len(set(names)) != len(names) or BASE in names:
         raise UserError(path, f"lever names must be unique and not {BASE!r}")
@@ -171,6 +208,8 @@ def load_spec(path: str | Path) -> Spec:
         return name in names and spec.lever(name).trains
 
     for lv in levers:
+        if lv.trains and not Path(lv.recipe).is_file():
+            raise UserError(path, f"lever {lv.name!r}: its recipe {lv.recipe} is not there")
         if lv.model not in (None, BASE) and not training(lv.model):
             raise UserError(path, f"lever {lv.name!r}: model {lv.model!r} is not a lever that trains")
         if lv.prompt is not None and (lv.model != BASE or not training(lv.prompt)):
@@ -189,10 +228,12 @@ def load_spec(path: str | Path) -> Spec:
             raise UserError(path, f"lever {lv.name!r}: compare_to {lv.compare_to!r} is not a lever")
         if set(lv.decode) - known:
             raise UserError(path, f"lever {lv.name!r}: unknown decode key(s) {sorted(set(lv.decode) - known)}")
+        if not lv.cut_from:  # the decoding's values, each of the type its option takes
+            _typed(path, f"lever {lv.name!r}: decode", GenerationSettings, {**spec.decode, **lv.decode})
         try:
             spec.settings(lv)
-        except ValueError as err:
-            raise UserError(path, f"lever {lv.name!r}: {err}") from None
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
+            raise UserError(path, f"lever {lv.name!r}: decode: {err}") from None
     for name in spec.test_levers:
         if name not in names:
             raise UserError(path, f"test lever {name!r} is not in levers")

@@ -1,9 +1,9 @@
 """A kill at a chosen write (tests/test_kill.py): in every Python process of a command started with this folder on
 PYTHONPATH and MEDQA_KILL_UNDER set, each write under that folder (a file opened for writing, a rename or replace
 onto a path there, a folder made or removed) is counted in MEDQA_KILL_COUNT (one byte a write, shared by the
-command's processes; with MEDQA_KILL_MATCH, only writes whose path holds that text); at write number MEDQA_KILL_AT the whole process group is killed with SIGKILL, before that
-write happens, as a kill -9 or a machine that loses power would stop it. Without MEDQA_KILL_AT the writes are only
-counted."""
+command's processes; with MEDQA_KILL_MATCH, only writes whose path holds that text); at write number MEDQA_KILL_AT
+the whole process group is killed with SIGKILL, before that write happens, as a kill -9 or a machine that loses
+power would stop it. Without MEDQA_KILL_AT the writes are only counted."""
 
 import os
 import signal

@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -352,8 +353,9 @@ def small_run(small, tmp_path_factory):
     model, data = small
     lora = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
     run = finished_run(tmp_path_factory.mktemp("fuzz-run") / "run", "recipes/smollm2-135m/qlora.yml", model, lora)
-    recipe = (run / "recipe.yml").read_text().replace("data/medqa-all/train.jsonl", str(data / "train.jsonl"))
-    (run / "recipe.yml").write_text(recipe.replace("data/medqa-all/val.jsonl", str(data / "val.jsonl")))
+    recipe = (run / "recipe.yml").read_text()  # every dataset of the recipe (MedQuAD and people's) the small data
+    recipe = re.sub(r"data/[\w-]+/train\.jsonl", str(data / "train.jsonl"), recipe)
+    (run / "recipe.yml").write_text(re.sub(r"data/[\w-]+/val\.jsonl", str(data / "val.jsonl"), recipe))
     return run, data
 
 

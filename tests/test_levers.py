@@ -386,3 +386,16 @@ def test_more_question_sets_are_answered_and_tabled_apart(tmp_path):
     spec_path.write_text(yaml.safe_dump(bad))
     with pytest.raises(UserError, match="set 'people-test': lever 'nope' is not in levers"):
         load_spec(spec_path)
+
+
+def test_a_loss_of_must_have_statements_counts_as_any_other_loss():
+    from medqa_lab.levers.table import verdict
+
+    delta = {
+        "must_have": {"mean": -0.10, "ci95": [-0.18, -0.02]},  # fewer physicians' statements, CI below 0
+        "rougeL": {"mean": 0.02, "ci95": [0.01, 0.03]},
+        "coverage": {"mean": -0.05, "ci95": [-0.12, 0.01]},  # across 0: not a loss
+        "token_f1": {"mean": None, "ci95": [None, None]},  # a set without references
+    }
+    assert verdict(delta) == {"loses": ["must_have"], "gains": ["rougeL"]}
+    assert verdict(None) == {"loses": [], "gains": []}

@@ -45,6 +45,7 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None, 
                 "compared_with": other if "delta" in result else None,
                 "metrics": result["metrics"],
                 "delta": result.get("delta"),
+                **verdict(result.get("delta")),
                 "identical": identical(pred, ref) if compared else None,
                 "by_type": result["by_type"],
                 "references": result["references"],
@@ -64,6 +65,24 @@ def lever_table(spec: Spec, work: Path, split: str | None = None, encoder=None, 
     if spec.choose and split == spec.split:
         table["choice"] = choose_decoding(spec, rows)
     return table
+
+
+# what a lever must not lose against the one it is compared with (the base, decoded the same way, on people's
+# questions): a loss is a paired difference whose 95% CI lies below 0; must-have statements count as any other
+CONTENT = ("coverage", "must_have", "rougeL", "token_f1", "embed_sim")
+
+
+def verdict(delta: dict | None) -> dict:
+    """The content metrics a lever loses (CI below 0) and gains (CI above 0) against the lever it is compared with."""
+    loses, gains = [], []
+    for m in CONTENT:
+        d = (delta or {}).get(m) or {}
+        if d.get("mean") is None:
+            continue
+        lo, hi = d["ci95"]
+        loses += [m] if hi < 0 else []
+        gains += [m] if lo > 0 else []
+    return {"loses": loses, "gains": gains}
 
 
 def identical(a: Path, b: Path) -> int:
@@ -204,13 +223,15 @@ def table_markdown(table: dict, title: str) -> str:
         "of under 12 words, that open by saying nothing is known or there is none (medqa.shape). coverage: share "
         "of the things a question asks that the answer addresses (medqa.coverage). must-have: share of a question's "
         "must-have statements (K-QA's, where the set has them) that the answer states (medqa.statements); "
-        "contradicted: share of its statements that the answer contradicts, where an NLI judge scored them.",
+        "contradicted: share of its statements that the answer contradicts, where an NLI judge scored them. "
+        "loses / gains: the content measures (coverage, must-have, ROUGE-L, token F1, embedding) whose paired "
+        "difference from `vs` has its 95% CI below / above 0.",
         "",
         "| lever | change | vs | ROUGE-L | Δ ROUGE-L [95% CI] | P / R | Δ ROUGE-2 | Δ token F1 | Δ embed "
         "| coverage | Δ coverage | must-have | Δ must-have [95% CI] | contradicted | unsupported "
         "| Δ unsupported [95% CI] | fact P | invented | Δ invented [95% CI] "
-        "| ended | loop | cap | mid-sentence | echo | short | none known | words | same |",
-        "|" + "---|" * 28,
+        "| ended | loop | cap | mid-sentence | echo | short | none known | words | same | loses | gains |",
+        "|" + "---|" * 30,
     ]
     for row in table["rows"]:
         m, d = row["metrics"], row["delta"] or {}
@@ -247,7 +268,9 @@ def table_markdown(table: dict, title: str) -> str:
                     mean("hit_max_new_tokens", ".1%"),
                     *(mean(k, ".1%") for k in ("mid_sentence", "repeats_question", "near_empty", "nothing_known")),
                     mean("words", ".0f"),
-                    f"{row['identical']} |" if row.get("identical") is not None else "– |",
+                    str(row["identical"]) if row.get("identical") is not None else "–",
+                    ", ".join(row.get("loses") or []) or "–",
+                    (", ".join(row.get("gains") or []) or "–") + " |",
                 ]
             )
         )

@@ -126,8 +126,9 @@ test: setup  ## the whole test suite on CPU, TEST_JOBS=2 workers (real Axolotl r
 test-fast: setup  ## the suite without the slow end-to-end runs
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not slow and not fuzz"
 
-fuzz: setup  ## generated bad input (a thousand cases a reader) and a kill at every write of each command -> docs/robustness.md
-	MEDQA_FUZZ=1 MEDQA_FUZZ_REPORT=docs/robustness.md $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal \
+KILL_STRIDE ?= 1
+fuzz: setup  ## generated bad input (a thousand cases a reader) and a kill at every write of each command (KILL_STRIDE=n: every n-th) -> docs/robustness.md
+	MEDQA_FUZZ=1 MEDQA_KILL_STRIDE=$(KILL_STRIDE) MEDQA_FUZZ_REPORT=docs/robustness.md $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal \
 	    tests/test_fuzz.py tests/test_kill.py
 
 CODE = medqa medqa_lab scripts eval tests

@@ -115,22 +115,26 @@ def write_table(path: Path, tally: dict, kills: dict) -> None:
         total = sum(t.values())
         lines.append(f"| {reader} | {total} | {t.get('exit 0, output whole', 0)} | {t.get('exit 2, one line', 0)} | "
                      f"{t.get('FAILED', 0)} |")  # fmt: skip
+    stride = os.environ.get("MEDQA_KILL_STRIDE") or 1
     lines += [
         "",
         "## A kill at every write",
         "",
-        "Each command killed with SIGKILL (its whole process group) just before its k-th write under its output",
-        "folder, for every k it has (writes counted in all its Python processes: files opened for writing, renames,",
-        "folders made or removed), then run again: what the kill left must be whole or absent, and the second run must",
-        "end with the output of a run never stopped (byte for byte; timings aside; a training run by its steps,",
-        "history and adapter, since Axolotl does not seed the LoRA initialisation).",
+        "Each command killed with SIGKILL (its process group, and a lever job's) just before its k-th write under its",
+        "output folder (writes counted in all its Python processes: files opened for writing, renames, folders",
+        "made or removed), then run again: what the kill left must be whole or absent, and the second run must end",
+        "with the output of a run never stopped (byte for byte; timings aside; a training run by its steps, history",
+        "and adapter, since Axolotl does not seed the LoRA initialisation). `make fuzz` tries every k; with",
+        f"`KILL_STRIDE=n` every n-th, the first and the last always (this run: {stride}; make data every k).",
         "",
-        "| command | writes | kill points tried | every one: whole or absent, then the same output |",
-        "|---|---|---|---|",
+        "| command | writes | kill points tried | every one: whole or absent, then the same output | minutes |",
+        "|---|---|---|---|---|",
     ]
     for command in sorted(kills):
         k = kills[command]
-        lines.append(f"| {command} | {k['writes']} | {len(k['killed at'])} | {'yes' if k['passed'] else 'NO'} |")
+        minutes = f"{k['seconds'] / 60:.0f}" if "seconds" in k else "–"
+        lines.append(f"| {command} | {k['writes']} | {len(k['killed at'])} | {'yes' if k['passed'] else 'NO'} | "
+                     f"{minutes} |")  # fmt: skip
     Path(path).write_text("\n".join(lines) + "\n")
 
 

@@ -37,8 +37,8 @@ def main():
     meta_in = args.predictions.with_suffix(".meta.json")
     meta = json.loads(meta_in.read_text()) if meta_in.is_file() else {}
     meta.update(cut_from=str(args.predictions), cut=cut, settings={**meta.get("settings", {}), "stop_on_loop": True})
+    atomic_write_text(args.out.with_suffix(".meta.json"), json.dumps(meta, indent=2) + "\n")  # the answers last
     atomic_write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    atomic_write_text(args.out.with_suffix(".meta.json"), json.dumps(meta, indent=2) + "\n")
     print(f"{args.out}: {cut} of {len(rows)} answers cut where they start to loop")
 
 

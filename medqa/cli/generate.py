@@ -103,8 +103,10 @@ def main():
         meta["reference_perplexity"] = answer_perplexity(
             model, tokenizer, refs, max_len=int(setting(run.recipe, "sequence_len"))
         )
-    atomic_write_text(args.out, lines)
+    # the answers last: a file of answers means they are done (make eval and the lever runner skip them), so what
+    # goes beside them is written first
     atomic_write_text(args.out.with_suffix(".meta.json"), json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(args.out, lines)
     ppl = f", reference perplexity {meta['reference_perplexity']:.2f}" if "reference_perplexity" in meta else ""
     print(f"{args.out}: {len(rows)} answers from the {args.model} model in {seconds:.0f} s{ppl}")
 

@@ -2,8 +2,9 @@
 PYTHONPATH and MEDQA_KILL_UNDER set, each write under that folder (a file opened for writing, a rename or replace
 onto a path there, a folder made or removed) is counted in MEDQA_KILL_COUNT (one byte a write, shared by the
 command's processes; with MEDQA_KILL_MATCH, only writes whose path holds that text); at write number MEDQA_KILL_AT
-the whole process group is killed with SIGKILL, before that write happens, as a kill -9 or a machine that loses
-power would stop it. Without MEDQA_KILL_AT the writes are only counted."""
+the command is killed with SIGKILL, before that write happens, as a kill -9 or a machine that loses power would
+stop it: the process group of its first process and that of the process writing (a job the lever runner started in
+a session of its own). Without MEDQA_KILL_AT the writes are only counted."""
 
 import os
 import signal
@@ -54,6 +55,7 @@ def _hook(event, args):
         finally:
             os.close(fd)
         if _AT and n == _AT:
+            os.killpg(int(os.environ["MEDQA_KILL_GROUP"]), signal.SIGKILL)
             os.killpg(os.getpgrp(), signal.SIGKILL)
     finally:
         _inside.busy = False
@@ -61,4 +63,5 @@ def _hook(event, args):
 
 if _UNDER and _COUNT:
     _UNDER = os.path.abspath(_UNDER)
+    os.environ.setdefault("MEDQA_KILL_GROUP", str(os.getpgrp()))  # the command's first process; its children inherit
     sys.addaudithook(_hook)

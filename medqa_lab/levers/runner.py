@@ -13,6 +13,9 @@ import threading
 import time
 from pathlib import Path
 
+from medqa.errors import UserError
+from medqa.fsutil import atomic_write_text
+from medqa.integrity import read_json
 from medqa_lab.levers.plan import Job
 
 
@@ -26,18 +29,21 @@ def run_jobs(
     jobs: list[Job], work: Path, parallel: int, gpus: int, deadline: float | None = None, only: set | None = None
 ) -> dict:
     """Run the jobs (those named in `only`, where given), `parallel` at a time; skip finished ones. Returns
-    {job: {"rc", "seconds", "gpu"}} for the jobs run, also written to WORK/jobs.json (with earlier calls').
+    {job: {"rc", "seconds", "gpu"}} for the jobs run, each also written to WORK/jobs.json as it ends (beside earlier
+    calls'; a job that finished as a runner was killed, before its record, is recorded by the next call without its
+    time and card).
 
     A job starts once the jobs in its `after` have left their file; one outside `only` is another runner's
     (on other GPUs): the job waits for its file. At the deadline (seconds from now) running jobs are stopped;
     run again to go on (training resumes from its newest checkpoint)."""
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    record_path = work / "jobs.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     ran: dict = {}
     by_name = {j.name: j for j in jobs}
     selected = [j for j in jobs if only is None or j.name in only]
+    unrecorded = [j.name for j in selected if j.done.exists() and j.name not in read_record(work)]
+    if unrecorded:
+        save_record(work, dict.fromkeys(unrecorded, {"rc": 0, "seconds": None, "gpu": None}))
     pending = [j for j in sorted(selected, key=lambda j: -j.weight) if not j.done.exists()]
     # a job that others wait for (a training run) is not needed once all of them have finished
     needed = {a for j in jobs if not j.done.exists() for a in j.after}
@@ -79,6 +85,7 @@ def run_jobs(
                 if not ok:
                     failed.add(name)
                 ran[name] = {"rc": proc.returncode, "seconds": round(time.time() - started, 1), "gpu": gpu}
+                save_record(work, {name: ran[name]})
                 print(f"[levers] {'done' if ok else 'FAILED'} {name} ({ran[name]['seconds']:.0f} s)", flush=True)
             for job in [j for j in pending if any(a in failed for a in j.after)]:
                 pending.remove(job)
@@ -121,9 +128,23 @@ def run_jobs(
             stop_all()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-        record.update(ran)
-        record_path.write_text(json.dumps(record, indent=2) + "\n")
     return ran
+
+
+def read_record(work: Path) -> dict:
+    """WORK/jobs.json: {job: {"rc", "seconds", "gpu"}} of every call so far."""
+    path = work / "jobs.json"
+    fix = "the runner's record of its jobs: remove it (the jobs' outputs are kept)"
+    record = read_json(path, fix) if path.is_file() else {}
+    if not isinstance(record, dict):
+        raise UserError(path, f"not a mapping of jobs: {fix}")
+    return record
+
+
+def save_record(work: Path, jobs: dict) -> None:
+    """Add `jobs` to WORK/jobs.json, read again first (another runner on other GPUs may have written to it), replaced
+    whole."""
+    atomic_write_text(work / "jobs.json", json.dumps({**read_record(work), **jobs}, indent=2) + "\n")
 
 
 OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "the GPU ran out of memory")

@@ -594,11 +594,13 @@ def test_a_recipe_that_leaves_a_key_out_gets_axolotls_default(small, tmp_path):
     model, data = small
     cfg = base_recipe(model, data)
     del cfg["micro_batch_size"], cfg["sequence_len"]  # Axolotl: 1 and 512
+    cfg.pop("output_dir", None)  # Axolotl: ./model-out (found by make fuzz: a KeyError)
     recipe = tmp_path / "recipe.yml"
     recipe.write_text(yaml.safe_dump(cfg))
     result = run_main("scripts/plan.py", recipe)
     assert result.returncode == 0, result.stderr
     assert "packed into 512-token sequences, 1 a step" in result.stdout
+    assert "output      ./model-out" in result.stdout
 
 
 def test_an_alias_bomb_is_refused_before_anything_walks_it(small, tmp_path):

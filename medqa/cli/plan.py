@@ -18,6 +18,7 @@ from medqa.cli import command
 from medqa.fsutil import free_bytes, size_text
 from medqa.launch import resolve
 from medqa.preview import describe
+from medqa.recipe import setting
 
 
 @command
@@ -48,16 +49,17 @@ def main():
     checkpoints = ", ".join(map(str, run["checkpoints"])) or "none before the end"
     print(f"checkpoints at steps {checkpoints}, and the final adapter")
     needs = disk_needs(cfg, run["steps"])
+    out = setting(cfg, "output_dir")  # Axolotl's ./model-out where the recipe names none
     if needs:
         short = space_problem(cfg, needs)
         print(
-            f"disk        about {size_text(needs['bytes'])} in {cfg['output_dir']}: {needs['kept']} of "
+            f"disk        about {size_text(needs['bytes'])} in {out}: {needs['kept']} of "
             f"{needs['checkpoints']} checkpoint(s) kept (save_total_limit {cfg.get('save_total_limit') or 'unset'}) "
             f"of {size_text(needs['checkpoint_bytes'])} each, the adapter {size_text(needs['adapter_bytes'])}; "
-            f"{size_text(free_bytes(Path(cfg['output_dir'])))} free"
+            f"{size_text(free_bytes(Path(out)))} free"
             + (f"\nwarning     {short}: make finetune will refuse it (GO_ON=1 trains anyway)" if short else "")
         )
-    print(f"output      {cfg['output_dir']}")
+    print(f"output      {out}")
     print(f"measured    {Path(args.recipe).parent / 'README.md'} (memory and time on a GPU, where measured)")
 
 

@@ -320,9 +320,9 @@ def test_a_run_is_trained_only_while_answers_still_need_it(tmp_path):
     assert run_jobs(jobs, tmp_path / "work", parallel=2, gpus=0) == {}  # called again, all finished: nothing starts
 
 
-def test_each_job_is_recorded_as_it_ends_and_one_finished_unrecorded_by_the_next_call(tmp_path):
-    """jobs.json gets each job's record when it ends (a runner killed later keeps it); a job whose output exists
-    without a record (the runner killed between the two) is recorded by the next call, its time and card unknown."""
+def test_each_job_is_recorded_as_it_ends(tmp_path):
+    """jobs.json gets each job's record when it ends (a runner killed later keeps it); a job finished before this
+    call (by an earlier runner, or by hand) is not recorded as this call's."""
 
     def touch(name):
         path = tmp_path / name
@@ -332,7 +332,7 @@ def test_each_job_is_recorded_as_it_ends_and_one_finished_unrecorded_by_the_next
     work = tmp_path / "work"
     run_jobs([touch("a"), touch("b")], work, parallel=1, gpus=0)
     record = json.loads((work / "jobs.json").read_text())
-    assert record["a"] == {"rc": 0, "seconds": None, "gpu": None}
+    assert "a" not in record
     assert record["b"]["rc"] == 0 and record["b"]["seconds"] >= 0
     (work / "jobs.json").write_text('{"a": {"rc": 0')  # cut short by something else: one line, outputs kept
     with pytest.raises(UserError, match="jobs.json.*not valid JSON"):

@@ -30,8 +30,7 @@ def run_jobs(
 ) -> dict:
     """Run the jobs (those named in `only`, where given), `parallel` at a time; skip finished ones. Returns
     {job: {"rc", "seconds", "gpu"}} for the jobs run, each also written to WORK/jobs.json as it ends (beside earlier
-    calls'; a job that finished as a runner was killed, before its record, is recorded by the next call without its
-    time and card).
+    calls'; a job that finished as its runner was killed, before its record, has none).
 
     A job starts once the jobs in its `after` have left their file; one outside `only` is another runner's
     (on other GPUs): the job waits for its file. At the deadline (seconds from now) running jobs are stopped;
@@ -41,9 +40,7 @@ def run_jobs(
     ran: dict = {}
     by_name = {j.name: j for j in jobs}
     selected = [j for j in jobs if only is None or j.name in only]
-    unrecorded = [j.name for j in selected if j.done.exists() and j.name not in read_record(work)]
-    if unrecorded:
-        save_record(work, dict.fromkeys(unrecorded, {"rc": 0, "seconds": None, "gpu": None}))
+    read_record(work)  # a damaged record: one line, before anything runs
     pending = [j for j in sorted(selected, key=lambda j: -j.weight) if not j.done.exists()]
     # a job that others wait for (a training run) is not needed once all of them have finished
     needed = {a for j in jobs if not j.done.exists() for a in j.after}

@@ -58,6 +58,9 @@ def check_base_model(cfg: dict) -> None:
         from medqa.integrity import check_folder
 
         check_folder(Path(name), "the base model's folder is damaged: copy it again, or make it again (make merge)")
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+        raise UserError(name, "cannot load the base model: no such folder (a local path; a hub id has the form "
+                              "namespace/name)")  # fmt: skip
     try:
         config = base_config(name)
     except Exception as err:  # hub and file errors come in many classes; each means "cannot load it"

@@ -264,9 +264,12 @@ def test_recipes(small, data):
     work = Path(tempfile.mkdtemp(prefix="fuzz-recipe-"))
     try:
         recipe = work / "recipe.yml"
-        recipe.write_text(data.draw(recipe_texts(base_recipe(model, prepared))), encoding="utf-8", errors="replace")
+        text = data.draw(recipe_texts(base_recipe(model, prepared)))
+        recipe.write_text(text, encoding="utf-8", errors="replace")
         result = run_main("scripts/plan.py", recipe)
-        names = [str(recipe), "/nonexistent/", str(model), str(prepared)]
+        # the recipe, or a path it names as written there (broken syntax may have changed one: `/:tmp/...`)
+        named = re.findall(r"(?m)^\s*-?\s*(?:base_model|path|chat_template_jinja):\s*(\S*/\S*)\s*$", text)
+        names = [str(recipe), "/nonexistent/", str(model), str(prepared), *named]
         keeps_contract("recipe (make plan, scripts/plan.py)", result, [], names, work=work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -601,6 +604,19 @@ def test_a_recipe_that_leaves_a_key_out_gets_axolotls_default(small, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "packed into 512-token sequences, 1 a step" in result.stdout
     assert "output      ./model-out" in result.stdout
+
+
+def test_a_base_model_path_that_is_not_there_found(small, tmp_path):
+    """make fuzz: broken syntax turned base_model's path into `/:tmp/...`; the hub's "repo id must be in the form"
+    came back for a path. A path (/, ./, ../, ~) that is not there is said as such, naming it."""
+    import yaml
+
+    model, data = small
+    cfg = base_recipe(model, data)
+    cfg["base_model"] = "/:" + str(model)[1:]
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(yaml.safe_dump(cfg))
+    one_line(run_main("scripts/plan.py", recipe), cfg["base_model"], "cannot load the base model: no such folder")
 
 
 def test_an_alias_bomb_is_refused_before_anything_walks_it(small, tmp_path):

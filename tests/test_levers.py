@@ -3,6 +3,7 @@ and answers on CPU, and the table compares every lever with the reference."""
 
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -334,6 +335,13 @@ def test_each_job_is_recorded_as_it_ends(tmp_path):
     record = json.loads((work / "jobs.json").read_text())
     assert "a" not in record
     assert record["b"]["rc"] == 0 and record["b"]["seconds"] >= 0
+    # killed as it wrote the record of the last job (found by the kill test): a call with nothing left to run still
+    # removes the dead writer's temporary copy
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = work / f".jobs.json.tmp-{dead.stdout.strip()}-x1"
+    leftover.write_text('{"a": ')
+    assert run_jobs([touch("a"), touch("b")], work, parallel=1, gpus=0) == {}
+    assert not leftover.exists() and set(json.loads((work / "jobs.json").read_text())) == {"b"}
     (work / "jobs.json").write_text('{"a": {"rc": 0')  # cut short by something else: one line, outputs kept
     with pytest.raises(UserError, match="jobs.json.*not valid JSON"):
         run_jobs([touch("a"), touch("b")], work, parallel=1, gpus=0)

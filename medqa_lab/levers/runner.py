@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from medqa.errors import UserError
-from medqa.fsutil import atomic_write_text
+from medqa.fsutil import atomic_write_text, recover
 from medqa.integrity import read_json
 from medqa_lab.levers.plan import Job
 
@@ -40,6 +40,7 @@ def run_jobs(
     ran: dict = {}
     by_name = {j.name: j for j in jobs}
     selected = [j for j in jobs if only is None or j.name in only]
+    recover(work / "jobs.json")  # the temporary copy of a runner killed as it wrote the record
     read_record(work)  # a damaged record: one line, before anything runs
     pending = [j for j in sorted(selected, key=lambda j: -j.weight) if not j.done.exists()]
     # a job that others wait for (a training run) is not needed once all of them have finished

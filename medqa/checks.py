@@ -153,7 +153,7 @@ def disk_needs(cfg: dict, steps: int | None = None) -> dict | None:
         return None
     steps = estimated_steps(cfg) if steps is None else steps
     save = int(cfg.get("save_steps") or 0)
-    saves = len(range(save, steps, save)) if save else 0
+    saves = checkpoint_count(save, steps)
     if cfg.get("saves_per_epoch"):
         saves = max(saves, int(cfg["saves_per_epoch"]) * math.ceil(float(setting(cfg, "num_epochs"))) - 1)
     if cfg.get("save_strategy") == "no":
@@ -183,3 +183,9 @@ def space_problem(cfg: dict, needs: dict | None) -> str | None:
         f"{size_text(needs['checkpoint_bytes'])} kept, save_total_limit {cfg.get('save_total_limit') or 'unset'}, "
         f"and the adapter of {size_text(needs['adapter_bytes'])}) and {size_text(free)} is free"
     )
+
+
+def checkpoint_count(save_steps: int, total: int) -> int:
+    """How many checkpoints a run of `total` steps saves before its end, one each `save_steps` (counted, not listed:
+    a recipe may ask for billions)."""
+    return max(0, (total - 1) // save_steps) if save_steps > 0 else 0

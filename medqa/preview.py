@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from medqa.checks import checkpoint_count
 from medqa.data import read_jsonl
 from medqa.prompts import encode_example, recipe_tokenizer
 from medqa.recipe import setting
@@ -57,5 +58,6 @@ def describe(cfg: dict, where: str) -> dict:
         "steps_per_epoch": steps,
         "how": how,
         "steps": total,
-        "checkpoints": list(range(save, total, save)) if save else [],
+        "save_steps": save,
+        "checkpoints": checkpoint_count(save, total),
     }

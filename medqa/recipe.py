@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import re
 import sys
@@ -112,7 +113,41 @@ def load_recipe(path: str | Path) -> dict:
         raise UserError(path, "a recipe is a YAML mapping of Axolotl keys")
     if expanded_size(cfg) > MAX_VALUES:
         raise UserError(path, f"its YAML aliases expand to more than {MAX_VALUES:,} values (an alias bomb?)")
+    odd = _not_plain(cfg)
+    if odd:
+        raise UserError(path, f"{odd[0]}: {odd[1]}")
     return cfg
+
+
+PLAIN = (str, bool, int, float, type(None))
+
+
+def _not_plain(value, where: str = "") -> tuple[str, str] | None:
+    """The first value (its key path and YAML type) that is not what JSON has: !!binary gives bytes, !!set a set,
+    !!timestamp a date, !!omap and !!pairs tuples; Axolotl's schema lets some through (bytes as text) to fail later."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    elif isinstance(value, float) and not math.isfinite(value):
+        return where or "the recipe", f"{value} is not a finite number"
+    else:
+        return None if isinstance(value, PLAIN) else (where or "the recipe", _odd_type(value))
+    for key, child in items:
+        if not isinstance(key, PLAIN):
+            return where or "the recipe", _odd_type(key) + " as a key"
+        found = _not_plain(child, f"{where}{'' if str(key).startswith('[') or not where else '.'}{key}")
+        if found:
+            return found
+    return None
+
+
+def _odd_type(value) -> str:
+    import datetime
+
+    kinds = {bytes: "!!binary", set: "!!set", tuple: "!!omap or !!pairs", datetime.date: "!!timestamp"}
+    kind = next((tag for cls, tag in kinds.items() if isinstance(value, cls)), type(value).__name__)
+    return f"a value of YAML type {kind} (a recipe holds text, numbers, true/false, null, lists and mappings)"
 
 
 def validate(cfg: dict, where="recipe") -> None:
@@ -156,6 +191,7 @@ def validate(cfg: dict, where="recipe") -> None:
     # they expect, and a wrong type there is a traceback (a number as base_model), not a ValidationError
     for key, value in cfg.items():
         _check_type(where, key, value, by_key[key].annotation)
+    _check_counts(where, cfg)
     try:
         schema(**copy.deepcopy(cfg))  # Axolotl's validators fill in nested keys in place (a dataset's chat_template)
     except ValidationError as err:
@@ -163,6 +199,22 @@ def validate(cfg: dict, where="recipe") -> None:
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, AssertionError) as err:
         # a validator of Axolotl's that met a combination it does not expect
         raise UserError(where, f"Axolotl's schema check failed: {first_line(err)}") from None
+
+
+COUNTS = ("micro_batch_size", "gradient_accumulation_steps", "sequence_len", "eval_batch_size")
+
+
+def _check_counts(where, cfg: dict) -> None:
+    """The sizes a run divides by: Axolotl's schema takes 0, a negative number or false for them, and the run (or make
+    plan) then divides by zero. num_epochs must be above 0."""
+    for key in COUNTS:
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1
+                                  or value != int(value)):  # fmt: skip
+            raise UserError(where, f"{key}: {value!r} is not a whole number of at least 1")
+    epochs = cfg.get("num_epochs")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or epochs <= 0):
+        raise UserError(where, f"num_epochs: {epochs!r} is not a number above 0")
 
 
 def _first_problem(err) -> str:

@@ -258,6 +258,19 @@ def recipe_texts(draw, cfg: dict):
     return text
 
 
+def named_paths(text: str) -> list[str]:
+    """The paths a recipe's text names (base model, template, datasets) as its YAML reads, where it reads."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(text)
+        entries = [d for key in ("datasets", "test_datasets") for d in (cfg.get(key) or []) if isinstance(d, dict)]
+        paths = [cfg.get("base_model"), cfg.get("chat_template_jinja"), *[d.get("path") for d in entries]]
+    except Exception:  # not YAML, not a mapping, a list of something else: the error names the recipe itself
+        return []
+    return [p for p in paths if isinstance(p, str) and "/" in p]
+
+
 @given(st.data())
 def test_recipes(small, data):
     model, prepared = small
@@ -267,9 +280,8 @@ def test_recipes(small, data):
         text = data.draw(recipe_texts(base_recipe(model, prepared)))
         recipe.write_text(text, encoding="utf-8", errors="replace")
         result = run_main("scripts/plan.py", recipe)
-        # the recipe, or a path it names as written there (broken syntax may have changed one: `/:tmp/...`)
-        named = re.findall(r"(?m)^\s*-?\s*(?:base_model|path|chat_template_jinja):\s*(\S*/\S*)\s*$", text)
-        names = [str(recipe), "/nonexistent/", str(model), str(prepared), *named]
+        # the recipe, or a path it names (broken syntax may have changed one: `/:tmp/...`, `/- tmp/...`)
+        names = [str(recipe), "/nonexistent/", str(model), str(prepared), *named_paths(text)]
         keeps_contract("recipe (make plan, scripts/plan.py)", result, [], names, work=work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -578,6 +590,12 @@ def test_a_utf16_file_with_its_byte_order_mark_is_read(tmp_path):
         ("special_tokens: [1]", "special_tokens: Input should be a valid dictionary"),
         ("learning_rate: !!float nope", "not valid YAML"),
         ("datasets: *nowhere", "not valid YAML"),
+        ("chat_template_jinja: !!binary aGVsbG8=", "chat_template_jinja: a value of YAML type !!binary"),  # make fuzz
+        ("datasets: [{path: !!set {a}}]", "datasets[0].path: a value of YAML type !!set"),
+        ("num_epochs: .inf", "num_epochs: inf is not a finite number"),
+        ("micro_batch_size: false", "micro_batch_size: False is not a whole number of at least 1"),  # make fuzz
+        ("gradient_accumulation_steps: 0", "gradient_accumulation_steps: 0 is not a whole number of at least 1"),
+        ("num_epochs: -1", "num_epochs: -1 is not a number above 0"),
     ],
 )
 def test_recipe_values_found(small, tmp_path, line, problem):
@@ -617,6 +635,20 @@ def test_a_base_model_path_that_is_not_there_found(small, tmp_path):
     recipe = tmp_path / "recipe.yml"
     recipe.write_text(yaml.safe_dump(cfg))
     one_line(run_main("scripts/plan.py", recipe), cfg["base_model"], "cannot load the base model: no such folder")
+
+
+def test_a_recipe_that_asks_for_billions_of_steps_is_planned_found(small, tmp_path):
+    """make fuzz: num_epochs 9.2e20 made make plan list every checkpoint (memory ran out) and then overflow; the
+    checkpoints are counted, not listed."""
+    import yaml
+
+    model, data = small
+    cfg = {**base_recipe(model, data), "num_epochs": 9.223372036854777e20, "save_steps": 100}
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(yaml.safe_dump(cfg))
+    result = run_main("scripts/plan.py", recipe)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"checkpoints at steps 100, 200, 300, \.\.\., \d+ \([\d,]+ in all\)", result.stdout), result.stdout
 
 
 def test_an_alias_bomb_is_refused_before_anything_walks_it(small, tmp_path):

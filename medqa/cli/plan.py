@@ -46,7 +46,9 @@ def main():
         print(f"{'':12s}in all: {run['rows']:,} rows, {run['tokens']:,} tokens an epoch")
     per_epoch = f"about {run['steps_per_epoch']:,} optimizer steps per epoch ({run['how']})"
     print(f"steps       {per_epoch}; {run['steps']:,} in all")
-    checkpoints = ", ".join(map(str, run["checkpoints"])) or "none before the end"
+    n, every = run["checkpoints"], run["save_steps"]
+    shown = [every * i for i in range(1, n + 1)] if n <= 12 else [every, 2 * every, 3 * every, "...", n * every]
+    checkpoints = ", ".join(map(str, shown)) + (f" ({n:,} in all)" if n > 12 else "") or "none before the end"
     print(f"checkpoints at steps {checkpoints}, and the final adapter")
     needs = disk_needs(cfg, run["steps"])
     out = setting(cfg, "output_dir")  # Axolotl's ./model-out where the recipe names none

@@ -60,9 +60,10 @@ def free_bytes(folder: Path) -> int | None:
 def size_text(n: int | None) -> str:
     if n is None:
         return "unknown"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:  # in whole numbers: a recipe may ask for more than a float holds
+            tenths = (int(n) * 10 + scale // 2) // scale
+            return f"{tenths // 10}.{tenths % 10} {unit}"
     return f"{n} bytes"
 
 

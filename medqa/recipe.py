@@ -206,12 +206,18 @@ COUNTS = ("micro_batch_size", "gradient_accumulation_steps", "sequence_len", "ev
 
 def _check_counts(where, cfg: dict) -> None:
     """The sizes a run divides by: Axolotl's schema takes 0, a negative number or false for them, and the run (or make
-    plan) then divides by zero. num_epochs must be above 0."""
+    plan) then divides by zero. num_epochs must be above 0, and a path (base model, template, dataset) not blank."""
     for key in COUNTS:
         value = cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1
                                   or value != int(value)):  # fmt: skip
             raise UserError(where, f"{key}: {value!r} is not a whole number of at least 1")
+    entries = [(f"{key}[{i}].path", d.get("path")) for key in ("datasets", "test_datasets")
+               for i, d in enumerate(cfg.get(key) or []) if isinstance(d, dict)]  # fmt: skip
+    for key, value in [("base_model", cfg.get("base_model")), ("chat_template_jinja", cfg.get("chat_template_jinja")),
+                       *entries]:  # fmt: skip
+        if isinstance(value, str) and not value.strip():
+            raise UserError(where, f"{key} is empty: it names a file, a folder or a Hub id")
     epochs = cfg.get("num_epochs")
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or epochs <= 0):
         raise UserError(where, f"num_epochs: {epochs!r} is not a number above 0")

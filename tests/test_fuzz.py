@@ -262,13 +262,17 @@ def named_paths(text: str) -> list[str]:
     """The paths a recipe's text names (base model, template, datasets) as its YAML reads, where it reads."""
     import yaml
 
+    from medqa.errors import one_line
+
     try:
         cfg = yaml.safe_load(text)
         entries = [d for key in ("datasets", "test_datasets") for d in (cfg.get(key) or []) if isinstance(d, dict)]
-        paths = [cfg.get("base_model"), cfg.get("chat_template_jinja"), *[d.get("path") for d in entries]]
+        paths = [cfg.get("chat_template_jinja"), *[d.get("path") for d in entries]]
+        model = cfg.get("base_model")
     except Exception:  # not YAML, not a mapping, a list of something else: the error names the recipe itself
         return []
-    return [p for p in paths if isinstance(p, str) and "/" in p]
+    hub_id = [f"{one_line(model)}: cannot load the base model"] if isinstance(model, str) else []  # `0`: a Hub id
+    return [one_line(p) for p in [model, *paths] if isinstance(p, str) and "/" in p] + hub_id
 
 
 @given(st.data())
@@ -596,6 +600,8 @@ def test_a_utf16_file_with_its_byte_order_mark_is_read(tmp_path):
         ("micro_batch_size: false", "micro_batch_size: False is not a whole number of at least 1"),  # make fuzz
         ("gradient_accumulation_steps: 0", "gradient_accumulation_steps: 0 is not a whole number of at least 1"),
         ("num_epochs: -1", "num_epochs: -1 is not a number above 0"),
+        ("base_model: !!str", "base_model is empty: it names a file, a folder or a Hub id"),  # make fuzz
+        ("datasets: [{path: ' ', type: chat_template}]", "datasets[0].path is empty"),
     ],
 )
 def test_recipe_values_found(small, tmp_path, line, problem):
@@ -637,13 +643,15 @@ def test_a_base_model_path_that_is_not_there_found(small, tmp_path):
     one_line(run_main("scripts/plan.py", recipe), cfg["base_model"], "cannot load the base model: no such folder")
 
 
-def test_a_recipe_that_asks_for_billions_of_steps_is_planned_found(small, tmp_path):
+@pytest.mark.parametrize("epochs", [9.223372036854777e20, 9.981228616160998e303])
+def test_a_recipe_that_asks_for_billions_of_steps_is_planned_found(small, tmp_path, epochs):
     """make fuzz: num_epochs 9.2e20 made make plan list every checkpoint (memory ran out) and then overflow; the
-    checkpoints are counted, not listed."""
+    checkpoints are counted, not listed, and the space they take is said in whole numbers (1e303 epochs' bytes are
+    more than a float holds)."""
     import yaml
 
     model, data = small
-    cfg = {**base_recipe(model, data), "num_epochs": 9.223372036854777e20, "save_steps": 100}
+    cfg = {**base_recipe(model, data), "num_epochs": epochs, "save_steps": 100}
     recipe = tmp_path / "recipe.yml"
     recipe.write_text(yaml.safe_dump(cfg))
     result = run_main("scripts/plan.py", recipe)

@@ -191,7 +191,7 @@ def validate(cfg: dict, where="recipe") -> None:
     # they expect, and a wrong type there is a traceback (a number as base_model), not a ValidationError
     for key, value in cfg.items():
         _check_type(where, key, value, by_key[key].annotation)
-    _check_counts(where, cfg)
+    _check_values(where, cfg)
     try:
         schema(**copy.deepcopy(cfg))  # Axolotl's validators fill in nested keys in place (a dataset's chat_template)
     except ValidationError as err:
@@ -204,7 +204,7 @@ def validate(cfg: dict, where="recipe") -> None:
 COUNTS = ("micro_batch_size", "gradient_accumulation_steps", "sequence_len", "eval_batch_size")
 
 
-def _check_counts(where, cfg: dict) -> None:
+def _check_values(where, cfg: dict) -> None:
     """The sizes a run divides by: Axolotl's schema takes 0, a negative number or false for them, and the run (or make
     plan) then divides by zero. num_epochs must be above 0, and a path (base model, template, dataset) not blank."""
     for key in COUNTS:
